@@ -1,0 +1,8 @@
+//! vault: an AWS credential broker backed by a hardware token.
+//!
+//! The library holds everything the `vault` binary does, so tests can call
+//! it without going through a process; `main.rs` only parses, runs and
+//! renders errors.
+#![forbid(unsafe_code)]
+
+pub mod cli;
