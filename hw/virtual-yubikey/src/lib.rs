@@ -13,6 +13,7 @@ pub mod control;
 pub mod log;
 pub mod mgmt;
 pub mod oath;
+pub mod pcsc_wait;
 pub mod piv;
 pub mod server;
 pub mod tlv;

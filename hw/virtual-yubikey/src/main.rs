@@ -56,6 +56,15 @@ enum Cmd {
         #[arg(required = true, trailing_var_arg = true)]
         words: Vec<String>,
     },
+    /// Wait until pcscd sees a card in READER (or, with --absent, none).
+    Wait {
+        #[arg(long, env = "VAULT_RIG_READER")]
+        reader: String,
+        #[arg(long)]
+        absent: bool,
+        #[arg(long, default_value_t = 15_000)]
+        timeout_ms: u64,
+    },
     /// Print the attestation test root certificate (PEM), creating it if missing.
     ExportRoot {
         #[arg(long, env = "VAULT_RIG_ROOT_DIR")]
@@ -117,6 +126,15 @@ fn real_main() -> Result<(), String> {
                 Err("command refused".into())
             }
         }
+        Cmd::Wait {
+            reader,
+            absent,
+            timeout_ms,
+        } => virtual_yubikey::pcsc_wait::wait_card(
+            &reader,
+            !absent,
+            Duration::from_millis(timeout_ms),
+        ),
         Cmd::ExportRoot { root_dir } => {
             let root = TestRoot::load_or_create(&root_dir)
                 .map_err(|e| format!("attestation root in {}: {e}", root_dir.display()))?;
