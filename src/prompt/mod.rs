@@ -1,0 +1,347 @@
+//! Asking the user. The core never prints or reads a terminal itself: it
+//! asks through `Prompt`, and a driver decides how (the terminal on
+//! /dev/tty, so it works while stdout carries JSON; zenity, kdialog or
+//! osascript when there is no terminal, as under an IDE).
+//!
+//! A driver is handed out only when it can work here: the terminal when
+//! /dev/tty opens, a dialog when its program is on PATH. `driver` is the one
+//! place that decides, so "why was I not asked?" has one answer.
+
+pub mod gui;
+pub mod terminal;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use zeroize::Zeroizing;
+
+use crate::secret::{MfaCode, Passphrase};
+
+pub use gui::{Dialog, Tool};
+pub use terminal::Terminal;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    #[error("no way to ask you: {0}")]
+    Unavailable(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("prompt failed: {0}")]
+    Io(String),
+}
+
+pub trait Prompt {
+    /// A one-time code from the MFA device `mfa_serial`, needed by `profile`.
+    fn mfa_code(&self, profile: &str, mfa_serial: &str) -> Result<MfaCode, PromptError>;
+    /// A secret typed without echo (secret access key, passphrase, PIN).
+    fn secret(&self, label: &str) -> Result<Passphrase, PromptError>;
+    /// A value typed with echo (access key ID).
+    fn text(&self, label: &str) -> Result<String, PromptError>;
+    /// Tells the user something that needs them (touch the key, waiting for
+    /// the next MFA code) without waiting for an answer.
+    fn notify(&self, message: &str);
+}
+
+/// How many times a driver asks for an MFA code before giving up: enough for
+/// a typo or two, few enough that a script stuck on a prompt ends.
+pub(crate) const MFA_ATTEMPTS: u32 = 3;
+
+/// Which driver to use, from `--prompt` or `VAULT_PROMPT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PromptKind {
+    /// The terminal if there is one, else the first dialog program found.
+    #[default]
+    Auto,
+    Terminal,
+    Zenity,
+    Kdialog,
+    Osascript,
+}
+
+impl PromptKind {
+    /// The accepted spellings, in the order `--help` should list them.
+    pub const NAMES: &'static [&'static str] =
+        &["auto", "terminal", "zenity", "kdialog", "osascript"];
+
+    /// Parses a name from `NAMES` (any case). An empty value means `auto`,
+    /// because `VAULT_PROMPT=` in a shell or CI file usually means "unset".
+    pub fn parse(s: &str) -> Result<PromptKind, PromptError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(PromptKind::Auto),
+            "terminal" => Ok(PromptKind::Terminal),
+            "zenity" => Ok(PromptKind::Zenity),
+            "kdialog" => Ok(PromptKind::Kdialog),
+            "osascript" => Ok(PromptKind::Osascript),
+            _ => Err(PromptError::Invalid(format!(
+                "unknown prompt driver {s:?}: use one of {} (--prompt or VAULT_PROMPT)",
+                PromptKind::NAMES.join(", ")
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PromptKind::Auto => "auto",
+            PromptKind::Terminal => "terminal",
+            PromptKind::Zenity => "zenity",
+            PromptKind::Kdialog => "kdialog",
+            PromptKind::Osascript => "osascript",
+        }
+    }
+}
+
+impl std::str::FromStr for PromptKind {
+    type Err = PromptError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PromptKind::parse(s)
+    }
+}
+
+impl std::fmt::Display for PromptKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The driver for `kind`, or `Unavailable` saying why it cannot work here
+/// and what to do instead.
+pub fn driver(kind: PromptKind) -> Result<Box<dyn Prompt>, PromptError> {
+    let tool = match kind {
+        PromptKind::Auto => return auto(),
+        PromptKind::Terminal => {
+            return match Terminal::open() {
+                Ok(t) => Ok(Box::new(t)),
+                Err(e) => Err(PromptError::Unavailable(format!(
+                    "the terminal prompt (--prompt / VAULT_PROMPT terminal) needs a terminal, \
+                     but {} cannot be opened ({e}); run vault from a terminal, or choose a \
+                     dialog with --prompt zenity, kdialog or osascript",
+                    terminal::TTY
+                ))),
+            };
+        }
+        PromptKind::Zenity => Tool::Zenity,
+        PromptKind::Kdialog => Tool::Kdialog,
+        PromptKind::Osascript => Tool::Osascript,
+    };
+    match Dialog::find(tool) {
+        Some(d) => Ok(Box::new(d)),
+        None => Err(PromptError::Unavailable(format!(
+            "the {kind} prompt (--prompt / VAULT_PROMPT {kind}) needs the program `{}`, \
+             which is not on PATH; {}",
+            tool.program(),
+            tool.install_hint()
+        ))),
+    }
+}
+
+fn auto() -> Result<Box<dyn Prompt>, PromptError> {
+    let tty_error = match Terminal::open() {
+        Ok(t) => return Ok(Box::new(t)),
+        Err(e) => e,
+    };
+    // A dialog program installed on a machine with no display (SSH, CI,
+    // cron) would only fail with "cannot open display": skip it so the
+    // user gets the advice below instead. macOS always has its window server.
+    let display = cfg!(target_os = "macos")
+        || ["DISPLAY", "WAYLAND_DISPLAY"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+    if display {
+        for &tool in Tool::for_this_os() {
+            if let Some(d) = Dialog::find(tool) {
+                return Ok(Box::new(d));
+            }
+        }
+    }
+    let programs: Vec<&str> = Tool::for_this_os().iter().map(|t| t.program()).collect();
+    let mfa = "for an MFA code, pass it with --mfa-token or set mfa_process in the profile \
+               (e.g. mfa_process = ykman oath accounts code -s <account>)";
+    let tty = format!(
+        "there is no terminal ({} cannot be opened: {tty_error})",
+        terminal::TTY
+    );
+    Err(PromptError::Unavailable(if display {
+        format!(
+            "{tty} and no dialog program ({}) is on PATH. Install zenity (apt install zenity) \
+             or run vault from a terminal; {mfa}",
+            programs.join(", ")
+        )
+    } else {
+        format!(
+            "{tty} and no display to show a dialog on (DISPLAY and WAYLAND_DISPLAY are unset). \
+             Run vault from a terminal, or {mfa}; installing zenity helps only where there is \
+             a display"
+        )
+    }))
+}
+
+/// Checks a typed or generated MFA code: 6 to 8 ASCII digits, with any
+/// spaces removed (authenticator apps show "123 456").
+pub fn validate_mfa_code(s: &str) -> Result<MfaCode, PromptError> {
+    let digits: Zeroizing<String> = Zeroizing::new(s.chars().filter(|c| *c != ' ').collect());
+    let n = digits.len();
+    if (6..=8).contains(&n) && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(MfaCode::new(digits.as_str()))
+    } else {
+        // The input is never repeated: it may be a mistyped secret.
+        Err(PromptError::Invalid(
+            "an MFA code is the 6 to 8 digits your MFA device shows now".to_string(),
+        ))
+    }
+}
+
+/// Runs a profile's `mfa_process` through `sh -c` (as aws-vault does) and
+/// takes its standard output as the code. Its stderr goes to ours, so a
+/// "touch your key" from ykman reaches the user; its stdin is closed so it
+/// cannot steal the input of a vault run inside a pipeline.
+pub fn mfa_process(command: &str) -> Result<MfaCode, PromptError> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| PromptError::Io(format!("cannot run mfa_process `{command}` with sh: {e}")))?;
+    let stdout = Zeroizing::new(out.stdout);
+    if !out.status.success() {
+        let how = match out.status.code() {
+            Some(code) => format!("exited with code {code}"),
+            None => "was killed by a signal".to_string(),
+        };
+        return Err(PromptError::Invalid(format!(
+            "mfa_process `{command}` {how} (its own message, if any, is above); \
+             run it by hand to see why, or pass the code with --mfa-token"
+        )));
+    }
+    let text = std::str::from_utf8(&stdout).unwrap_or("");
+    validate_mfa_code(text.trim()).map_err(|_| {
+        PromptError::Invalid(format!(
+            "mfa_process `{command}` succeeded but did not print a 6 to 8 digit code \
+             (and nothing else) on stdout; fix the command so it prints only the code"
+        ))
+    })
+}
+
+/// The full path of `program` if an executable of that name is on PATH.
+pub(crate) fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| dir.join(program))
+        .find(|p| is_executable(p))
+}
+
+#[cfg(unix)]
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(p: &Path) -> bool {
+    p.is_file()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_of_six_to_eight_digits_pass() {
+        for ok in ["123456", "1234567", "12345678", "123 456", " 0000 00 "] {
+            assert!(validate_mfa_code(ok).is_ok(), "{ok:?}");
+        }
+        assert_eq!(validate_mfa_code("123 456").unwrap().expose(), "123456");
+    }
+
+    #[test]
+    fn codes_of_wrong_length_or_with_non_digits_fail() {
+        for bad in [
+            "",
+            "12345",
+            "123456789",
+            "12a456",
+            "١٢٣٤٥٦",
+            "123-456",
+            "123456\n",
+            "\t123456",
+        ] {
+            assert!(
+                matches!(validate_mfa_code(bad), Err(PromptError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_code_message_does_not_repeat_the_input() {
+        let e = validate_mfa_code("hunter2-secret").unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn mfa_process_output_is_trimmed_and_taken() {
+        let code = mfa_process("printf ' 654321\\n\\n'").unwrap();
+        assert_eq!(code.expose(), "654321");
+    }
+
+    #[test]
+    fn mfa_process_runs_through_sh_with_stdin_closed() {
+        // `read` fails at once on /dev/null; a shared stdin would block.
+        let code = mfa_process("if read x; then echo 111111; else echo 222222; fi").unwrap();
+        assert_eq!(code.expose(), "222222");
+    }
+
+    #[test]
+    fn mfa_process_non_digits_are_rejected_without_echoing_them() {
+        // The command text differs from its output, which must not be shown.
+        let e = mfa_process("printf '%s' ab cdef").unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, PromptError::Invalid(_)));
+        assert!(msg.contains("6 to 8 digit"), "{msg}");
+        assert!(!msg.contains("abcdef"), "{msg}");
+    }
+
+    #[test]
+    fn mfa_process_extra_stdout_is_rejected() {
+        let e = mfa_process("echo 'Touch your YubiKey...'; echo 123456").unwrap_err();
+        assert!(e.to_string().contains("prints only the code"), "{e}");
+    }
+
+    #[test]
+    fn mfa_process_non_zero_exit_reports_the_code() {
+        let e = mfa_process("echo 123456; exit 3").unwrap_err().to_string();
+        assert!(e.contains("exited with code 3"), "{e}");
+        assert!(e.contains("--mfa-token"), "{e}");
+    }
+
+    #[test]
+    fn mfa_process_killed_by_signal_is_an_error() {
+        let e = mfa_process("kill -9 $$").unwrap_err().to_string();
+        assert!(e.contains("killed by a signal"), "{e}");
+    }
+
+    #[test]
+    fn kinds_parse_from_every_listed_name_and_round_trip() {
+        for name in PromptKind::NAMES {
+            let k = PromptKind::parse(name).unwrap();
+            assert_eq!(k.name(), *name);
+            assert_eq!(name.parse::<PromptKind>().unwrap(), k);
+        }
+        assert_eq!(PromptKind::parse("Zenity").unwrap(), PromptKind::Zenity);
+        assert_eq!(PromptKind::parse("").unwrap(), PromptKind::Auto);
+    }
+
+    #[test]
+    fn unknown_kind_lists_the_choices() {
+        let e = PromptKind::parse("pinentry").unwrap_err().to_string();
+        assert!(
+            e.contains("pinentry") && e.contains("terminal, zenity, kdialog, osascript"),
+            "{e}"
+        );
+    }
+}

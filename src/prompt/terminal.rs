@@ -1,0 +1,128 @@
+//! The terminal driver. It talks to /dev/tty and never to stdin or stdout:
+//! under `credential_process` stdout carries the JSON the AWS SDK parses,
+//! and in `... | vault exec` stdin is somebody else's data.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+
+use zeroize::Zeroizing;
+
+use super::{validate_mfa_code, Prompt, PromptError, MFA_ATTEMPTS};
+use crate::secret::{MfaCode, Passphrase};
+
+/// The controlling terminal of this process, whatever its fds point at.
+pub const TTY: &str = "/dev/tty";
+
+/// Asks on the controlling terminal.
+#[derive(Debug)]
+pub struct Terminal {
+    _private: (),
+}
+
+impl Terminal {
+    /// Succeeds only when the controlling terminal can be opened for reading
+    /// and writing, so a driver is never handed out where it would fail
+    /// (no terminal under an IDE, a launchd agent or `setsid`).
+    pub fn open() -> io::Result<Terminal> {
+        open_tty()?;
+        Ok(Terminal { _private: () })
+    }
+}
+
+fn open_tty() -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).open(TTY)
+}
+
+fn io_error(what: &str, e: io::Error) -> PromptError {
+    PromptError::Io(format!("{what} the terminal ({TTY}): {e}"))
+}
+
+/// Writes `prompt` and reads one line with the terminal's own echo. Ctrl-D
+/// on an empty line (or a hung-up terminal) reads as end of file: the user
+/// walked away, which is a cancel, not an error.
+fn read_line(prompt: &str) -> Result<Zeroizing<String>, PromptError> {
+    let mut tty = open_tty().map_err(|e| io_error("cannot open", e))?;
+    tty.write_all(prompt.as_bytes())
+        .and_then(|()| tty.flush())
+        .map_err(|e| io_error("cannot write to", e))?;
+    let mut line = Zeroizing::new(String::new());
+    let n = BufReader::new(&tty)
+        .read_line(&mut line)
+        .map_err(|e| io_error("cannot read from", e))?;
+    if n == 0 || !line.ends_with('\n') {
+        // Move off the prompt line so the shell prompt does not follow it.
+        let _ = tty.write_all(b"\n");
+        return Err(PromptError::Cancelled);
+    }
+    let end = line.trim_end_matches(['\r', '\n']).len();
+    line.truncate(end);
+    Ok(line)
+}
+
+fn say(line: &str) {
+    // Best effort: a message nobody can see is not worth failing for.
+    if let Ok(mut tty) = OpenOptions::new().write(true).open(TTY) {
+        let _ = writeln!(tty, "vault: {line}");
+    }
+}
+
+impl Prompt for Terminal {
+    fn mfa_code(&self, profile: &str, mfa_serial: &str) -> Result<MfaCode, PromptError> {
+        // The code is echoed, as aws-vault does: it is worthless once used,
+        // and seeing the digits typed avoids burning the 30 s window on a typo.
+        let prompt = format!("Enter MFA code for {mfa_serial} (profile {profile}): ");
+        for attempt in 1..=MFA_ATTEMPTS {
+            let line = read_line(&prompt)?;
+            match validate_mfa_code(line.trim()) {
+                Ok(code) => return Ok(code),
+                Err(_) if attempt < MFA_ATTEMPTS => {
+                    let left = MFA_ATTEMPTS - attempt;
+                    say(&format!(
+                        "an MFA code is the 6 to 8 digits your device shows; try again \
+                         ({left} {} left, Ctrl-D to cancel)",
+                        if left == 1 { "try" } else { "tries" }
+                    ));
+                }
+                Err(_) => {}
+            }
+        }
+        Err(PromptError::Invalid(format!(
+            "no valid MFA code after {MFA_ATTEMPTS} tries: type the 6 to 8 digits your MFA \
+             device shows for {mfa_serial}, or pass one with --mfa-token"
+        )))
+    }
+
+    fn secret(&self, label: &str) -> Result<Passphrase, PromptError> {
+        // rpassword opens /dev/tty itself (by path, so it can switch echo
+        // off on that very fd) and restores the mode when it returns.
+        let config = rpassword::ConfigBuilder::new()
+            .input_file_path(TTY)
+            .output_file_path(TTY)
+            .password_feedback_hide()
+            .build();
+        match rpassword::prompt_password_with_config(format!("{label}: "), config) {
+            Ok(s) => Ok(Passphrase::new(s)),
+            // Ctrl-D on an empty line.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                let _ = OpenOptions::new()
+                    .write(true)
+                    .open(TTY)
+                    .and_then(|mut t| t.write_all(b"\n"));
+                Err(PromptError::Cancelled)
+            }
+            // Ctrl-C: rpassword has already raised SIGINT; if that was
+            // caught or ignored, we still stop asking.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(PromptError::Cancelled),
+            Err(e) => Err(io_error("cannot read a secret from", e)),
+        }
+    }
+
+    fn text(&self, label: &str) -> Result<String, PromptError> {
+        let line = read_line(&format!("{label}: "))?;
+        Ok(line.trim().to_string())
+    }
+
+    fn notify(&self, message: &str) {
+        say(message);
+    }
+}

@@ -1,0 +1,254 @@
+//! The terminal driver on a real pseudo-terminal. Each test runs this very
+//! test binary again (only `child_entry`) under util-linux `script`, which
+//! gives it a pty as controlling terminal, with stdin from /dev/null and
+//! stdout to a file. The test plays the user on the pty and then checks that
+//! the prompts reached the terminal and not stdout, where credential_process
+//! JSON goes, and that secrets were not echoed.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use vault::prompt::{driver, PromptError, PromptKind};
+
+const CHILD: &str = "VAULT_PROMPT_TEST_CHILD";
+const OUT: &str = "VAULT_PROMPT_TEST_OUT";
+const SERIAL: &str = "arn:aws:iam::123456789012:mfa/alice";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+/// Long enough for any machine to get from writing the prompt to switching
+/// echo off; a secret typed before that would be echoed, as with sudo.
+const SETTLE: Duration = Duration::from_millis(500);
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// In a normal run this does nothing. Re-invoked by a test with `CHILD`
+/// set, it plays vault: asks through the driver `VAULT_PROMPT` selects and
+/// writes the outcome to the file `OUT` names.
+#[test]
+fn child_entry() {
+    let Ok(action) = std::env::var(CHILD) else {
+        return;
+    };
+    let out = std::env::var(OUT).expect("OUT set with CHILD");
+    let kind = PromptKind::parse(&std::env::var("VAULT_PROMPT").unwrap_or_default()).unwrap();
+    let mut report = String::new();
+    let mut record = |r: Result<String, PromptError>| {
+        report += &match r {
+            Ok(v) => format!("ok {v}\n"),
+            Err(PromptError::Cancelled) => "cancelled\n".to_string(),
+            Err(e) => format!("err {e:?}\n"),
+        };
+    };
+    match driver(kind) {
+        Err(e) => record(Err(e)),
+        Ok(p) => match action.as_str() {
+            "secret_then_text" => {
+                record(
+                    p.secret("AWS secret access key")
+                        .map(|s| s.expose().to_string()),
+                );
+                record(p.text("AWS access key ID"));
+            }
+            "secret" => record(
+                p.secret("AWS secret access key")
+                    .map(|s| s.expose().to_string()),
+            ),
+            "mfa" => record(p.mfa_code("dev", SERIAL).map(|c| c.expose().to_string())),
+            "notify" => {
+                p.notify("Touch your YubiKey");
+                record(Ok(String::new()));
+            }
+            other => panic!("unknown action {other}"),
+        },
+    }
+    std::fs::write(out, report).unwrap();
+}
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The child running under `script`, the pty transcript as it arrives, and
+/// where the child's stdout and result land.
+struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    chunks: Receiver<Vec<u8>>,
+    transcript: String,
+    dir: tempfile::TempDir,
+}
+
+impl Session {
+    fn start(action: &str) -> Session {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let cmd = format!(
+            "{} --exact child_entry --nocapture --test-threads=1 </dev/null >{} 2>{}",
+            sh_quote(exe.to_str().unwrap()),
+            sh_quote(dir.path().join("stdout").to_str().unwrap()),
+            sh_quote(dir.path().join("stderr").to_str().unwrap()),
+        );
+        let mut child = Command::new("script")
+            .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+            .env(CHILD, action)
+            .env(OUT, dir.path().join("result"))
+            .env("VAULT_PROMPT", "terminal")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("util-linux `script` is needed to give the child a pty");
+        let mut stdout = child.stdout.take().unwrap();
+        let (tx, chunks) = channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Session {
+            stdin: child.stdin.take(),
+            child,
+            chunks,
+            transcript: String::new(),
+            dir,
+        }
+    }
+
+    /// Waits until `needle` has appeared `times` times on the terminal.
+    fn expect(&mut self, needle: &str, times: usize) {
+        let end = Instant::now() + DEADLINE;
+        while self.transcript.matches(needle).count() < times {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.chunks.recv_timeout(left) {
+                Ok(c) => self.transcript += &String::from_utf8_lossy(&c),
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "{needle:?} did not appear {times}x on the terminal; got {:?}",
+                        self.transcript
+                    );
+                }
+            }
+        }
+    }
+
+    /// Types on the terminal, as a user at the keyboard would.
+    fn type_keys(&mut self, keys: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(keys.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits for the child to end; returns (result file, child's stdout).
+    fn finish(mut self) -> (String, String, String) {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "child failed: {status}");
+                break;
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                panic!(
+                    "child did not finish; terminal so far: {:?}",
+                    self.transcript
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(self.stdin.take());
+        while let Ok(c) = self.chunks.recv_timeout(Duration::from_millis(200)) {
+            self.transcript += &String::from_utf8_lossy(&c);
+        }
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        let d: PathBuf = self.dir.path().into();
+        let stdout = read(&d.join("stdout"));
+        // The redirection worked: the child's own test harness wrote there.
+        assert!(stdout.contains("child_entry"), "stdout: {stdout:?}");
+        (read(&d.join("result")), stdout, self.transcript)
+    }
+}
+
+#[test]
+fn secret_is_asked_on_the_tty_without_echo_and_echo_comes_back() {
+    let mut s = Session::start("secret_then_text");
+    s.expect("AWS secret access key: ", 1);
+    std::thread::sleep(SETTLE);
+    s.type_keys(&format!("{SECRET}\r"));
+    s.expect("AWS access key ID: ", 1);
+    s.type_keys("AKIAIOSFODNN7EXAMPLE\r");
+    let (result, stdout, tty) = s.finish();
+    assert_eq!(result, format!("ok {SECRET}\nok AKIAIOSFODNN7EXAMPLE\n"));
+    assert!(!tty.contains(SECRET), "secret echoed: {tty:?}");
+    // The terminal echoes again after the secret: the text answer shows.
+    assert!(tty.contains("AKIAIOSFODNN7EXAMPLE"), "{tty:?}");
+    for text in ["AWS secret access key", "AWS access key ID", SECRET] {
+        assert!(
+            !stdout.contains(text),
+            "{text:?} reached stdout: {stdout:?}"
+        );
+    }
+}
+
+#[test]
+fn ctrl_d_at_the_secret_prompt_cancels() {
+    let mut s = Session::start("secret");
+    s.expect("AWS secret access key: ", 1);
+    std::thread::sleep(SETTLE);
+    s.type_keys("\x04");
+    let (result, _, _) = s.finish();
+    assert_eq!(result, "cancelled\n");
+}
+
+#[test]
+fn mfa_code_is_asked_again_after_a_bad_one() {
+    let mut s = Session::start("mfa");
+    let prompt = format!("Enter MFA code for {SERIAL} (profile dev): ");
+    s.expect(&prompt, 1);
+    s.type_keys("12ab\r");
+    s.expect("try again (2 tries left", 1);
+    s.expect(&prompt, 2);
+    s.type_keys("123 456\r");
+    let (result, stdout, _) = s.finish();
+    assert_eq!(result, "ok 123456\n");
+    assert!(!stdout.contains("MFA code"), "{stdout:?}");
+}
+
+#[test]
+fn mfa_gives_up_after_three_bad_codes() {
+    let mut s = Session::start("mfa");
+    let prompt = format!("Enter MFA code for {SERIAL} (profile dev): ");
+    for i in 1..=3 {
+        s.expect(&prompt, i);
+        s.type_keys("nope\r");
+    }
+    let (result, _, tty) = s.finish();
+    assert!(
+        result.starts_with("err Invalid(\"no valid MFA code after 3 tries"),
+        "{result}"
+    );
+    assert!(tty.contains("1 try left"), "{tty:?}");
+}
+
+#[test]
+fn ctrl_d_at_the_mfa_prompt_cancels() {
+    let mut s = Session::start("mfa");
+    s.expect("Enter MFA code for", 1);
+    s.type_keys("\x04");
+    let (result, _, _) = s.finish();
+    assert_eq!(result, "cancelled\n");
+}
+
+#[test]
+fn notify_writes_one_line_to_the_tty_only() {
+    let s = Session::start("notify");
+    let (result, stdout, tty) = s.finish();
+    assert_eq!(result, "ok \n");
+    assert!(tty.contains("vault: Touch your YubiKey\r\n"), "{tty:?}");
+    assert!(!stdout.contains("Touch"), "{stdout:?}");
+}
