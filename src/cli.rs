@@ -1,10 +1,202 @@
-//! Command-line definition. Every command gets its own file under `cmd/`
-//! as it arrives; this file only declares the surface.
-use clap::Parser;
+//! The command line: clap definitions only. Each command's logic lives in
+//! its own file under `cmd/`.
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
 
 /// AWS credentials from a hardware token: IAM keys wrapped by a YubiKey PIV
 /// slot, MFA codes from its OATH applet, short-lived STS sessions for every
 /// process.
 #[derive(Debug, Parser)]
 #[command(name = "vault", version, about, long_about = None)]
-pub struct Cli {}
+pub struct Cli {
+    /// Log which credential path was taken and why (to stderr; never secrets).
+    #[arg(long, global = true)]
+    pub debug: bool,
+
+    /// Where long-term keys are stored: keychain (Secret Service, macOS
+    /// Keychain, Windows Credential Manager), keyutils (Linux kernel keyring,
+    /// memory only) or file (encrypted, for headless machines).
+    #[arg(long, global = true, env = "VAULT_BACKEND", value_name = "BACKEND")]
+    pub backend: Option<String>,
+
+    /// How to ask for MFA codes and secrets: auto, terminal, zenity, kdialog, osascript.
+    #[arg(long, global = true, env = "VAULT_PROMPT", value_name = "DRIVER")]
+    pub prompt: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Store a profile's long-term IAM access key.
+    Add(AddArgs),
+    /// Show profiles, which have stored keys, and cached sessions.
+    #[command(visible_alias = "ls")]
+    List(ListArgs),
+    /// Delete a profile's stored key (and its cached sessions).
+    #[command(visible_alias = "rm")]
+    Remove(RemoveArgs),
+    /// Delete cached sessions (all, or a profile's).
+    Clear(ClearArgs),
+    /// Run a command with a profile's temporary credentials in its environment,
+    /// or print them for credential_process with --json.
+    Exec(ExecArgs),
+    /// Print a profile's temporary credentials in a chosen format.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Profile name (as in ~/.aws/config).
+    pub profile: String,
+    /// Take the key from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead of asking.
+    #[arg(long)]
+    pub env: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only profile names.
+    #[arg(long, conflicts_with_all = ["credentials", "sessions"])]
+    pub profiles: bool,
+    /// Only profiles with stored keys.
+    #[arg(long, conflicts_with = "sessions")]
+    pub credentials: bool,
+    /// Only cached sessions.
+    #[arg(long)]
+    pub sessions: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    pub profile: String,
+    /// Do not ask for confirmation.
+    #[arg(long, short)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClearArgs {
+    /// Only this profile's sessions.
+    pub profile: Option<String>,
+}
+
+/// Options shared by everything that produces credentials.
+#[derive(Debug, Args, Clone)]
+pub struct SessionArgs {
+    /// Session duration (e.g. 1h, 45m, 3600s). Defaults to 1h, or the
+    /// profile's duration_seconds for roles.
+    #[arg(long, short, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Use the stored long-term key for roles (or directly) without a
+    /// GetSessionToken session.
+    #[arg(long, short = 'n')]
+    pub no_session: bool,
+    /// Region for the credentials (overrides the profile's).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// An MFA code to use instead of asking for one.
+    #[arg(long, short = 't', value_name = "CODE")]
+    pub mfa_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Profile name (default: $AWS_PROFILE).
+    #[arg(env = "AWS_PROFILE")]
+    pub profile: String,
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// Print credential_process JSON on stdout instead of running a command.
+    #[arg(long, short = 'j', conflicts_with = "command")]
+    pub json: bool,
+    /// The command and its arguments (default: $SHELL).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// KEY=value lines
+    Env,
+    /// export KEY=value lines, for eval
+    ExportEnv,
+    /// the credential_process JSON object
+    Json,
+    /// an ~/.aws/credentials section
+    Ini,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Profile name (default: $AWS_PROFILE).
+    #[arg(env = "AWS_PROFILE")]
+    pub profile: String,
+    #[command(flatten)]
+    pub session: SessionArgs,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Env)]
+    pub format: ExportFormat,
+}
+
+/// Go-style durations as aws-vault takes them: `1h`, `30m`, `1h30m`, `900s`, `900`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(n));
+    }
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}: expected e.g. 1h, 30m, 900s"))?;
+        num.clear();
+        total = total.saturating_add(match c {
+            'h' => n.saturating_mul(3600),
+            'm' => n.saturating_mul(60),
+            's' => n,
+            _ => {
+                return Err(format!(
+                    "invalid duration {s:?}: unknown unit {c:?} (use h, m, s)"
+                ))
+            }
+        });
+    }
+    if !num.is_empty() {
+        return Err(format!(
+            "invalid duration {s:?}: a number needs a unit (h, m, s)"
+        ));
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_like_aws_vault() {
+        assert_eq!(parse_duration("1h").unwrap().as_secs(), 3600);
+        assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5400);
+        assert_eq!(parse_duration("900s").unwrap().as_secs(), 900);
+        assert_eq!(parse_duration("900").unwrap().as_secs(), 900);
+        assert!(parse_duration("1x").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("1h3").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

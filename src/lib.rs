@@ -5,4 +5,21 @@
 //! renders errors.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod creds;
+pub mod error;
+pub mod lock;
+pub mod logging;
+pub mod mfa;
+pub mod output;
+pub mod paths;
+pub mod plan;
+pub mod prompt;
+pub mod provider;
+pub mod secret;
+pub mod session;
+pub mod store;
+pub mod sts;

@@ -1,6 +1,35 @@
 #![forbid(unsafe_code)]
 use clap::Parser;
+use std::process::ExitCode;
+use vault::app::App;
+use vault::cli::{Cli, Command};
+use vault::cmd;
+use vault::error::Error;
 
-fn main() {
-    let _cli = vault::cli::Cli::parse();
+fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let app = App::new(cli.backend.as_deref(), cli.prompt.as_deref())?;
+    match &cli.command {
+        Command::Add(a) => cmd::add::run(&app, a)?,
+        Command::List(a) => cmd::list::run(&app, a)?,
+        Command::Remove(a) => cmd::remove::run(&app, a)?,
+        Command::Clear(a) => cmd::clear::run(&app, a)?,
+        Command::Exec(a) => return cmd::exec::run(&app, a),
+        Command::Export(a) => cmd::export::run(&app, a)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    vault::logging::init(cli.debug);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vault: {e}");
+            if let Some(h) = e.hint() {
+                eprintln!("vault: hint: {h}");
+            }
+            ExitCode::FAILURE
+        }
+    }
 }

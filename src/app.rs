@@ -1,0 +1,142 @@
+//! What every command needs, opened lazily: the config file, the store,
+//! the session cache, the prompt. A cache hit opens only the config and
+//! the cache; the store and the prompt are opened when first needed.
+
+use crate::config::{self, ConfigFile};
+use crate::error::Error;
+use crate::prompt::{self, Prompt, PromptError, PromptKind};
+use crate::secret::{MfaCode, Passphrase};
+use crate::session::SessionCache;
+use crate::store::{self, Backend, Store, StoreOptions};
+use std::cell::OnceCell;
+use std::time::Duration;
+
+/// aws-vault reuses a session while more than 5 minutes remain.
+pub const DEFAULT_MIN_REMAINING: Duration = Duration::from_secs(300);
+
+pub struct App {
+    pub backend: Backend,
+    pub prompt_kind: PromptKind,
+    config: OnceCell<ConfigFile>,
+    store: OnceCell<Box<dyn Store>>,
+    prompt: LazyPrompt,
+}
+
+/// Finds a prompt driver on first use, so commands that never ask (a cache
+/// hit, `list`) work where no terminal or display exists.
+pub struct LazyPrompt {
+    kind: PromptKind,
+    driver: OnceCell<Result<Box<dyn Prompt>, String>>,
+}
+
+impl LazyPrompt {
+    fn get(&self) -> Result<&dyn Prompt, PromptError> {
+        match self
+            .driver
+            .get_or_init(|| prompt::driver(self.kind).map_err(|e| e.to_string()))
+        {
+            Ok(d) => Ok(d.as_ref()),
+            Err(e) => Err(PromptError::Unavailable(e.clone())),
+        }
+    }
+}
+
+impl Prompt for LazyPrompt {
+    fn mfa_code(&self, profile: &str, mfa_serial: &str) -> Result<MfaCode, PromptError> {
+        self.get()?.mfa_code(profile, mfa_serial)
+    }
+    fn secret(&self, label: &str) -> Result<Passphrase, PromptError> {
+        self.get()?.secret(label)
+    }
+    fn text(&self, label: &str) -> Result<String, PromptError> {
+        self.get()?.text(label)
+    }
+    fn notify(&self, message: &str) {
+        match self.get() {
+            Ok(p) => p.notify(message),
+            // Nowhere better to say it; stderr never carries credentials.
+            Err(_) => eprintln!("vault: {message}"),
+        }
+    }
+}
+
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl App {
+    pub fn new(backend: Option<&str>, prompt: Option<&str>) -> Result<App, Error> {
+        let backend = match backend {
+            None => Backend::Keychain,
+            Some(b) => Backend::parse(b).ok_or_else(|| {
+                Error::usage(
+                    format!("unknown backend {b:?}"),
+                    Some(format!("choose one of: {}", Backend::NAMES.join(", "))),
+                )
+            })?,
+        };
+        let prompt_kind = match prompt {
+            None => PromptKind::Auto,
+            Some(p) => PromptKind::parse(p)?,
+        };
+        Ok(App {
+            backend,
+            prompt_kind,
+            config: OnceCell::new(),
+            store: OnceCell::new(),
+            prompt: LazyPrompt {
+                kind: prompt_kind,
+                driver: OnceCell::new(),
+            },
+        })
+    }
+
+    pub fn config(&self) -> Result<&ConfigFile, Error> {
+        if let Some(c) = self.config.get() {
+            return Ok(c);
+        }
+        let c = ConfigFile::load(config::default_path())?;
+        Ok(self.config.get_or_init(|| c))
+    }
+
+    pub fn prompt(&self) -> &dyn Prompt {
+        &self.prompt
+    }
+
+    pub fn store_options() -> StoreOptions {
+        let mut o = StoreOptions::from_env();
+        if let Some(s) = env_var("VAULT_KEYCHAIN_SERVICE") {
+            o.service = s;
+        }
+        o
+    }
+
+    pub fn store(&self) -> Result<&dyn Store, Error> {
+        if let Some(s) = self.store.get() {
+            return Ok(s.as_ref());
+        }
+        log::debug!(target: "vault", "opening the {} store", self.backend.name());
+        let s = store::open(self.backend, &Self::store_options(), &self.prompt)?;
+        Ok(self.store.get_or_init(|| s).as_ref())
+    }
+
+    /// The session cache: the kernel keyring where it works, else the store.
+    pub fn cache(&self) -> Result<Box<dyn SessionCache>, Error> {
+        #[cfg(target_os = "linux")]
+        match crate::session::kernel::KernelCache::open() {
+            Ok(k) => return Ok(Box::new(k)),
+            Err(e) => {
+                log::debug!(target: "vault", "kernel keyring unavailable ({e}); caching sessions in the {} store", self.backend.name())
+            }
+        }
+        let store = store::open(self.backend, &Self::store_options(), &self.prompt)?;
+        Ok(Box::new(crate::session::StoreCache::new(store)))
+    }
+
+    /// How much validity a cached session must have left to be reused.
+    pub fn min_remaining() -> Duration {
+        env_var("VAULT_MIN_REMAINING")
+            .and_then(|v| crate::cli::parse_duration(&v).ok())
+            .unwrap_or(DEFAULT_MIN_REMAINING)
+    }
+}

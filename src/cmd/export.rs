@@ -1,0 +1,28 @@
+//! `vault export PROFILE --format env|export-env|json|ini`.
+
+use crate::app::App;
+use crate::cli::{ExportArgs, ExportFormat};
+use crate::error::Error;
+use crate::output;
+use std::io::Write;
+
+pub fn run(app: &App, args: &ExportArgs) -> Result<(), Error> {
+    super::exec::refuse_nesting()?;
+    let r = super::credentials(app, &args.profile, &args.session)?;
+    let text = match args.format {
+        ExportFormat::Json => {
+            let mut j = output::credential_process_json(&r.creds);
+            j.push('\n');
+            j
+        }
+        ExportFormat::Env => output::env_lines(&r.creds, r.region.as_deref(), &args.profile, false),
+        ExportFormat::ExportEnv => {
+            output::env_lines(&r.creds, r.region.as_deref(), &args.profile, true)
+        }
+        ExportFormat::Ini => output::ini_section(&r.creds, r.region.as_deref(), &args.profile),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::Other(format!("cannot write to stdout: {e}")))
+}

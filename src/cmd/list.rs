@@ -1,0 +1,70 @@
+//! `vault list`: profiles, which have stored keys, and cached sessions.
+
+use crate::app::App;
+use crate::cli::ListArgs;
+use crate::error::Error;
+use crate::session;
+use crate::store;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
+}
+
+pub fn run(app: &App, args: &ListArgs) -> Result<(), Error> {
+    let cfg = app.config()?;
+    let mut profiles: Vec<String> = cfg.profile_names().iter().map(|s| s.to_string()).collect();
+    if args.profiles {
+        for p in profiles {
+            println!("{p}");
+        }
+        return Ok(());
+    }
+    let stored = store::key_profiles(app.store()?)?;
+    if args.credentials {
+        for p in stored {
+            println!("{p}");
+        }
+        return Ok(());
+    }
+    let cache = app.cache()?;
+    let now = SystemTime::now();
+    let mut sessions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (_, s) in session::all(cache.as_ref())? {
+        sessions.entry(s.profile.clone()).or_default().push(format!(
+            "{}:{}",
+            s.kind.label(),
+            human(s.creds.remaining(now))
+        ));
+    }
+    if args.sessions {
+        for (p, list) in &sessions {
+            for s in list {
+                println!("{p}\t{s}");
+            }
+        }
+        return Ok(());
+    }
+    for p in stored.iter().chain(sessions.keys()) {
+        if !profiles.contains(p) {
+            profiles.push(p.clone());
+        }
+    }
+    println!("{:<24} {:<24} Sessions", "Profile", "Credentials");
+    println!("{:<24} {:<24} ========", "=======", "===========");
+    for p in &profiles {
+        let creds = if stored.contains(p) { p.as_str() } else { "-" };
+        let sess = sessions
+            .get(p)
+            .map(|v| v.join(", "))
+            .unwrap_or_else(|| "-".into());
+        println!("{p:<24} {creds:<24} {sess}");
+    }
+    Ok(())
+}

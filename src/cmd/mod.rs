@@ -1,0 +1,151 @@
+//! One file per command. Shared here: getting a profile's credentials,
+//! which `exec` and `export` both do.
+
+pub mod add;
+pub mod clear;
+pub mod exec;
+pub mod export;
+pub mod list;
+pub mod remove;
+
+use crate::app::App;
+use crate::cli::SessionArgs;
+use crate::config::{self, ProfileChain};
+use crate::creds::Credentials;
+use crate::error::Error;
+use crate::mfa::MfaSources;
+use crate::provider::{self, Options, Provider};
+use crate::store;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// A profile's credentials and the region they are for.
+pub struct Resolved {
+    pub creds: Credentials,
+    pub region: Option<String>,
+}
+
+/// Whether `name` has a long-term key in the store, remembered per name so
+/// a chain asks the keychain once per profile.
+pub fn stored_key_check(app: &App) -> impl Fn(&str) -> bool + '_ {
+    let memo: RefCell<HashMap<String, bool>> = RefCell::new(HashMap::new());
+    move |name: &str| {
+        if let Some(v) = memo.borrow().get(name) {
+            return *v;
+        }
+        let has = app
+            .store()
+            .ok()
+            .and_then(|s| s.get(&store::key_item(name)).ok().flatten())
+            .is_some();
+        memo.borrow_mut().insert(name.to_string(), has);
+        has
+    }
+}
+
+/// The chain for `profile` with stored keys taken into account (a profile
+/// with keys ends the chain), checked for sources vault cannot use.
+pub fn resolve_chain(app: &App, profile: &str) -> Result<ProfileChain, Error> {
+    let has_keys = stored_key_check(app);
+    let chain = app
+        .config()?
+        .resolve_with(profile, &config::process_env, &has_keys)?;
+    let root = chain.root();
+    if root.source_profile.is_none() && !has_keys(&root.name) {
+        if let Some(e) = root.unsupported() {
+            return Err(e.into());
+        }
+    }
+    Ok(chain)
+}
+
+pub fn credentials(app: &App, profile: &str, args: &SessionArgs) -> Result<Resolved, Error> {
+    let cache = app.cache()?;
+    let min_remaining = App::min_remaining();
+
+    // The fast path: the config file and the cache, nothing else. The file
+    // alone may resolve a different chain than with stored keys known; then
+    // its cache id is one no slow path ever wrote, and this simply misses.
+    if let Ok(chain) = app.config()?.resolve(profile, &config::process_env) {
+        let plan = crate::plan::build(&chain, args, &config::process_env);
+        if let Some(creds) = provider::cached(&plan, cache.as_ref(), min_remaining)? {
+            return Ok(Resolved {
+                creds,
+                region: crate::plan::region(&chain, args),
+            });
+        }
+    }
+
+    let chain = resolve_chain(app, profile)?;
+    log::debug!(target: "vault", "profile chain: {chain}");
+    let plan = crate::plan::build(&chain, args, &config::process_env);
+    let token_flag = match &args.mfa_token {
+        Some(t) => Some(crate::prompt::validate_mfa_code(t)?),
+        None => None,
+    };
+    let keys = |name: &str| -> Result<_, crate::store::StoreError> {
+        let s = app.store().map_err(|e| match e {
+            Error::Store(s) => s,
+            other => crate::store::StoreError::Other {
+                backend: app.backend.name(),
+                detail: other.to_string(),
+            },
+        })?;
+        store::get_key(s, name)
+    };
+    let provider = Provider::new(
+        cache.as_ref(),
+        &keys,
+        MfaSources {
+            token_flag,
+            device: None,
+            prompt: app.prompt(),
+        },
+        Options {
+            min_remaining,
+            lock_dir: crate::lock::lock_dir(),
+        },
+    );
+    let creds = provider.credentials(&plan)?;
+    for w in provider.warnings.borrow().iter() {
+        eprintln!("vault: warning: {w}");
+    }
+    Ok(Resolved {
+        creds,
+        region: crate::plan::region(&chain, args),
+    })
+}
+
+/// Cache ids of every plan that starts from `profile`'s keys or passes
+/// through it, for `add`, `remove` and `clear PROFILE`.
+pub fn session_ids_involving(app: &App, profile: &str) -> Vec<crate::session::CacheId> {
+    let Ok(cfg) = app.config() else {
+        return Vec::new();
+    };
+    let has_keys = stored_key_check(app);
+    let mut names: Vec<String> = cfg.profile_names().iter().map(|s| s.to_string()).collect();
+    if !names.iter().any(|n| n == profile) {
+        names.push(profile.to_string());
+    }
+    let mut ids = Vec::new();
+    for name in names {
+        let Ok(chain) = cfg.resolve_with(&name, &config::process_env, &has_keys) else {
+            continue;
+        };
+        if !chain.links().iter().any(|l| l.name == profile) {
+            continue;
+        }
+        for no_session in [false, true] {
+            let args = SessionArgs {
+                duration: None,
+                no_session,
+                region: None,
+                mfa_token: None,
+            };
+            ids.extend(crate::plan::build(&chain, &args, &config::process_env).all_ids());
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    ids
+}

@@ -1,0 +1,42 @@
+//! `vault remove PROFILE`: delete a stored key and its sessions.
+
+use crate::app::App;
+use crate::cli::RemoveArgs;
+use crate::error::Error;
+use crate::store;
+
+pub fn run(app: &App, args: &RemoveArgs) -> Result<(), Error> {
+    let store = app.store()?;
+    if store::get_key(store, &args.profile)?.is_none() {
+        return Err(Error::usage(
+            format!(
+                "no credentials stored for profile \"{}\" in the {} store",
+                args.profile,
+                app.backend.name()
+            ),
+            Some("`vault list --credentials` shows which profiles have stored keys".to_string()),
+        ));
+    }
+    if !args.force {
+        let answer = app.prompt().text(&format!(
+            "Delete credentials for profile \"{}\"? (y|N) ",
+            args.profile
+        ))?;
+        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            return Err(Error::usage("not deleted", None));
+        }
+    }
+    let cache = app.cache()?;
+    let mut cleared = 0;
+    for id in super::session_ids_involving(app, &args.profile) {
+        if cache.remove(&id).unwrap_or(false) {
+            cleared += 1;
+        }
+    }
+    store.delete(&store::key_item(&args.profile))?;
+    println!("Deleted credentials of profile \"{}\".", args.profile);
+    if cleared > 0 {
+        println!("Deleted {cleared} cached session(s).");
+    }
+    Ok(())
+}

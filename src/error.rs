@@ -1,0 +1,49 @@
+//! The one error type commands return, and what the user is told about it.
+//! Every variant renders as "what happened" plus, where there is one, a
+//! hint line saying what to do next.
+
+use crate::provider::ProviderError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Prompt(#[from] crate::prompt::PromptError),
+    #[error(transparent)]
+    Cache(#[from] crate::session::CacheError),
+    /// Bad input on the command line or in the environment.
+    #[error("{message}")]
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    pub fn usage(message: impl Into<String>, hint: impl Into<Option<String>>) -> Error {
+        Error::Usage {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Config(e) => e.hint(),
+            Error::Store(e) => e.hint().map(str::to_string),
+            Error::Provider(e) => e.hint(),
+            Error::Prompt(crate::prompt::PromptError::Unavailable(_)) => Some(
+                "pass --mfa-token CODE, set mfa_process in the profile, or choose --prompt zenity|kdialog|osascript".into(),
+            ),
+            Error::Usage { hint, .. } => hint.clone(),
+            _ => None,
+        }
+    }
+}

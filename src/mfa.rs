@@ -1,0 +1,187 @@
+//! Where MFA codes come from, in order: `--mfa-token`, the profile's
+//! `mfa_process`, the hardware token's OATH applet, then a prompt driver.
+//! And the rule AWS enforces: a TOTP code is accepted once, so vault never
+//! sends a code it already sent; it waits for the next one instead.
+
+use crate::prompt::{Prompt, PromptError};
+use crate::secret::MfaCode;
+use crate::session::{self, MfaUse, SessionCache};
+use sha2::{Digest, Sha256};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// TOTP time step length AWS virtual MFA devices use.
+pub const STEP: u64 = 30;
+/// How long a used code is remembered: a code is valid for about a step
+/// either side of its own, so after this it is worthless anyway.
+const REMEMBER_SECS: u64 = 120;
+
+/// A source of codes computed on a device (the YubiKey OATH applet).
+pub trait DeviceCodes {
+    /// The code of `mfa_serial`'s credential for TOTP step `step`, or
+    /// `Ok(None)` when this device holds no credential for it.
+    fn code(&self, mfa_serial: &str, step: u64) -> Result<Option<MfaCode>, String>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MfaError {
+    #[error("the MFA code given with --mfa-token was already used {ago} s ago; AWS accepts each code once")]
+    TokenReused { ago: u64 },
+    #[error("mfa_process kept returning a code that was already used")]
+    ProcessReused,
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+    #[error("MFA device: {0}")]
+    Device(String),
+}
+
+impl MfaError {
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            MfaError::TokenReused { .. } => Some("wait for the next code and pass that one"),
+            MfaError::Prompt(PromptError::Unavailable(_)) => Some(
+                "pass --mfa-token CODE, set mfa_process in the profile, or use --prompt zenity",
+            ),
+            _ => None,
+        }
+    }
+}
+
+pub struct MfaSources<'a> {
+    pub token_flag: Option<MfaCode>,
+    pub device: Option<&'a dyn DeviceCodes>,
+    pub prompt: &'a dyn Prompt,
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn code_hash(serial: &str, code: &MfaCode) -> String {
+    let mut h = Sha256::new();
+    h.update(serial.as_bytes());
+    h.update([0]);
+    h.update(code.expose().as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+fn used_at(rec: &MfaUse, hash: &str, now: u64) -> Option<u64> {
+    rec.used
+        .iter()
+        .find(|(h, t)| h == hash && now.saturating_sub(*t) < REMEMBER_SECS)
+        .map(|(_, t)| *t)
+}
+
+/// A code obtained for one STS call, with what must be recorded once it
+/// has been sent.
+pub struct Code {
+    pub code: MfaCode,
+    step: Option<u64>,
+}
+
+/// Obtains a code for `mfa_serial` that was not sent before. The caller
+/// must hold the MFA lock of `mfa_serial` from here until `mark_used`.
+pub fn obtain(
+    src: &MfaSources<'_>,
+    cache: &dyn SessionCache,
+    profile: &str,
+    mfa_serial: &str,
+    mfa_process: Option<&str>,
+) -> Result<Code, MfaError> {
+    let rec = session::get_mfa_use(cache, mfa_serial);
+
+    if let Some(code) = &src.token_flag {
+        let now = now_secs();
+        if let Some(t) = used_at(&rec, &code_hash(mfa_serial, code), now) {
+            return Err(MfaError::TokenReused { ago: now - t });
+        }
+        log::debug!(target: "vault", "MFA code from --mfa-token");
+        return Ok(Code {
+            code: code.clone(),
+            step: None,
+        });
+    }
+
+    if let Some(cmd) = mfa_process {
+        // A code generator is deterministic per time step: a reused code
+        // means the next step has not come yet, so wait for it.
+        for attempt in 0..3 {
+            let code = crate::prompt::mfa_process(cmd)?;
+            let now = now_secs();
+            if used_at(&rec, &code_hash(mfa_serial, &code), now).is_none() {
+                log::debug!(target: "vault", "MFA code from mfa_process");
+                return Ok(Code { code, step: None });
+            }
+            let wait = STEP - now % STEP + 1;
+            src.prompt.notify(&format!(
+                "The last MFA code for {mfa_serial} was already used; waiting {wait} s for the next one"
+            ));
+            log::debug!(target: "vault", "mfa_process returned a used code (attempt {attempt}); waiting {wait} s");
+            std::thread::sleep(Duration::from_secs(wait));
+        }
+        return Err(MfaError::ProcessReused);
+    }
+
+    if let Some(dev) = src.device {
+        let mut step = now_secs() / STEP;
+        if let Some(last) = rec.last_step {
+            if step <= last {
+                let wait = (last + 1) * STEP - now_secs() + 1;
+                src.prompt.notify(&format!(
+                    "This time step's MFA code for {mfa_serial} was already used; waiting {wait} s for the next one"
+                ));
+                std::thread::sleep(Duration::from_secs(wait));
+                step = now_secs() / STEP;
+            }
+        }
+        match dev.code(mfa_serial, step) {
+            Ok(Some(code)) => {
+                log::debug!(target: "vault", "MFA code from the token's OATH applet (step {step})");
+                return Ok(Code {
+                    code,
+                    step: Some(step),
+                });
+            }
+            Ok(None) => {
+                log::debug!(target: "vault", "no OATH credential for {mfa_serial} on the token; falling back to the prompt")
+            }
+            Err(e) => {
+                log::debug!(target: "vault", "OATH applet unavailable ({e}); falling back to the prompt")
+            }
+        }
+    }
+
+    for _ in 0..3 {
+        let code = src.prompt.mfa_code(profile, mfa_serial)?;
+        let now = now_secs();
+        if used_at(&rec, &code_hash(mfa_serial, &code), now).is_none() {
+            log::debug!(target: "vault", "MFA code from the prompt");
+            return Ok(Code { code, step: None });
+        }
+        src.prompt
+            .notify("That code was already used (AWS accepts each code once); enter the next one.");
+    }
+    Err(MfaError::Prompt(PromptError::Invalid(
+        "every code entered was already used".into(),
+    )))
+}
+
+/// Records that `code` was sent to AWS, so no later call sends it again.
+pub fn mark_used(cache: &dyn SessionCache, mfa_serial: &str, code: &Code) {
+    let now = now_secs();
+    let mut rec = session::get_mfa_use(cache, mfa_serial);
+    rec.used
+        .retain(|(_, t)| now.saturating_sub(*t) < REMEMBER_SECS);
+    rec.used.push((code_hash(mfa_serial, &code.code), now));
+    if let Some(step) = code.step {
+        rec.last_step = Some(rec.last_step.map_or(step, |l| l.max(step)));
+    } else {
+        // A typed code belongs to the current step (or close to it).
+        rec.last_step = Some(rec.last_step.map_or(now / STEP, |l| l.max(now / STEP)));
+    }
+    if let Err(e) = session::put_mfa_use(cache, mfa_serial, &rec) {
+        log::warn!(target: "vault", "could not record the used MFA code: {e}");
+    }
+}

@@ -1,0 +1,233 @@
+//! How credentials leave vault: the credential_process JSON object, the
+//! environment of an exec'd command, and `export` formats.
+
+use crate::creds::Credentials;
+use std::ffi::OsString;
+use std::time::SystemTime;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+pub fn rfc3339(t: SystemTime) -> String {
+    OffsetDateTime::from(t)
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// The credential_process object, as one line (the AWS CLI and SDKs read
+/// stdout whole; nothing else may be on it).
+pub fn credential_process_json(c: &Credentials) -> Zeroizing<String> {
+    let mut obj = serde_json::Map::new();
+    obj.insert("Version".into(), 1.into());
+    obj.insert("AccessKeyId".into(), c.access_key_id().into());
+    obj.insert(
+        "SecretAccessKey".into(),
+        c.secret_access_key().expose().into(),
+    );
+    if let Some(t) = c.session_token() {
+        obj.insert("SessionToken".into(), t.expose().into());
+    }
+    if let Some(exp) = c.expiration() {
+        obj.insert("Expiration".into(), rfc3339(exp).into());
+    }
+    Zeroizing::new(serde_json::Value::Object(obj).to_string())
+}
+
+/// Inherited variables that can supply or select credentials. Everything
+/// `AWS_*` is dropped from an exec'd command's environment except plain
+/// configuration that does not (endpoint, CA bundle, output, retries).
+const KEEP_AWS: &[&str] = &[
+    "AWS_CONFIG_FILE",
+    "AWS_CA_BUNDLE",
+    "AWS_DEFAULT_OUTPUT",
+    "AWS_PAGER",
+    "AWS_MAX_ATTEMPTS",
+    "AWS_RETRY_MODE",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_STS_REGIONAL_ENDPOINTS",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_USE_DUALSTACK_ENDPOINT",
+];
+
+fn keep_inherited(name: &str) -> bool {
+    // The file store's passphrase is vault's, not the command's.
+    if name == crate::store::StoreOptions::PASSPHRASE_ENV {
+        return false;
+    }
+    !name.starts_with("AWS_")
+        || KEEP_AWS.contains(&name)
+        || name.starts_with("AWS_ENDPOINT_URL")
+        || name.starts_with("AWS_CLI_")
+}
+
+/// The variables vault sets for a profile's credentials, in order.
+pub fn credential_env(
+    c: &Credentials,
+    region: Option<&str>,
+    profile: &str,
+) -> Vec<(&'static str, Zeroizing<String>)> {
+    let mut v: Vec<(&'static str, Zeroizing<String>)> = vec![
+        (
+            "AWS_ACCESS_KEY_ID",
+            Zeroizing::new(c.access_key_id().to_string()),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            Zeroizing::new(c.secret_access_key().expose().to_string()),
+        ),
+    ];
+    if let Some(t) = c.session_token() {
+        v.push(("AWS_SESSION_TOKEN", Zeroizing::new(t.expose().to_string())));
+    }
+    if let Some(exp) = c.expiration() {
+        v.push(("AWS_CREDENTIAL_EXPIRATION", Zeroizing::new(rfc3339(exp))));
+    }
+    if let Some(r) = region {
+        v.push(("AWS_REGION", Zeroizing::new(r.to_string())));
+        v.push(("AWS_DEFAULT_REGION", Zeroizing::new(r.to_string())));
+    }
+    v.push(("AWS_VAULT", Zeroizing::new(profile.to_string())));
+    v
+}
+
+/// The whole environment for an exec'd command: the inherited one with
+/// credential variables scrubbed, plus the profile's.
+pub fn child_env(
+    inherited: impl Iterator<Item = (OsString, OsString)>,
+    c: &Credentials,
+    region: Option<&str>,
+    profile: &str,
+) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = inherited
+        .filter(|(k, _)| k.to_str().map(keep_inherited).unwrap_or(true))
+        .collect();
+    for (k, v) in credential_env(c, region, profile) {
+        env.push((k.into(), v.as_str().into()));
+    }
+    env
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:+=@,".contains(&b))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+pub fn env_lines(
+    c: &Credentials,
+    region: Option<&str>,
+    profile: &str,
+    export: bool,
+) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::new());
+    for (k, v) in credential_env(c, region, profile) {
+        if export {
+            out.push_str("export ");
+            out.push_str(k);
+            out.push('=');
+            out.push_str(&shell_quote(&v));
+        } else {
+            out.push_str(k);
+            out.push('=');
+            out.push_str(&v);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+pub fn ini_section(c: &Credentials, region: Option<&str>, profile: &str) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(format!("[{profile}]\n"));
+    out.push_str(&format!("aws_access_key_id = {}\n", c.access_key_id()));
+    out.push_str(&format!(
+        "aws_secret_access_key = {}\n",
+        c.secret_access_key().expose()
+    ));
+    if let Some(t) = c.session_token() {
+        out.push_str(&format!("aws_session_token = {}\n", t.expose()));
+    }
+    if let Some(exp) = c.expiration() {
+        out.push_str(&format!("aws_credential_expiration = {}\n", rfc3339(exp)));
+    }
+    if let Some(r) = region {
+        out.push_str(&format!("region = {r}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::creds::SessionCredentials;
+    use crate::secret::{SecretAccessKey, SessionToken};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn creds() -> Credentials {
+        Credentials::Session(SessionCredentials {
+            access_key_id: "ASIAEXAMPLE".into(),
+            secret_access_key: SecretAccessKey::new("secret"),
+            session_token: SessionToken::new("token"),
+            expiration: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        })
+    }
+
+    #[test]
+    fn credential_process_object() {
+        let v: serde_json::Value =
+            serde_json::from_str(&credential_process_json(&creds())).unwrap();
+        assert_eq!(v["Version"], 1);
+        assert_eq!(v["AccessKeyId"], "ASIAEXAMPLE");
+        assert_eq!(v["SessionToken"], "token");
+        assert_eq!(v["Expiration"], "2027-01-15T08:00:00Z");
+    }
+
+    #[test]
+    fn child_env_scrubs_credentials_but_keeps_configuration() {
+        let inherited = vec![
+            ("AWS_ACCESS_KEY_ID", "old"),
+            ("AWS_PROFILE", "other"),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", "/x"),
+            ("AWS_CONFIG_FILE", "/cfg"),
+            ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:1"),
+            ("PATH", "/bin"),
+        ];
+        let env = child_env(
+            inherited.into_iter().map(|(k, v)| (k.into(), v.into())),
+            &creds(),
+            Some("eu-west-1"),
+            "dev",
+        );
+        let get = |k: &str| {
+            env.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(get("AWS_ACCESS_KEY_ID").as_deref(), Some("ASIAEXAMPLE"));
+        assert_eq!(
+            env.iter().filter(|(k, _)| k == "AWS_ACCESS_KEY_ID").count(),
+            1
+        );
+        assert_eq!(get("AWS_PROFILE"), None);
+        assert_eq!(get("AWS_WEB_IDENTITY_TOKEN_FILE"), None);
+        assert_eq!(get("AWS_CONFIG_FILE").as_deref(), Some("/cfg"));
+        assert_eq!(
+            get("AWS_ENDPOINT_URL_STS").as_deref(),
+            Some("http://127.0.0.1:1")
+        );
+        assert_eq!(get("AWS_VAULT").as_deref(), Some("dev"));
+        assert_eq!(get("AWS_REGION").as_deref(), Some("eu-west-1"));
+        assert_eq!(get("PATH").as_deref(), Some("/bin"));
+    }
+
+    #[test]
+    fn export_env_quotes_for_the_shell() {
+        assert_eq!(shell_quote("a'b"), "'a'\\''b'");
+        assert_eq!(shell_quote("abc/+="), "abc/+=");
+    }
+}

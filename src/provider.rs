@@ -1,0 +1,351 @@
+//! Credential providers: stored keys → [cached] GetSessionToken (with MFA)
+//! → [cached] AssumeRole … → credentials for the target profile.
+//!
+//! Each step's result is cached under an id that depends only on what makes
+//! two requests interchangeable, so every role profile built on the same
+//! source keys and MFA device shares one MFA session. Each step takes a
+//! cross-process lock before calling STS and looks in the cache again once
+//! it holds it: of N processes started at once, one calls STS (and asks for
+//! one code), the others wait and reuse its result.
+
+use crate::creds::{Credentials, LongTermKey};
+use crate::lock::Lock;
+use crate::mfa::{self, MfaError, MfaSources};
+use crate::session::{self, CacheError, CacheId, CachedSession, SessionCache, SessionKind};
+use crate::sts::{self, Endpoint, Sts, StsError};
+use std::cell::OnceCell;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+/// AWS caps a role assumed with role credentials (role chaining) at one hour.
+pub const ROLE_CHAINING_MAX: Duration = Duration::from_secs(3600);
+
+/// What to do to get credentials for a profile, derived from its config.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The profile whose long-term keys start the chain.
+    pub root_profile: String,
+    pub endpoint: Endpoint,
+    /// GetSessionToken on the root keys first (off with `--no-session`).
+    pub session: Option<SessionStep>,
+    /// Roles to assume, in order, each with the previous step's credentials.
+    pub roles: Vec<RoleStep>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionStep {
+    pub profile: String,
+    pub mfa_serial: Option<String>,
+    pub mfa_process: Option<String>,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleStep {
+    pub profile: String,
+    pub request: sts::AssumeRole,
+    /// Whether `role_session_name` was configured (a generated one must not
+    /// split the cache).
+    pub session_name_fixed: bool,
+    /// MFA sent with AssumeRole itself: only when no MFA session precedes it.
+    pub mfa_serial: Option<String>,
+    pub mfa_process: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("no credentials stored for profile {profile:?}")]
+    NoStoredKey { profile: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    Sts(#[from] StsError),
+    #[error(transparent)]
+    Mfa(#[from] MfaError),
+    #[error("cannot take the session lock {path}: {detail}")]
+    Lock { path: PathBuf, detail: String },
+}
+
+impl ProviderError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ProviderError::NoStoredKey { profile } => {
+                Some(format!("add them with `vault add {profile}`"))
+            }
+            ProviderError::Store(e) => e.hint().map(str::to_string),
+            ProviderError::Sts(e) => e.hint(),
+            ProviderError::Mfa(e) => e.hint().map(str::to_string),
+            _ => None,
+        }
+    }
+}
+
+/// Knobs from the command line and environment.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Reuse a cached session only while more than this remains (aws-vault: 5 min).
+    pub min_remaining: Duration,
+    pub lock_dir: PathBuf,
+}
+
+pub type KeySource<'a> = dyn Fn(&str) -> Result<Option<LongTermKey>, crate::store::StoreError> + 'a;
+
+pub struct Provider<'a> {
+    pub cache: &'a dyn SessionCache,
+    /// Reads a profile's long-term key; called only when STS must be called.
+    pub keys: &'a KeySource<'a>,
+    pub mfa: MfaSources<'a>,
+    pub opts: Options,
+    sts: OnceCell<Sts>,
+    /// Things the user should know (capped durations), printed by the CLI.
+    pub warnings: std::cell::RefCell<Vec<String>>,
+}
+
+impl Plan {
+    fn session_id(&self) -> Option<CacheId> {
+        self.session.as_ref().map(|s| {
+            CacheId::new(&[
+                "GetSessionToken",
+                &self.root_profile,
+                s.mfa_serial.as_deref().unwrap_or(""),
+                self.endpoint.url.as_deref().unwrap_or(""),
+            ])
+        })
+    }
+
+    /// The cache id of role `i`, which depends on everything before it.
+    fn role_id(&self, i: usize) -> CacheId {
+        let prev = if i == 0 {
+            self.session_id()
+                .map(|id| id.as_str().to_string())
+                .unwrap_or_else(|| format!("keys:{}", self.root_profile))
+        } else {
+            self.role_id(i - 1).as_str().to_string()
+        };
+        let r = &self.roles[i];
+        let tags: Vec<String> = r
+            .request
+            .tags
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let name = if r.session_name_fixed {
+            r.request.session_name.as_str()
+        } else {
+            ""
+        };
+        CacheId::new(&[
+            "AssumeRole",
+            &prev,
+            &r.request.role_arn,
+            name,
+            r.request.external_id.as_deref().unwrap_or(""),
+            &tags.join(","),
+            &r.request.transitive_tag_keys.join(","),
+            r.request.source_identity.as_deref().unwrap_or(""),
+            r.mfa_serial.as_deref().unwrap_or(""),
+            self.endpoint.url.as_deref().unwrap_or(""),
+        ])
+    }
+
+    /// The id of the entry that answers for the target, if it is cached at all.
+    pub fn target_id(&self) -> Option<CacheId> {
+        if self.roles.is_empty() {
+            self.session_id()
+        } else {
+            Some(self.role_id(self.roles.len() - 1))
+        }
+    }
+
+    /// Every cache id this plan uses (for `vault clear PROFILE`).
+    pub fn all_ids(&self) -> Vec<CacheId> {
+        let mut ids: Vec<CacheId> = self.session_id().into_iter().collect();
+        ids.extend((0..self.roles.len()).map(|i| self.role_id(i)));
+        ids
+    }
+}
+
+/// Looks up the target's credentials in the cache only: the fast path of
+/// `vault exec --json`, which must not start the store, the SDK or a runtime.
+pub fn cached(
+    plan: &Plan,
+    cache: &dyn SessionCache,
+    min_remaining: Duration,
+) -> Result<Option<Credentials>, CacheError> {
+    let Some(id) = plan.target_id() else {
+        return Ok(None);
+    };
+    Ok(session::get(cache, &id)?
+        .filter(|s| s.creds.remaining(SystemTime::now()) > min_remaining)
+        .map(|s| {
+            log::debug!(target: "vault", "using cached {} session of {} ({} s left)",
+                s.kind.label(), s.profile, s.creds.remaining(SystemTime::now()).as_secs());
+            Credentials::Session(s.creds)
+        }))
+}
+
+impl<'a> Provider<'a> {
+    pub fn new(
+        cache: &'a dyn SessionCache,
+        keys: &'a KeySource<'a>,
+        mfa: MfaSources<'a>,
+        opts: Options,
+    ) -> Provider<'a> {
+        Provider {
+            cache,
+            keys,
+            mfa,
+            opts,
+            sts: OnceCell::new(),
+            warnings: Default::default(),
+        }
+    }
+
+    fn sts(&self, endpoint: &Endpoint) -> Result<&Sts, ProviderError> {
+        if let Some(s) = self.sts.get() {
+            return Ok(s);
+        }
+        let s = Sts::new(endpoint.clone())?;
+        Ok(self.sts.get_or_init(|| s))
+    }
+
+    fn lock(&self, name: &str) -> Result<Lock, ProviderError> {
+        Lock::acquire(&self.opts.lock_dir, name).map_err(|e| ProviderError::Lock {
+            path: self.opts.lock_dir.join(name),
+            detail: e.to_string(),
+        })
+    }
+
+    fn fresh(&self, id: &CacheId) -> Result<Option<CachedSession>, ProviderError> {
+        Ok(session::get(self.cache, id)?
+            .filter(|s| s.creds.remaining(SystemTime::now()) > self.opts.min_remaining))
+    }
+
+    fn root_key(&self, plan: &Plan) -> Result<Credentials, ProviderError> {
+        let key = (self.keys)(&plan.root_profile)?.ok_or_else(|| ProviderError::NoStoredKey {
+            profile: plan.root_profile.clone(),
+        })?;
+        log::debug!(target: "vault", "using stored key {} of profile {}",
+            crate::secret::mask_key_id(&key.access_key_id), plan.root_profile);
+        Ok(Credentials::LongTerm(key))
+    }
+
+    /// Credentials for the plan's target, from the cache or from STS.
+    pub fn credentials(&self, plan: &Plan) -> Result<Credentials, ProviderError> {
+        if plan.roles.is_empty() {
+            return self.base(plan);
+        }
+        self.role(plan, plan.roles.len() - 1)
+    }
+
+    /// The credentials roles start from: the MFA session, or the keys.
+    fn base(&self, plan: &Plan) -> Result<Credentials, ProviderError> {
+        let (Some(step), Some(id)) = (&plan.session, plan.session_id()) else {
+            log::debug!(target: "vault", "no session step (--no-session): using the stored key directly");
+            return self.root_key(plan);
+        };
+        if let Some(s) = self.fresh(&id)? {
+            log::debug!(target: "vault", "reusing cached GetSessionToken session of {}", s.profile);
+            return Ok(Credentials::Session(s.creds));
+        }
+        let _lock = self.lock(id.as_str())?;
+        if let Some(s) = self.fresh(&id)? {
+            log::debug!(target: "vault", "another vault process made the session while this one waited; reusing it");
+            return Ok(Credentials::Session(s.creds));
+        }
+        let keys = self.root_key(plan)?;
+        let sts = self.sts(&plan.endpoint)?;
+        let creds = match &step.mfa_serial {
+            Some(serial) => self.with_mfa(&step.profile, serial, step.mfa_process.as_deref(), |code| {
+                log::debug!(target: "vault", "calling GetSessionToken with MFA {serial} for {} s", step.duration.as_secs());
+                sts.get_session_token(&keys, step.duration, Some((serial, code)))
+            })?,
+            None => {
+                log::debug!(target: "vault", "calling GetSessionToken without MFA for {} s", step.duration.as_secs());
+                sts.get_session_token(&keys, step.duration, None)?
+            }
+        };
+        session::put(
+            self.cache,
+            &id,
+            &CachedSession {
+                kind: SessionKind::GetSessionToken,
+                profile: step.profile.clone(),
+                mfa_serial: step.mfa_serial.clone(),
+                creds: creds.clone(),
+            },
+        )?;
+        Ok(Credentials::Session(creds))
+    }
+
+    fn role(&self, plan: &Plan, i: usize) -> Result<Credentials, ProviderError> {
+        let id = plan.role_id(i);
+        let step = &plan.roles[i];
+        if let Some(s) = self.fresh(&id)? {
+            log::debug!(target: "vault", "reusing cached AssumeRole session for {}", step.profile);
+            return Ok(Credentials::Session(s.creds));
+        }
+        let _lock = self.lock(id.as_str())?;
+        if let Some(s) = self.fresh(&id)? {
+            log::debug!(target: "vault", "another vault process assumed {} while this one waited; reusing it", step.request.role_arn);
+            return Ok(Credentials::Session(s.creds));
+        }
+        let source = if i == 0 {
+            self.base(plan)?
+        } else {
+            self.role(plan, i - 1)?
+        };
+        let mut request = step.request.clone();
+        if i > 0 && request.duration > ROLE_CHAINING_MAX {
+            self.warnings.borrow_mut().push(format!(
+                "profile {}: role chaining (assuming {} with the credentials of another role) is capped by AWS at 1 hour; using 3600 s instead of {} s",
+                step.profile, request.role_arn, request.duration.as_secs()
+            ));
+            request.duration = ROLE_CHAINING_MAX;
+        }
+        let sts = self.sts(&plan.endpoint)?;
+        let creds = match &step.mfa_serial {
+            Some(serial) => self.with_mfa(&step.profile, serial, step.mfa_process.as_deref(), |code| {
+                log::debug!(target: "vault", "calling AssumeRole {} with MFA {serial}", request.role_arn);
+                sts.assume_role(&source, &request, Some((serial, code)))
+            })?,
+            None => {
+                log::debug!(target: "vault", "calling AssumeRole {} for {} s", request.role_arn, request.duration.as_secs());
+                sts.assume_role(&source, &request, None)?
+            }
+        };
+        session::put(
+            self.cache,
+            &id,
+            &CachedSession {
+                kind: SessionKind::AssumeRole,
+                profile: step.profile.clone(),
+                mfa_serial: step.mfa_serial.clone(),
+                creds: creds.clone(),
+            },
+        )?;
+        Ok(Credentials::Session(creds))
+    }
+
+    /// Runs `call` with a fresh code for `serial`, holding that device's
+    /// lock so no other vault process uses a code in between, and records
+    /// the code as used once it has reached AWS.
+    fn with_mfa<T>(
+        &self,
+        profile: &str,
+        serial: &str,
+        mfa_process: Option<&str>,
+        call: impl FnOnce(&crate::secret::MfaCode) -> Result<T, StsError>,
+    ) -> Result<T, ProviderError> {
+        let _mfa_lock = self.lock(CacheId::new(&["mfa", serial]).as_str())?;
+        let code = mfa::obtain(&self.mfa, self.cache, profile, serial, mfa_process)?;
+        let result = call(&code.code);
+        // Sent is spent: a code AWS rejected may still have been consumed.
+        if !matches!(result, Err(StsError::Unreachable { .. })) {
+            mfa::mark_used(self.cache, serial, &code);
+        }
+        Ok(result?)
+    }
+}
