@@ -1,19 +1,815 @@
-//! The PIV applet (NIST SP 800-73 with Yubico's extensions).
+//! The PIV applet (NIST SP 800-73 with Yubico's extensions), answering as a
+//! YubiKey 5 on firmware 5.4.3 does.
+//!
+//! Encodings follow what yubikit (`yubikit/piv.py`), yubico-piv-tool
+//! (`lib/ykpiv.c`) and the yubikey crate send and parse. Only EC keys
+//! (P-256, P-384) are emulated: RSA generation and import answer 6A80,
+//! which those clients report as "algorithm not supported".
 
 use crate::apdu::{sw, Command, Reply};
+use crate::attest::{self, AttestationKey, Attested, TestRoot};
 use crate::card::{Applet, Env};
+use crate::tlv;
+use rand::rngs::OsRng;
+use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 pub const AID: &[u8] = &[
     0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00,
 ];
 
+const INS_VERIFY: u8 = 0x20;
+const INS_CHANGE_REFERENCE: u8 = 0x24;
+const INS_RESET_RETRY: u8 = 0x2C;
+const INS_GENERATE: u8 = 0x47;
+const INS_AUTHENTICATE: u8 = 0x87;
+const INS_GET_DATA: u8 = 0xCB;
+const INS_PUT_DATA: u8 = 0xDB;
+const INS_GET_METADATA: u8 = 0xF7;
+const INS_GET_SERIAL: u8 = 0xF8;
+const INS_ATTEST: u8 = 0xF9;
+const INS_SET_PIN_RETRIES: u8 = 0xFA;
+const INS_RESET: u8 = 0xFB;
+const INS_GET_VERSION: u8 = 0xFD;
+const INS_IMPORT_KEY: u8 = 0xFE;
+const INS_SET_MGMT_KEY: u8 = 0xFF;
+
+pub const PIN_REF: u8 = 0x80;
+pub const PUK_REF: u8 = 0x81;
+pub const MGMT_SLOT: u8 = 0x9B;
+pub const ATTESTATION_SLOT: u8 = 0xF9;
+
+pub const ALG_3DES: u8 = 0x03;
+pub const ALG_AES128: u8 = 0x08;
+pub const ALG_AES192: u8 = 0x0A;
+pub const ALG_AES256: u8 = 0x0C;
+pub const ALG_P256: u8 = 0x11;
+pub const ALG_P384: u8 = 0x14;
+/// Algorithm byte GET METADATA reports for the PIN and PUK.
+const ALG_PIN: u8 = 0xFF;
+
+pub const PIN_POLICY_NEVER: u8 = 1;
+pub const PIN_POLICY_ONCE: u8 = 2;
+pub const PIN_POLICY_ALWAYS: u8 = 3;
+pub const TOUCH_POLICY_NEVER: u8 = 1;
+pub const TOUCH_POLICY_ALWAYS: u8 = 2;
+pub const TOUCH_POLICY_CACHED: u8 = 3;
+
+const ORIGIN_GENERATED: u8 = 1;
+const ORIGIN_IMPORTED: u8 = 2;
+
+pub const DEFAULT_PIN: &[u8] = b"123456";
+pub const DEFAULT_PUK: &[u8] = b"12345678";
+pub const DEFAULT_MGMT_KEY: [u8; 24] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8,
+];
+const DEFAULT_TRIES: u8 = 3;
+
+/// A touch for a Cached-policy key stays good this long on a YubiKey.
+const TOUCH_CACHE: Duration = Duration::from_secs(15);
+
+/// Largest object body (the value of tag 53). yubico-piv-tool and the
+/// yubikey crate cap writes at 3063 bytes (their buffer minus the
+/// 5C/53 headers); a real YubiKey 5 has the same per-object limit.
+const MAX_OBJECT: usize = 3063;
+
+pub const OBJ_DISCOVERY: u32 = 0x7E;
+pub const OBJ_PRINTED: u32 = 0x5FC109;
+pub const OBJ_ADMIN: u32 = 0x5FFF00;
+pub const OBJ_ATTESTATION: u32 = 0x5FFF01;
+
+/// Objects SP 800-73 reads only after PIN verification: fingerprints,
+/// facial image, printed information, iris.
+const PIN_PROTECTED_OBJECTS: [u32; 4] = [0x5FC103, 0x5FC108, OBJ_PRINTED, 0x5FC121];
+
+/// The discovery object: PIV AID, PIN usage policy "PIV PIN only".
+const DISCOVERY: &[u8] = &[
+    0x7E, 0x12, 0x4F, 0x0B, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00, 0x5F,
+    0x2F, 0x02, 0x40, 0x00,
+];
+
+/// SELECT answer: application property template with the PIV AID, as a
+/// YubiKey 5 sends it.
+const SELECT_RESPONSE: &[u8] = &[
+    0x61, 0x11, 0x4F, 0x06, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00, 0x79, 0x07, 0x4F, 0x05, 0xA0, 0x00,
+    0x00, 0x03, 0x08,
+];
+
+/// Bytes that persist as a hex string in the state file.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(&self.0))
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        let text = String::deserialize(d)?;
+        hex::decode(text)
+            .map(Bytes)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Map keys (slots, object ids) written as hex, so the state file says
+/// `"9a"` and `"5fc105"` as PIV documentation does.
+mod hex_keys {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub trait HexKey: Sized + Ord + Copy {
+        fn to_hex(self) -> String;
+        fn from_hex(text: &str) -> Option<Self>;
+    }
+    impl HexKey for u8 {
+        fn to_hex(self) -> String {
+            format!("{self:02x}")
+        }
+        fn from_hex(text: &str) -> Option<u8> {
+            u8::from_str_radix(text, 16).ok()
+        }
+    }
+    impl HexKey for u32 {
+        fn to_hex(self) -> String {
+            format!("{self:x}")
+        }
+        fn from_hex(text: &str) -> Option<u32> {
+            u32::from_str_radix(text, 16).ok()
+        }
+    }
+
+    pub fn serialize<K: HexKey, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_map(map.iter().map(|(k, v)| (k.to_hex(), v)))
+    }
+
+    pub fn deserialize<'de, K: HexKey, V: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<K, V>, D::Error> {
+        BTreeMap::<String, V>::deserialize(d)?
+            .into_iter()
+            .map(|(k, v)| {
+                K::from_hex(&k)
+                    .map(|k| (k, v))
+                    .ok_or_else(|| D::Error::custom(format!("not a hex id: {k:?}")))
+            })
+            .collect()
+    }
+}
+
+/// The PIN or the PUK: its value padded with FF to 8 bytes, and its tries.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Piv {}
+pub struct Reference {
+    pub value: Bytes,
+    pub total: u8,
+    pub left: u8,
+}
+
+impl Reference {
+    fn new(value: &[u8], tries: u8) -> Reference {
+        Reference {
+            value: Bytes(pad8(value)),
+            total: tries,
+            left: tries,
+        }
+    }
+    fn blocked(&self) -> bool {
+        self.left == 0
+    }
+    fn matches(&self, candidate: &[u8]) -> bool {
+        ct_eq(&self.value.0, candidate)
+    }
+    /// The status word of a failed check, which decrements the counter.
+    fn fail(&mut self, env: &mut Env<'_>) -> u16 {
+        self.left = self.left.saturating_sub(1);
+        env.mark_dirty();
+        tries_sw(self.left)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MgmtKey {
+    pub alg: u8,
+    pub key: Bytes,
+    /// Set with SET MANAGEMENT KEY P2 = FE: every authentication needs a touch.
+    pub touch: bool,
+}
+
+impl MgmtKey {
+    fn factory() -> MgmtKey {
+        MgmtKey {
+            alg: ALG_3DES,
+            key: Bytes(DEFAULT_MGMT_KEY.to_vec()),
+            touch: false,
+        }
+    }
+}
+
+/// A private key in a slot. `scalar` is the big-endian private scalar.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SlotKey {
+    pub alg: u8,
+    pub scalar: Bytes,
+    pub pin_policy: u8,
+    pub touch_policy: u8,
+    pub origin: u8,
+}
+
+#[derive(Debug, Clone)]
+enum Pending {
+    /// Mutual authentication: the plaintext witness the host must return.
+    Witness(Vec<u8>),
+    /// External authentication: the challenge the host must encrypt.
+    Challenge(Vec<u8>),
+}
+
+/// What the card forgets on power loss or when another applet is selected.
+#[derive(Debug, Clone, Default)]
+struct Session {
+    pin_verified: bool,
+    /// A VERIFY was the last PIV command: a PIN-Always key may be used once.
+    pin_always: bool,
+    mgmt_authenticated: bool,
+    pending: Option<Pending>,
+    last_touch: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Piv {
+    pub pin: Reference,
+    pub puk: Reference,
+    pub mgmt: MgmtKey,
+    /// Slot → key; F9 is the attestation key.
+    #[serde(with = "hex_keys")]
+    pub keys: BTreeMap<u8, SlotKey>,
+    /// Object id → value of its tag 53.
+    #[serde(with = "hex_keys")]
+    pub objects: BTreeMap<u32, Bytes>,
+    #[serde(skip)]
+    session: Session,
+}
 
 impl Piv {
-    pub fn factory(_serial: u32, _version: [u8; 3], _root: &crate::attest::TestRoot) -> Piv {
-        Piv {}
+    /// A factory-fresh applet with its attestation key certified by `root`.
+    pub fn factory(_serial: u32, _version: [u8; 3], root: &TestRoot) -> Piv {
+        let mut piv = Piv {
+            pin: Reference::new(DEFAULT_PIN, DEFAULT_TRIES),
+            puk: Reference::new(DEFAULT_PUK, DEFAULT_TRIES),
+            mgmt: MgmtKey::factory(),
+            keys: BTreeMap::new(),
+            objects: BTreeMap::new(),
+            session: Session::default(),
+        };
+        match root.new_attestation_key() {
+            Ok((scalar, cert)) => {
+                piv.keys.insert(
+                    ATTESTATION_SLOT,
+                    SlotKey {
+                        alg: ALG_P256,
+                        scalar: Bytes(scalar),
+                        pin_policy: PIN_POLICY_NEVER,
+                        touch_policy: TOUCH_POLICY_NEVER,
+                        // Yubico loads the F9 key at the factory.
+                        origin: ORIGIN_IMPORTED,
+                    },
+                );
+                piv.objects
+                    .insert(OBJ_ATTESTATION, Bytes(certificate_object(&cert)));
+            }
+            // Without a usable root the key still works; ATTEST answers 6A88.
+            Err(e) => eprintln!("virtual-yubikey: no attestation key: {e}"),
+        }
+        piv
+    }
+
+    /// PIV part of a factory reset: the attestation key and its
+    /// certificate survive, as on a real key.
+    fn reset(&mut self) {
+        let f9 = self.keys.remove(&ATTESTATION_SLOT);
+        let f9_cert = self.objects.remove(&OBJ_ATTESTATION);
+        self.pin = Reference::new(DEFAULT_PIN, DEFAULT_TRIES);
+        self.puk = Reference::new(DEFAULT_PUK, DEFAULT_TRIES);
+        self.mgmt = MgmtKey::factory();
+        self.keys.clear();
+        self.objects.clear();
+        if let Some(k) = f9 {
+            self.keys.insert(ATTESTATION_SLOT, k);
+        }
+        if let Some(c) = f9_cert {
+            self.objects.insert(OBJ_ATTESTATION, c);
+        }
+        self.session = Session::default();
+    }
+
+    fn verify(&mut self, cmd: &Command, env: &mut Env<'_>, always: bool) -> Result<Reply, u16> {
+        if cmd.p2 != PIN_REF {
+            // 96 (biometrics) included: ykman reads 6A88 as "not a YubiKey Bio".
+            return Err(sw::REF_NOT_FOUND);
+        }
+        match cmd.p1 {
+            0x00 => {}
+            // Firmware 5.4.3+: unverify, used by yubico-piv-tool before counting tries.
+            0xFF if cmd.data.is_empty() => {
+                self.session.pin_verified = false;
+                return Ok(Reply::empty());
+            }
+            _ => return Err(sw::INCORRECT_P1P2),
+        }
+        if cmd.data.is_empty() {
+            // A status query, which clients interleave freely: it must not
+            // cost a PIN-Always key its pending verification.
+            self.session.pin_always = always;
+            return if self.pin.blocked() {
+                Err(sw::AUTH_BLOCKED)
+            } else if self.session.pin_verified {
+                Ok(Reply::empty())
+            } else {
+                Err(tries_sw(self.pin.left))
+            };
+        }
+        if cmd.data.len() != 8 {
+            return Err(sw::INCORRECT_DATA);
+        }
+        if self.pin.blocked() {
+            return Err(sw::AUTH_BLOCKED);
+        }
+        if self.pin.matches(&cmd.data) {
+            if self.pin.left != self.pin.total {
+                self.pin.left = self.pin.total;
+                env.mark_dirty();
+            }
+            self.session.pin_verified = true;
+            self.session.pin_always = true;
+            Ok(Reply::empty())
+        } else {
+            self.session.pin_verified = false;
+            Err(self.pin.fail(env))
+        }
+    }
+
+    fn change_reference(&mut self, cmd: &Command, env: &mut Env<'_>) -> Result<Reply, u16> {
+        if cmd.p1 != 0 {
+            return Err(sw::INCORRECT_P1P2);
+        }
+        let is_pin = match cmd.p2 {
+            PIN_REF => true,
+            PUK_REF => false,
+            _ => return Err(sw::REF_NOT_FOUND),
+        };
+        if cmd.data.len() != 16 {
+            return Err(sw::INCORRECT_DATA);
+        }
+        let (old, new) = cmd.data.split_at(8);
+        let reference = if is_pin { &mut self.pin } else { &mut self.puk };
+        if reference.blocked() {
+            return Err(sw::AUTH_BLOCKED);
+        }
+        // The old value is checked first: clients block a PIN or PUK on
+        // purpose with deliberately wrong (even empty) values.
+        if !reference.matches(old) {
+            let code = reference.fail(env);
+            if is_pin {
+                self.session.pin_verified = false;
+            }
+            return Err(code);
+        }
+        if !valid_pin(new) {
+            return Err(sw::INCORRECT_DATA);
+        }
+        reference.value = Bytes(new.to_vec());
+        reference.left = reference.total;
+        env.mark_dirty();
+        Ok(Reply::empty())
+    }
+
+    fn reset_retry(&mut self, cmd: &Command, env: &mut Env<'_>) -> Result<Reply, u16> {
+        if cmd.p1 != 0 {
+            return Err(sw::INCORRECT_P1P2);
+        }
+        if cmd.p2 != PIN_REF {
+            return Err(sw::REF_NOT_FOUND);
+        }
+        if cmd.data.len() != 16 {
+            return Err(sw::INCORRECT_DATA);
+        }
+        let (puk, new_pin) = cmd.data.split_at(8);
+        if self.puk.blocked() {
+            return Err(sw::AUTH_BLOCKED);
+        }
+        if !self.puk.matches(puk) {
+            return Err(self.puk.fail(env));
+        }
+        if !valid_pin(new_pin) {
+            return Err(sw::INCORRECT_DATA);
+        }
+        self.puk.left = self.puk.total;
+        self.pin.value = Bytes(new_pin.to_vec());
+        self.pin.left = self.pin.total;
+        env.mark_dirty();
+        Ok(Reply::empty())
+    }
+
+    fn set_pin_retries(&mut self, cmd: &Command, env: &mut Env<'_>) -> Result<Reply, u16> {
+        if !self.session.mgmt_authenticated || !self.session.pin_verified {
+            return Err(sw::SECURITY_STATUS);
+        }
+        if cmd.p1 == 0 || cmd.p2 == 0 {
+            return Err(sw::INCORRECT_P1P2);
+        }
+        // Both go back to their defaults, as documented for the YubiKey.
+        self.pin = Reference::new(DEFAULT_PIN, cmd.p1);
+        self.puk = Reference::new(DEFAULT_PUK, cmd.p2);
+        self.session.pin_verified = false;
+        env.mark_dirty();
+        Ok(Reply::empty())
+    }
+
+    fn factory_reset(&mut self, env: &mut Env<'_>) -> Result<Reply, u16> {
+        if !(self.pin.blocked() && self.puk.blocked()) {
+            return Err(sw::CONDITIONS_NOT_SATISFIED);
+        }
+        self.reset();
+        env.mark_dirty();
+        Ok(Reply::empty())
+    }
+
+    fn authenticate(
+        &mut self,
+        cmd: &Command,
+        env: &mut Env<'_>,
+        always: bool,
+    ) -> Result<Reply, u16> {
+        let outer = tlv::parse(&cmd.data)?;
+        let template = match outer.as_slice() {
+            [t] if t.tag == 0x7C => t.value,
+            _ => return Err(sw::INCORRECT_DATA),
+        };
+        let inner = tlv::parse(template)?;
+        if cmd.p2 == MGMT_SLOT {
+            self.mgmt_authenticate(cmd.p1, &inner, env)
+        } else {
+            self.use_key(cmd.p1, cmd.p2, &inner, env, always)
+        }
+    }
+
+    /// Management key authentication, both ways yubikit, yubico-piv-tool
+    /// and the yubikey crate do it:
+    /// mutual: `80 00` → `80 E(w)`; `80 w 81 c` → `82 E(c)`;
+    /// external: `81 00` → `81 c`; `82 E(c)` → 9000.
+    fn mgmt_authenticate(
+        &mut self,
+        alg: u8,
+        inner: &[tlv::Tlv<'_>],
+        env: &mut Env<'_>,
+    ) -> Result<Reply, u16> {
+        if alg != self.mgmt.alg {
+            return Err(sw::INCORRECT_P1P2);
+        }
+        let (_, block) = mgmt_params(alg).ok_or(sw::INCORRECT_P1P2)?;
+        let witness = tlv::find(inner, 0x80);
+        let challenge = tlv::find(inner, 0x81);
+        let response = tlv::find(inner, 0x82);
+        let pending = self.session.pending.take();
+        match (witness, challenge, response) {
+            (Some([]), None, None) => {
+                let w = random_bytes(block);
+                let mut encrypted = w.clone();
+                self.mgmt_cipher(&mut encrypted, true)?;
+                self.session.pending = Some(Pending::Witness(w));
+                Ok(Reply::ok(dynamic_auth(0x80, &encrypted)))
+            }
+            (Some(w), Some(c), None) if !w.is_empty() => {
+                let Some(Pending::Witness(expected)) = pending else {
+                    return Err(sw::CONDITIONS_NOT_SATISFIED);
+                };
+                if c.len() != block {
+                    return Err(sw::INCORRECT_DATA);
+                }
+                if !ct_eq(w, &expected) {
+                    self.session.mgmt_authenticated = false;
+                    return Err(sw::SECURITY_STATUS);
+                }
+                self.mgmt_touch(env)?;
+                let mut answer = c.to_vec();
+                self.mgmt_cipher(&mut answer, true)?;
+                self.session.mgmt_authenticated = true;
+                Ok(Reply::ok(dynamic_auth(0x82, &answer)))
+            }
+            (None, Some([]), None) => {
+                let c = random_bytes(block);
+                self.session.pending = Some(Pending::Challenge(c.clone()));
+                Ok(Reply::ok(dynamic_auth(0x81, &c)))
+            }
+            (None, None, Some(r)) if !r.is_empty() => {
+                let Some(Pending::Challenge(mut expected)) = pending else {
+                    return Err(sw::CONDITIONS_NOT_SATISFIED);
+                };
+                self.mgmt_cipher(&mut expected, true)?;
+                if !ct_eq(r, &expected) {
+                    self.session.mgmt_authenticated = false;
+                    return Err(sw::SECURITY_STATUS);
+                }
+                self.mgmt_touch(env)?;
+                self.session.mgmt_authenticated = true;
+                Ok(Reply::empty())
+            }
+            _ => Err(sw::INCORRECT_DATA),
+        }
+    }
+
+    fn mgmt_cipher(&self, block: &mut [u8], encrypt: bool) -> Result<(), u16> {
+        mgmt_block(self.mgmt.alg, &self.mgmt.key.0, block, encrypt)
+    }
+
+    fn mgmt_touch(&mut self, env: &mut Env<'_>) -> Result<(), u16> {
+        if self.mgmt.touch {
+            env.touch()?;
+            self.session.last_touch = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// ECDH (`82 00 85 point`) and ECDSA (`82 00 81 hash`) with a slot key.
+    fn use_key(
+        &mut self,
+        alg: u8,
+        slot: u8,
+        inner: &[tlv::Tlv<'_>],
+        env: &mut Env<'_>,
+        always: bool,
+    ) -> Result<Reply, u16> {
+        if !is_key_slot(slot) {
+            return Err(sw::INCORRECT_P1P2);
+        }
+        let key = self.keys.get(&slot).cloned().ok_or(sw::INCORRECT_DATA)?;
+        if key.alg != alg {
+            return Err(sw::INCORRECT_DATA);
+        }
+        if tlv::find(inner, 0x82) != Some(&[]) {
+            return Err(sw::INCORRECT_DATA);
+        }
+        let op = match (tlv::find(inner, 0x81), tlv::find(inner, 0x85)) {
+            (Some(hash), None) => Op::Sign(hash),
+            (None, Some(point)) if !point.is_empty() => Op::Ecdh(point),
+            _ => return Err(sw::INCORRECT_DATA),
+        };
+        let secret = Secret::from_slot(&key)?;
+        self.check_policies(&key, env, always)?;
+        let out = match op {
+            Op::Sign(hash) => secret.sign(hash)?,
+            Op::Ecdh(point) => secret.ecdh(point)?,
+        };
+        Ok(Reply::ok(dynamic_auth(0x82, &out)))
+    }
+
+    /// PIN first, then touch, so a key whose PIN is missing never asks
+    /// for a touch.
+    fn check_policies(
+        &mut self,
+        key: &SlotKey,
+        env: &mut Env<'_>,
+        always: bool,
+    ) -> Result<(), u16> {
+        let pin_ok = match key.pin_policy {
+            PIN_POLICY_NEVER => true,
+            PIN_POLICY_ALWAYS => self.session.pin_verified && always,
+            _ => self.session.pin_verified,
+        };
+        if !pin_ok {
+            return Err(sw::SECURITY_STATUS);
+        }
+        let cached = self
+            .session
+            .last_touch
+            .is_some_and(|t| t.elapsed() < TOUCH_CACHE);
+        let needs_touch = match key.touch_policy {
+            TOUCH_POLICY_ALWAYS => true,
+            TOUCH_POLICY_CACHED => !cached,
+            _ => false,
+        };
+        if needs_touch {
+            env.touch()?;
+            self.session.last_touch = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    fn generate(&mut self, cmd: &Command, env: &mut Env<'_>) -> Result<Reply, u16> {
+        if !self.session.mgmt_authenticated {
+            return Err(sw::SECURITY_STATUS);
+        }
+        if cmd.p1 != 0 || !is_key_slot(cmd.p2) {
+            return Err(sw::INCORRECT_P1P2);
+        }
+        let outer = tlv::parse(&cmd.data)?;
+        let template = tlv::find(&outer, 0xAC).ok_or(sw::INCORRECT_DATA)?;
+        let inner = tlv::parse(template)?;
+        let alg = single_byte(tlv::find(&inner, 0x80)).ok_or(sw::INCORRECT_DATA)?;
+        let (pin_policy, touch_policy) = policies(&inner, cmd.p2)?;
+        // RSA (06, 07, 05, 16) is not emulated; 6A80 is what a key answers
+        // for an algorithm it does not support.
+        let secret = Secret::generate(alg).ok_or(sw::INCORRECT_DATA)?;
+        let point = secret.public_point();
+        self.keys.insert(
+            cmd.p2,
+            SlotKey {
+                alg,
+                scalar: Bytes(secret.scalar()),
+                pin_policy,
+                touch_policy,
+                origin: ORIGIN_GENERATED,
+            },
+        );
+        env.mark_dirty();
+        let body = tlv::encode(&[0x86], &point);
+        Ok(Reply::ok(tlv::encode(&[0x7F, 0x49], &body)))
+    }
+
+    fn import_key(&mut self, cmd: &Command, env: &mut Env<'_>) -> Result<Reply, u16> {
+        if !self.session.mgmt_authenticated {
+            return Err(sw::SECURITY_STATUS);
+        }
+        let slot = cmd.p2;
+        if !is_key_slot(slot) && slot != ATTESTATION_SLOT {
+            return Err(sw::INCORRECT_P1P2);
+        }
+        let alg = cmd.p1;
+        let items = tlv::parse(&cmd.data)?;
+        // RSA imports (tags 01–05) are not emulated.
+        let scalar = tlv::find(&items, 0x06).ok_or(sw::INCORRECT_DATA)?;
+        let secret = Secret::from_scalar(alg, scalar)?;
+        let (pin_policy, touch_policy) = policies(&items, slot)?;
+        self.keys.insert(
+            slot,
+            SlotKey {
+                alg,
+                scalar: Bytes(secret.scalar()),
+                pin_policy,
+                touch_policy,
+                origin: ORIGIN_IMPORTED,
+            },
+        );
+        env.mark_dirty();
+        Ok(Reply::empty())
+    }
+
+    fn attest(&mut self, cmd: &Command, env: &mut Env<'_>) -> Result<Reply, u16> {
+        let slot = cmd.p1;
+        if !is_key_slot(slot) {
+            return Err(sw::INCORRECT_P1P2);
+        }
+        let key = self.keys.get(&slot).ok_or(sw::INCORRECT_DATA)?;
+        // Only keys born on the card can be vouched for.
+        if key.origin != ORIGIN_GENERATED {
+            return Err(sw::INCORRECT_DATA);
+        }
+        let point = Secret::from_slot(key)?.public_point();
+        let spki =
+            attest::spki_from_point(key.alg == ALG_P384, &point).ok_or(sw::WRONG_DATA_LAST_CMD)?;
+        let f9 = self.keys.get(&ATTESTATION_SLOT).ok_or(sw::REF_NOT_FOUND)?;
+        let signer = match Secret::from_slot(f9)? {
+            Secret::P256(k) => AttestationKey::P256(k.into()),
+            Secret::P384(k) => AttestationKey::P384(k.into()),
+        };
+        let f9_cert = self
+            .objects
+            .get(&OBJ_ATTESTATION)
+            .and_then(|o| certificate_from_object(&o.0));
+        let der = attest::attest(
+            &signer,
+            f9_cert.as_deref(),
+            &Attested {
+                slot,
+                spki_der: &spki,
+                pin_policy: key.pin_policy,
+                touch_policy: key.touch_policy,
+                serial: env.serial,
+                version: env.version,
+            },
+        )
+        .map_err(|_| sw::WRONG_DATA_LAST_CMD)?;
+        Ok(Reply::ok(der))
+    }
+
+    fn get_data(&mut self, cmd: &Command) -> Result<Reply, u16> {
+        if (cmd.p1, cmd.p2) != (0x3F, 0xFF) {
+            return Err(sw::INCORRECT_P1P2);
+        }
+        let id = object_id(&tlv::parse(&cmd.data)?)?;
+        if id == OBJ_DISCOVERY {
+            return Ok(Reply::ok(DISCOVERY.to_vec()));
+        }
+        let value = self.objects.get(&id).ok_or(sw::FILE_NOT_FOUND)?;
+        // An empty protected object answers 6A82 even before the PIN, as
+        // OpenSC records for YubiKeys (CI_LEAKS_FILE_NOT_FOUND).
+        if PIN_PROTECTED_OBJECTS.contains(&id) && !self.session.pin_verified {
+            return Err(sw::SECURITY_STATUS);
+        }
+        Ok(Reply::ok(tlv::encode(&[0x53], &value.0)))
+    }
+
+    fn put_data(&mut self, cmd: &Command, env: &mut Env<'_>) -> Result<Reply, u16> {
+        if (cmd.p1, cmd.p2) != (0x3F, 0xFF) {
+            return Err(sw::INCORRECT_P1P2);
+        }
+        if !self.session.mgmt_authenticated {
+            return Err(sw::SECURITY_STATUS);
+        }
+        let items = tlv::parse(&cmd.data)?;
+        let id = object_id(&items)?;
+        if !writable_object(id) {
+            return Err(sw::INCORRECT_DATA);
+        }
+        let value = tlv::find(&items, 0x53).ok_or(sw::INCORRECT_DATA)?;
+        if value.len() > MAX_OBJECT {
+            return Err(sw::NO_SPACE);
+        }
+        if value.is_empty() {
+            self.objects.remove(&id);
+        } else {
+            self.objects.insert(id, Bytes(value.to_vec()));
+        }
+        env.mark_dirty();
+        Ok(Reply::empty())
+    }
+
+    fn metadata(&self, cmd: &Command) -> Result<Reply, u16> {
+        if cmd.p1 != 0 {
+            return Err(sw::INCORRECT_P1P2);
+        }
+        let mut out = Vec::new();
+        match cmd.p2 {
+            PIN_REF | PUK_REF => {
+                let (r, default) = if cmd.p2 == PIN_REF {
+                    (&self.pin, DEFAULT_PIN)
+                } else {
+                    (&self.puk, DEFAULT_PUK)
+                };
+                tlv::put(&mut out, &[0x01], &[ALG_PIN]);
+                tlv::put(&mut out, &[0x05], &[u8::from(r.matches(&pad8(default)))]);
+                tlv::put(&mut out, &[0x06], &[r.total, r.left]);
+            }
+            MGMT_SLOT => {
+                let touch = if self.mgmt.touch {
+                    TOUCH_POLICY_ALWAYS
+                } else {
+                    TOUCH_POLICY_NEVER
+                };
+                let default = self.mgmt.alg == ALG_3DES && self.mgmt.key.0 == DEFAULT_MGMT_KEY;
+                tlv::put(&mut out, &[0x01], &[self.mgmt.alg]);
+                tlv::put(&mut out, &[0x02], &[0x00, touch]);
+                tlv::put(&mut out, &[0x05], &[u8::from(default)]);
+            }
+            slot if is_key_slot(slot) || slot == ATTESTATION_SLOT => {
+                let key = self.keys.get(&slot).ok_or(sw::REF_NOT_FOUND)?;
+                let point = Secret::from_slot(key)?.public_point();
+                tlv::put(&mut out, &[0x01], &[key.alg]);
+                tlv::put(&mut out, &[0x02], &[key.pin_policy, key.touch_policy]);
+                tlv::put(&mut out, &[0x03], &[key.origin]);
+                tlv::put(&mut out, &[0x04], &tlv::encode(&[0x86], &point));
+            }
+            _ => return Err(sw::REF_NOT_FOUND),
+        }
+        Ok(Reply::ok(out))
+    }
+
+    fn set_mgmt_key(&mut self, cmd: &Command, env: &mut Env<'_>) -> Result<Reply, u16> {
+        if !self.session.mgmt_authenticated {
+            return Err(sw::SECURITY_STATUS);
+        }
+        let touch = match (cmd.p1, cmd.p2) {
+            (0xFF, 0xFF) => false,
+            (0xFF, 0xFE) => true,
+            _ => return Err(sw::INCORRECT_P1P2),
+        };
+        let (&alg, rest) = cmd.data.split_first().ok_or(sw::INCORRECT_DATA)?;
+        let items = tlv::parse(rest)?;
+        let key = tlv::find(&items, MGMT_SLOT as u16).ok_or(sw::INCORRECT_DATA)?;
+        let (key_len, _) = mgmt_params(alg).ok_or(sw::INCORRECT_DATA)?;
+        if key.len() != key_len {
+            return Err(sw::INCORRECT_DATA);
+        }
+        self.mgmt = MgmtKey {
+            alg,
+            key: Bytes(key.to_vec()),
+            touch,
+        };
+        env.mark_dirty();
+        Ok(Reply::empty())
     }
 }
 
@@ -24,11 +820,1164 @@ impl Applet for Piv {
     fn aid(&self) -> &'static [u8] {
         AID
     }
+    /// Re-selecting PIV keeps PIN and management-key status (SP 800-73-4
+    /// 3.1.1; age-plugin-yubikey relies on it on YubiKey 5), but drops a
+    /// half-done management authentication and a pending PIN-Always grant.
     fn select(&mut self, _env: &mut Env<'_>) -> Reply {
-        Reply::empty()
+        self.session.pending = None;
+        self.session.pin_always = false;
+        Reply::ok(SELECT_RESPONSE.to_vec())
     }
-    fn deselect(&mut self) {}
-    fn process(&mut self, _cmd: &Command, _env: &mut Env<'_>) -> Reply {
-        Reply::sw(sw::INS_NOT_SUPPORTED)
+    fn deselect(&mut self) {
+        self.session = Session::default();
+    }
+    fn process(&mut self, cmd: &Command, env: &mut Env<'_>) -> Reply {
+        // "PIN Always" means the VERIFY must come right before the key
+        // use: any other command in between spends the grant.
+        let always = std::mem::take(&mut self.session.pin_always);
+        let result = match cmd.ins {
+            INS_VERIFY => self.verify(cmd, env, always),
+            INS_CHANGE_REFERENCE => self.change_reference(cmd, env),
+            INS_RESET_RETRY => self.reset_retry(cmd, env),
+            INS_GENERATE => self.generate(cmd, env),
+            INS_AUTHENTICATE => self.authenticate(cmd, env, always),
+            INS_GET_DATA => self.get_data(cmd),
+            INS_PUT_DATA => self.put_data(cmd, env),
+            INS_GET_METADATA => self.metadata(cmd),
+            INS_GET_SERIAL => Ok(Reply::ok(env.serial.to_be_bytes().to_vec())),
+            INS_ATTEST => self.attest(cmd, env),
+            INS_SET_PIN_RETRIES => self.set_pin_retries(cmd, env),
+            INS_RESET => self.factory_reset(env),
+            INS_GET_VERSION => Ok(Reply::ok(env.version.to_vec())),
+            INS_IMPORT_KEY => self.import_key(cmd, env),
+            INS_SET_MGMT_KEY => self.set_mgmt_key(cmd, env),
+            // MOVE KEY (F6) and the Ed25519/RSA-3072 family arrived in 5.7.
+            _ => Err(sw::INS_NOT_SUPPORTED),
+        };
+        result.unwrap_or_else(Reply::sw)
+    }
+}
+
+enum Op<'a> {
+    Sign(&'a [u8]),
+    Ecdh(&'a [u8]),
+}
+
+/// An EC private key of one of the two emulated curves.
+enum Secret {
+    P256(p256::SecretKey),
+    P384(p384::SecretKey),
+}
+
+impl Secret {
+    fn generate(alg: u8) -> Option<Secret> {
+        match alg {
+            ALG_P256 => Some(Secret::P256(p256::SecretKey::random(&mut OsRng))),
+            ALG_P384 => Some(Secret::P384(p384::SecretKey::random(&mut OsRng))),
+            _ => None,
+        }
+    }
+
+    /// A scalar of exactly the curve's size, in `[1, n)`.
+    fn from_scalar(alg: u8, scalar: &[u8]) -> Result<Secret, u16> {
+        let secret = match (alg, scalar.len()) {
+            (ALG_P256, 32) => p256::SecretKey::from_slice(scalar).map(Secret::P256),
+            (ALG_P384, 48) => p384::SecretKey::from_slice(scalar).map(Secret::P384),
+            _ => return Err(sw::INCORRECT_DATA),
+        };
+        secret.map_err(|_| sw::INCORRECT_DATA)
+    }
+
+    /// A stored key; a corrupt state file answers 6F00 rather than panic.
+    fn from_slot(key: &SlotKey) -> Result<Secret, u16> {
+        Secret::from_scalar(key.alg, &key.scalar.0).map_err(|_| sw::WRONG_DATA_LAST_CMD)
+    }
+
+    fn field_len(&self) -> usize {
+        match self {
+            Secret::P256(_) => 32,
+            Secret::P384(_) => 48,
+        }
+    }
+
+    fn scalar(&self) -> Vec<u8> {
+        match self {
+            Secret::P256(k) => k.to_bytes().to_vec(),
+            Secret::P384(k) => k.to_bytes().to_vec(),
+        }
+    }
+
+    /// Uncompressed SEC1 point, `04 X Y`.
+    fn public_point(&self) -> Vec<u8> {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        match self {
+            Secret::P256(k) => k.public_key().to_encoded_point(false).as_bytes().to_vec(),
+            Secret::P384(k) => k.public_key().to_encoded_point(false).as_bytes().to_vec(),
+        }
+    }
+
+    /// The x-coordinate of the shared point. The peer point must be
+    /// uncompressed and on the curve.
+    fn ecdh(&self, point: &[u8]) -> Result<Vec<u8>, u16> {
+        if point.len() != 1 + 2 * self.field_len() || point[0] != 0x04 {
+            return Err(sw::INCORRECT_DATA);
+        }
+        let shared = match self {
+            Secret::P256(k) => {
+                let peer =
+                    p256::PublicKey::from_sec1_bytes(point).map_err(|_| sw::INCORRECT_DATA)?;
+                p256::ecdh::diffie_hellman(k.to_nonzero_scalar(), peer.as_affine())
+                    .raw_secret_bytes()
+                    .to_vec()
+            }
+            Secret::P384(k) => {
+                let peer =
+                    p384::PublicKey::from_sec1_bytes(point).map_err(|_| sw::INCORRECT_DATA)?;
+                p384::ecdh::diffie_hellman(k.to_nonzero_scalar(), peer.as_affine())
+                    .raw_secret_bytes()
+                    .to_vec()
+            }
+        };
+        Ok(shared)
+    }
+
+    /// ECDSA over a prehash, DER-encoded. The hash is fitted to the field
+    /// size as ECDSA's bits2int does: longer ones keep their leftmost
+    /// bytes, shorter ones are zero-extended on the left.
+    fn sign(&self, hash: &[u8]) -> Result<Vec<u8>, u16> {
+        use signature::hazmat::PrehashSigner;
+        let n = self.field_len();
+        let mut digest = vec![0u8; n];
+        if hash.len() >= n {
+            digest.copy_from_slice(&hash[..n]);
+        } else {
+            digest[n - hash.len()..].copy_from_slice(hash);
+        }
+        let der = match self {
+            Secret::P256(k) => {
+                let sig: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(k)
+                    .sign_prehash(&digest)
+                    .map_err(|_| sw::INCORRECT_DATA)?;
+                sig.to_der().as_bytes().to_vec()
+            }
+            Secret::P384(k) => {
+                let sig: p384::ecdsa::Signature = p384::ecdsa::SigningKey::from(k)
+                    .sign_prehash(&digest)
+                    .map_err(|_| sw::INCORRECT_DATA)?;
+                sig.to_der().as_bytes().to_vec()
+            }
+        };
+        Ok(der)
+    }
+}
+
+/// (key length, block length) of a management key algorithm.
+fn mgmt_params(alg: u8) -> Option<(usize, usize)> {
+    match alg {
+        ALG_3DES => Some((24, 8)),
+        ALG_AES128 => Some((16, 16)),
+        ALG_AES192 => Some((24, 16)),
+        ALG_AES256 => Some((32, 16)),
+        _ => None,
+    }
+}
+
+/// One ECB block with the management key, in place.
+fn mgmt_block(alg: u8, key: &[u8], block: &mut [u8], encrypt: bool) -> Result<(), u16> {
+    match alg {
+        ALG_3DES => ecb::<des::TdesEde3>(key, block, encrypt),
+        ALG_AES128 => ecb::<aes::Aes128>(key, block, encrypt),
+        ALG_AES192 => ecb::<aes::Aes192>(key, block, encrypt),
+        ALG_AES256 => ecb::<aes::Aes256>(key, block, encrypt),
+        _ => Err(sw::INCORRECT_P1P2),
+    }
+}
+
+fn ecb<C>(key: &[u8], block: &mut [u8], encrypt: bool) -> Result<(), u16>
+where
+    C: cipher::KeyInit + cipher::BlockEncrypt + cipher::BlockDecrypt,
+{
+    use cipher::generic_array::GenericArray;
+    if block.len() != C::block_size() {
+        return Err(sw::INCORRECT_DATA);
+    }
+    let c = C::new_from_slice(key).map_err(|_| sw::WRONG_DATA_LAST_CMD)?;
+    let b = GenericArray::from_mut_slice(block);
+    if encrypt {
+        c.encrypt_block(b);
+    } else {
+        c.decrypt_block(b);
+    }
+    Ok(())
+}
+
+/// PIN/touch policies from AA/AB, with the slot defaults for 0 or absent:
+/// PIN Never for 9E, Always for 9C, Once elsewhere; touch Never.
+fn policies(items: &[tlv::Tlv<'_>], slot: u8) -> Result<(u8, u8), u16> {
+    let pin = match tlv::find(items, 0xAA) {
+        None => 0,
+        Some(v) => single_byte(Some(v)).ok_or(sw::INCORRECT_DATA)?,
+    };
+    let touch = match tlv::find(items, 0xAB) {
+        None => 0,
+        Some(v) => single_byte(Some(v)).ok_or(sw::INCORRECT_DATA)?,
+    };
+    let pin = match pin {
+        0 => match slot {
+            0x9E | ATTESTATION_SLOT => PIN_POLICY_NEVER,
+            0x9C => PIN_POLICY_ALWAYS,
+            _ => PIN_POLICY_ONCE,
+        },
+        // 4 and 5 (match once/always) exist only on the YubiKey Bio.
+        PIN_POLICY_NEVER..=PIN_POLICY_ALWAYS => pin,
+        _ => return Err(sw::INCORRECT_DATA),
+    };
+    let touch = match touch {
+        0 => TOUCH_POLICY_NEVER,
+        TOUCH_POLICY_NEVER..=TOUCH_POLICY_CACHED => touch,
+        _ => return Err(sw::INCORRECT_DATA),
+    };
+    Ok((pin, touch))
+}
+
+fn single_byte(v: Option<&[u8]>) -> Option<u8> {
+    match v {
+        Some([b]) => Some(*b),
+        _ => None,
+    }
+}
+
+/// Slots that hold user keys: 9A, 9C, 9D, 9E and retired 82–95.
+pub fn is_key_slot(slot: u8) -> bool {
+    matches!(slot, 0x9A | 0x9C | 0x9D | 0x9E | 0x82..=0x95)
+}
+
+/// The object id of a GET/PUT DATA body: `5C 01 7E` or `5C 03 xx xx xx`.
+fn object_id(items: &[tlv::Tlv<'_>]) -> Result<u32, u16> {
+    match tlv::find(items, 0x5C) {
+        Some([a]) => Ok(u32::from(*a)),
+        Some([a, b, c]) => Ok(u32::from_be_bytes([0, *a, *b, *c])),
+        _ => Err(sw::INCORRECT_DATA),
+    }
+}
+
+/// PIV data objects 5FC101–5FC123 and Yubico's 5FFF00–5FFF15 (admin
+/// data, attestation certificate, ...). Discovery (7E) is fixed.
+fn writable_object(id: u32) -> bool {
+    matches!(id, 0x5FC101..=0x5FC123 | 0x5FFF00..=0x5FFF15)
+}
+
+/// A certificate object as clients store it: `70 cert 71 00 FE 00`
+/// (uncompressed, empty LRC).
+fn certificate_object(der: &[u8]) -> Vec<u8> {
+    let mut out = tlv::encode(&[0x70], der);
+    tlv::put(&mut out, &[0x71], &[0x00]);
+    tlv::put(&mut out, &[0xFE], &[]);
+    out
+}
+
+fn certificate_from_object(object: &[u8]) -> Option<Vec<u8>> {
+    let items = tlv::parse(object).ok()?;
+    tlv::find(&items, 0x70).map(<[u8]>::to_vec)
+}
+
+fn dynamic_auth(tag: u8, value: &[u8]) -> Vec<u8> {
+    tlv::encode(&[0x7C], &tlv::encode(&[tag], value))
+}
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut out = vec![0u8; n];
+    OsRng.fill_bytes(&mut out);
+    out
+}
+
+fn pad8(value: &[u8]) -> Vec<u8> {
+    let mut out = value.to_vec();
+    out.resize(8, 0xFF);
+    out
+}
+
+/// A new PIN or PUK: 6 to 8 bytes, then FF padding only.
+fn valid_pin(padded: &[u8]) -> bool {
+    let len = padded
+        .iter()
+        .position(|&b| b == 0xFF)
+        .unwrap_or(padded.len());
+    padded.len() == 8 && (6..=8).contains(&len) && padded[len..].iter().all(|&b| b == 0xFF)
+}
+
+/// `63Cx`; the nibble tops out at 15 even when more tries remain.
+fn tries_sw(left: u8) -> u16 {
+    sw::VERIFY_FAIL | u16::from(left.min(15))
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::card::{Card, DeviceState};
+    use crate::control::{Controls, TouchMode};
+    use crate::log::ApduLog;
+    use der::{Decode, Encode};
+    use signature::hazmat::PrehashVerifier;
+    use signature::Verifier;
+    use x509_cert::Certificate;
+
+    const SERIAL: u32 = 31_415_926;
+
+    struct Key {
+        card: Card,
+        root: TestRoot,
+    }
+
+    fn apdu(cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8]) -> Vec<u8> {
+        let mut out = vec![cla, ins, p1, p2];
+        if !data.is_empty() {
+            out.push(data.len() as u8);
+            out.extend_from_slice(data);
+        }
+        out
+    }
+
+    impl Key {
+        fn new() -> Key {
+            let root = TestRoot::generate().unwrap();
+            let state = DeviceState::factory(SERIAL, &root);
+            Key::with_state(state, root)
+        }
+
+        fn with_state(state: DeviceState, root: TestRoot) -> Key {
+            let controls = Controls::new(Duration::from_millis(200));
+            let mut key = Key {
+                card: Card::new(state, None, controls, ApduLog::disabled()),
+                root,
+            };
+            let (data, code) = key.send(&apdu(0, 0xA4, 4, 0, &AID[..5]));
+            assert_eq!(code, 0x9000);
+            assert_eq!(data, SELECT_RESPONSE);
+            key
+        }
+
+        /// One raw APDU, following 61xx with GET RESPONSE.
+        fn send(&mut self, raw: &[u8]) -> (Vec<u8>, u16) {
+            let mut out = self.card.transmit(raw).unwrap();
+            let mut code = u16::from_be_bytes([out[out.len() - 2], out[out.len() - 1]]);
+            out.truncate(out.len() - 2);
+            while code & 0xFF00 == 0x6100 {
+                let mut more = self.card.transmit(&[0, 0xC0, 0, 0, 0]).unwrap();
+                code = u16::from_be_bytes([more[more.len() - 2], more[more.len() - 1]]);
+                more.truncate(more.len() - 2);
+                out.extend_from_slice(&more);
+            }
+            (out, code)
+        }
+
+        /// A command, chained over CLA 0x10 when its data exceeds 255 bytes.
+        fn cmd(&mut self, ins: u8, p1: u8, p2: u8, data: &[u8]) -> (Vec<u8>, u16) {
+            let mut chunks: Vec<&[u8]> = data.chunks(255).collect();
+            let last = chunks.pop().unwrap_or(&[]);
+            for chunk in chunks {
+                let (d, code) = self.send(&apdu(0x10, ins, p1, p2, chunk));
+                assert_eq!((d.len(), code), (0, 0x9000));
+            }
+            self.send(&apdu(0, ins, p1, p2, last))
+        }
+
+        fn sw(&mut self, ins: u8, p1: u8, p2: u8, data: &[u8]) -> u16 {
+            self.cmd(ins, p1, p2, data).1
+        }
+
+        fn ok(&mut self, ins: u8, p1: u8, p2: u8, data: &[u8]) -> Vec<u8> {
+            let (d, code) = self.cmd(ins, p1, p2, data);
+            assert_eq!(code, 0x9000, "INS {ins:02X} {p1:02X} {p2:02X}");
+            d
+        }
+
+        fn verify_pin(&mut self, pin: &[u8]) -> u16 {
+            self.sw(INS_VERIFY, 0, PIN_REF, &pad8(pin))
+        }
+
+        fn auth(&mut self, alg: u8, key: &[u8]) -> u16 {
+            let (_, block) = mgmt_params(alg).unwrap();
+            let (resp, code) =
+                self.cmd(INS_AUTHENTICATE, alg, MGMT_SLOT, &[0x7C, 0x02, 0x80, 0x00]);
+            if code != 0x9000 {
+                return code;
+            }
+            assert_eq!(&resp[..4], &[0x7C, block as u8 + 2, 0x80, block as u8]);
+            let mut witness = resp[4..].to_vec();
+            mgmt_block(alg, key, &mut witness, false).unwrap();
+            let challenge = random_bytes(block);
+            let mut body = tlv::encode(&[0x80], &witness);
+            tlv::put(&mut body, &[0x81], &challenge);
+            let (resp, code) = self.cmd(
+                INS_AUTHENTICATE,
+                alg,
+                MGMT_SLOT,
+                &tlv::encode(&[0x7C], &body),
+            );
+            if code != 0x9000 {
+                return code;
+            }
+            let mut expected = challenge;
+            mgmt_block(alg, key, &mut expected, true).unwrap();
+            assert_eq!(resp, dynamic_auth(0x82, &expected));
+            code
+        }
+
+        fn auth_default(&mut self) {
+            assert_eq!(self.auth(ALG_3DES, &DEFAULT_MGMT_KEY), 0x9000);
+        }
+
+        fn generate(&mut self, slot: u8, alg: u8, pin: u8, touch: u8) -> Vec<u8> {
+            let mut inner = tlv::encode(&[0x80], &[alg]);
+            if pin != 0 {
+                tlv::put(&mut inner, &[0xAA], &[pin]);
+            }
+            if touch != 0 {
+                tlv::put(&mut inner, &[0xAB], &[touch]);
+            }
+            let resp = self.ok(INS_GENERATE, 0, slot, &tlv::encode(&[0xAC], &inner));
+            let outer = tlv::parse(&resp).unwrap();
+            let body = tlv::find(&outer, 0x7F49).unwrap();
+            tlv::find(&tlv::parse(body).unwrap(), 0x86)
+                .unwrap()
+                .to_vec()
+        }
+
+        fn ecdh(&mut self, alg: u8, slot: u8, point: &[u8]) -> (Vec<u8>, u16) {
+            let mut inner = tlv::encode(&[0x82], &[]);
+            tlv::put(&mut inner, &[0x85], point);
+            let (resp, code) = self.cmd(INS_AUTHENTICATE, alg, slot, &tlv::encode(&[0x7C], &inner));
+            (unwrap_dyn(&resp), code)
+        }
+
+        fn sign(&mut self, alg: u8, slot: u8, hash: &[u8]) -> (Vec<u8>, u16) {
+            let mut inner = tlv::encode(&[0x82], &[]);
+            tlv::put(&mut inner, &[0x81], hash);
+            let (resp, code) = self.cmd(INS_AUTHENTICATE, alg, slot, &tlv::encode(&[0x7C], &inner));
+            (unwrap_dyn(&resp), code)
+        }
+
+        fn get_object(&mut self, id: u32) -> (Vec<u8>, u16) {
+            let (resp, code) = self.cmd(INS_GET_DATA, 0x3F, 0xFF, &object_tag(id));
+            if code != 0x9000 {
+                return (resp, code);
+            }
+            let items = tlv::parse(&resp).unwrap();
+            (tlv::find(&items, 0x53).unwrap().to_vec(), code)
+        }
+
+        fn put_object(&mut self, id: u32, value: &[u8]) -> u16 {
+            let mut body = object_tag(id);
+            tlv::put(&mut body, &[0x53], value);
+            self.sw(INS_PUT_DATA, 0x3F, 0xFF, &body)
+        }
+
+        fn touches(&self) -> u64 {
+            self.card.controls().lock().touches
+        }
+    }
+
+    fn object_tag(id: u32) -> Vec<u8> {
+        let b = id.to_be_bytes();
+        if id <= 0xFF {
+            tlv::encode(&[0x5C], &b[3..])
+        } else {
+            tlv::encode(&[0x5C], &b[1..])
+        }
+    }
+
+    fn unwrap_dyn(resp: &[u8]) -> Vec<u8> {
+        if resp.is_empty() {
+            return Vec::new();
+        }
+        let outer = tlv::parse(resp).unwrap();
+        let inner = tlv::parse(tlv::find(&outer, 0x7C).unwrap()).unwrap();
+        tlv::find(&inner, 0x82).unwrap().to_vec()
+    }
+
+    fn metadata(key: &mut Key, slot: u8) -> BTreeMap<u16, Vec<u8>> {
+        let resp = key.ok(INS_GET_METADATA, 0, slot, &[]);
+        tlv::parse(&resp)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.tag, t.value.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn version_and_serial() {
+        let mut key = Key::new();
+        assert_eq!(key.send(&[0, 0xFD, 0, 0, 0]), (vec![5, 4, 3], 0x9000));
+        assert_eq!(
+            key.send(&[0, 0xF8, 0, 0, 0]),
+            (SERIAL.to_be_bytes().to_vec(), 0x9000)
+        );
+        assert_eq!(key.sw(0x01, 0, 0, &[]), 0x6D00);
+    }
+
+    #[test]
+    fn pin_counts_down_blocks_and_puk_unblocks() {
+        let mut key = Key::new();
+        assert_eq!(key.sw(INS_VERIFY, 0, PIN_REF, &[]), 0x63C3);
+        assert_eq!(key.verify_pin(b"000000"), 0x63C2);
+        assert_eq!(key.verify_pin(b"123456"), 0x9000);
+        // A success restores the counter and the state query says verified.
+        assert_eq!(key.sw(INS_VERIFY, 0, PIN_REF, &[]), 0x9000);
+        assert_eq!(metadata(&mut key, PIN_REF)[&6], vec![3, 3]);
+        assert_eq!(key.verify_pin(b"999999"), 0x63C2);
+        assert_eq!(
+            key.sw(INS_VERIFY, 0, PIN_REF, &[]),
+            0x63C2,
+            "a failure unverifies"
+        );
+        assert_eq!(key.verify_pin(b"999999"), 0x63C1);
+        assert_eq!(key.verify_pin(b"999999"), 0x63C0);
+        assert_eq!(key.verify_pin(b"123456"), 0x6983);
+        assert_eq!(key.sw(INS_VERIFY, 0, PIN_REF, &[]), 0x6983);
+        assert_eq!(metadata(&mut key, PIN_REF)[&6], vec![3, 0]);
+        // Wrong lengths are refused without costing a try.
+        assert_eq!(key.sw(INS_VERIFY, 0, PIN_REF, b"123456"), 0x6A80);
+
+        let mut body = pad8(b"87654321");
+        body.extend(pad8(b"654321"));
+        assert_eq!(key.sw(INS_RESET_RETRY, 0, PIN_REF, &body), 0x63C2);
+        let mut body = pad8(DEFAULT_PUK);
+        body.extend(pad8(b"123"));
+        assert_eq!(
+            key.sw(INS_RESET_RETRY, 0, PIN_REF, &body),
+            0x6A80,
+            "PIN too short"
+        );
+        let mut body = pad8(DEFAULT_PUK);
+        body.extend(pad8(b"654321"));
+        assert_eq!(key.sw(INS_RESET_RETRY, 0, PIN_REF, &body), 0x9000);
+        assert_eq!(metadata(&mut key, PUK_REF)[&6], vec![3, 3]);
+        assert_eq!(key.verify_pin(b"123456"), 0x63C2);
+        assert_eq!(key.verify_pin(b"654321"), 0x9000);
+        assert_eq!(
+            metadata(&mut key, PIN_REF)[&5],
+            vec![0],
+            "no longer default"
+        );
+    }
+
+    #[test]
+    fn change_pin_and_puk() {
+        let mut key = Key::new();
+        let mut body = pad8(b"000000");
+        body.extend(pad8(b"11223344"));
+        assert_eq!(key.sw(INS_CHANGE_REFERENCE, 0, PIN_REF, &body), 0x63C2);
+        let mut body = pad8(DEFAULT_PIN);
+        body.extend(pad8(b"11223344"));
+        assert_eq!(key.sw(INS_CHANGE_REFERENCE, 0, PIN_REF, &body), 0x9000);
+        assert_eq!(metadata(&mut key, PIN_REF)[&6], vec![3, 3]);
+        assert_eq!(key.verify_pin(b"11223344"), 0x9000);
+
+        let mut body = pad8(DEFAULT_PUK);
+        body.extend(pad8(b"abcdefgh"));
+        assert_eq!(key.sw(INS_CHANGE_REFERENCE, 0, PUK_REF, &body), 0x9000);
+        let md = metadata(&mut key, PUK_REF);
+        assert_eq!((md[&1].clone(), md[&5].clone()), (vec![0xFF], vec![0]));
+        assert_eq!(key.sw(INS_CHANGE_REFERENCE, 0, 0x82, &body), 0x6A88);
+    }
+
+    #[test]
+    fn deselect_and_power_loss_forget_pin_and_mgmt() {
+        let mut key = Key::new();
+        assert_eq!(key.verify_pin(DEFAULT_PIN), 0x9000);
+        key.auth_default();
+        // Re-selecting PIV keeps both.
+        key.ok(0xA4, 4, 0, &AID[..9]);
+        assert_eq!(key.sw(INS_VERIFY, 0, PIN_REF, &[]), 0x9000);
+        assert_eq!(key.put_object(OBJ_ADMIN, &[0x80, 0x00]), 0x9000);
+        key.card.lose_power("test");
+        key.ok(0xA4, 4, 0, &AID[..5]);
+        assert_eq!(key.sw(INS_VERIFY, 0, PIN_REF, &[]), 0x63C3);
+        assert_eq!(key.put_object(OBJ_ADMIN, &[0x80, 0x00]), 0x6982);
+        // The explicit unverify of firmware 5.4.3.
+        assert_eq!(key.verify_pin(DEFAULT_PIN), 0x9000);
+        assert_eq!(key.sw(INS_VERIFY, 0xFF, PIN_REF, &[]), 0x9000);
+        assert_eq!(key.sw(INS_VERIFY, 0, PIN_REF, &[]), 0x63C3);
+    }
+
+    #[test]
+    fn management_key_3des_mutual_and_external() {
+        let mut key = Key::new();
+        assert_eq!(key.put_object(OBJ_ADMIN, &[1]), 0x6982);
+        assert_eq!(key.auth(ALG_3DES, &[9u8; 24]), 0x6982);
+        // A reply without a witness asked first is out of sequence.
+        let mut body = tlv::encode(&[0x80], &[0; 8]);
+        tlv::put(&mut body, &[0x81], &[0; 8]);
+        assert_eq!(
+            key.sw(
+                INS_AUTHENTICATE,
+                ALG_3DES,
+                MGMT_SLOT,
+                &tlv::encode(&[0x7C], &body)
+            ),
+            0x6985
+        );
+        assert_eq!(key.auth(ALG_AES128, &[0; 16]), 0x6A86, "wrong algorithm");
+        key.auth_default();
+        assert_eq!(key.put_object(OBJ_ADMIN, &[1]), 0x9000);
+
+        // External authentication, as yubico-piv-tool's auth_getchallenge does.
+        let mut key = Key::new();
+        let resp = key.ok(
+            INS_AUTHENTICATE,
+            ALG_3DES,
+            MGMT_SLOT,
+            &[0x7C, 0x02, 0x81, 0x00],
+        );
+        assert_eq!(&resp[..4], &[0x7C, 0x0A, 0x81, 0x08]);
+        let mut r = resp[4..].to_vec();
+        mgmt_block(ALG_3DES, &DEFAULT_MGMT_KEY, &mut r, true).unwrap();
+        assert!(key
+            .ok(
+                INS_AUTHENTICATE,
+                ALG_3DES,
+                MGMT_SLOT,
+                &dynamic_auth(0x82, &r)
+            )
+            .is_empty());
+        assert_eq!(key.put_object(OBJ_ADMIN, &[1]), 0x9000);
+        // A replayed response is refused: the challenge was single-use.
+        assert_eq!(
+            key.sw(
+                INS_AUTHENTICATE,
+                ALG_3DES,
+                MGMT_SLOT,
+                &dynamic_auth(0x82, &r)
+            ),
+            0x6985
+        );
+    }
+
+    #[test]
+    fn management_key_aes_all_sizes_and_touch() {
+        let mut key = Key::new();
+        assert_eq!(metadata(&mut key, MGMT_SLOT)[&5], vec![1]);
+        let mut current = (ALG_3DES, DEFAULT_MGMT_KEY.to_vec());
+        for (alg, len) in [(ALG_AES128, 16), (ALG_AES192, 24), (ALG_AES256, 32)] {
+            assert_eq!(key.auth(current.0, &current.1), 0x9000);
+            let new_key = random_bytes(len);
+            let mut body = vec![alg];
+            tlv::put(&mut body, &[MGMT_SLOT], &new_key);
+            assert_eq!(key.sw(INS_SET_MGMT_KEY, 0xFF, 0xFF, &body), 0x9000);
+            let md = metadata(&mut key, MGMT_SLOT);
+            assert_eq!(
+                (md[&1].clone(), md[&2].clone(), md[&5].clone()),
+                (vec![alg], vec![0, 1], vec![0])
+            );
+            current = (alg, new_key);
+        }
+        // Wrong length for the algorithm.
+        let mut body = vec![ALG_AES128];
+        tlv::put(&mut body, &[MGMT_SLOT], &[0; 24]);
+        assert_eq!(key.sw(INS_SET_MGMT_KEY, 0xFF, 0xFF, &body), 0x6A80);
+        // Touch required (P2 FE): no touch, no authentication.
+        let mut body = vec![current.0];
+        tlv::put(&mut body, &[MGMT_SLOT], &current.1);
+        assert_eq!(key.sw(INS_SET_MGMT_KEY, 0xFF, 0xFE, &body), 0x9000);
+        assert_eq!(metadata(&mut key, MGMT_SLOT)[&2], vec![0, 2]);
+        key.card.lose_power("test");
+        key.ok(0xA4, 4, 0, AID);
+        key.card.controls().set_touch(TouchMode::Never);
+        assert_eq!(key.auth(current.0, &current.1), 0x6982);
+        key.card.controls().set_touch(TouchMode::Now);
+        assert_eq!(key.auth(current.0, &current.1), 0x9000);
+        assert_eq!(key.touches(), 1);
+    }
+
+    #[test]
+    fn generate_needs_mgmt_and_ecdh_matches_software() {
+        let mut key = Key::new();
+        let body = tlv::encode(&[0xAC], &[0x80, 0x01, ALG_P256]);
+        assert_eq!(key.sw(INS_GENERATE, 0, 0x82, &body), 0x6982);
+        key.auth_default();
+        assert_eq!(
+            key.sw(
+                INS_GENERATE,
+                0,
+                0x82,
+                &tlv::encode(&[0xAC], &[0x80, 0x01, 0x07])
+            ),
+            0x6A80,
+            "RSA"
+        );
+        assert_eq!(key.sw(INS_GENERATE, 0, 0x9B, &body), 0x6A86);
+        assert_eq!(key.sw(INS_GENERATE, 0, 0x82, &[0xAC, 0x03, 0x80]), 0x6A80);
+
+        let point = key.generate(0x82, ALG_P256, PIN_POLICY_ONCE, TOUCH_POLICY_NEVER);
+        assert_eq!((point.len(), point[0]), (65, 4));
+        let card_pub = p256::PublicKey::from_sec1_bytes(&point).unwrap();
+        let eph = p256::SecretKey::random(&mut OsRng);
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        let eph_point = eph.public_key().to_encoded_point(false);
+
+        assert_eq!(
+            key.ecdh(ALG_P256, 0x82, eph_point.as_bytes()).1,
+            0x6982,
+            "PIN first"
+        );
+        assert_eq!(key.verify_pin(DEFAULT_PIN), 0x9000);
+        let (shared, code) = key.ecdh(ALG_P256, 0x82, eph_point.as_bytes());
+        assert_eq!(code, 0x9000);
+        let expected = p256::ecdh::diffie_hellman(eph.to_nonzero_scalar(), card_pub.as_affine());
+        assert_eq!(shared, expected.raw_secret_bytes().to_vec());
+        // Malformed peers: compressed, off-curve, wrong algorithm, empty slot.
+        let compressed = eph.public_key().to_encoded_point(true);
+        assert_eq!(key.ecdh(ALG_P256, 0x82, compressed.as_bytes()).1, 0x6A80);
+        let mut off = eph_point.as_bytes().to_vec();
+        off[40] ^= 1;
+        assert_eq!(key.ecdh(ALG_P256, 0x82, &off).1, 0x6A80);
+        assert_eq!(key.ecdh(ALG_P384, 0x82, eph_point.as_bytes()).1, 0x6A80);
+        assert_eq!(key.ecdh(ALG_P256, 0x83, eph_point.as_bytes()).1, 0x6A80);
+
+        // P-384 too, through the yubikey crate's exact encoding length.
+        let point = key.generate(0x9D, ALG_P384, 0, 0);
+        assert_eq!(point.len(), 97);
+        let card_pub = p384::PublicKey::from_sec1_bytes(&point).unwrap();
+        let eph = p384::SecretKey::random(&mut OsRng);
+        let (shared, code) = key.ecdh(
+            ALG_P384,
+            0x9D,
+            eph.public_key().to_encoded_point(false).as_bytes(),
+        );
+        assert_eq!(code, 0x9000);
+        let expected = p384::ecdh::diffie_hellman(eph.to_nonzero_scalar(), card_pub.as_affine());
+        assert_eq!(shared, expected.raw_secret_bytes().to_vec());
+    }
+
+    #[test]
+    fn sign_verifies_with_the_public_key() {
+        let mut key = Key::new();
+        key.auth_default();
+        let point = key.generate(0x9A, ALG_P256, PIN_POLICY_NEVER, 0);
+        let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).unwrap();
+        let hash: Vec<u8> = sha2::Sha256::digest(b"hello").to_vec();
+        let (sig, code) = key.sign(ALG_P256, 0x9A, &hash);
+        assert_eq!(code, 0x9000);
+        let sig = p256::ecdsa::Signature::from_der(&sig).unwrap();
+        vk.verify(b"hello", &sig).unwrap();
+        // A SHA-384 hash on P-256 is truncated to its leftmost 32 bytes.
+        let long: Vec<u8> = sha2::Sha384::digest(b"hello").to_vec();
+        let (sig, _) = key.sign(ALG_P256, 0x9A, &long);
+        let sig = p256::ecdsa::Signature::from_der(&sig).unwrap();
+        vk.verify_prehash(&long[..32], &sig).unwrap();
+        // A short input is zero-extended on the left.
+        let (sig, _) = key.sign(ALG_P256, 0x9A, &[1, 2, 3]);
+        let sig = p256::ecdsa::Signature::from_der(&sig).unwrap();
+        let mut padded = [0u8; 32];
+        padded[29..].copy_from_slice(&[1, 2, 3]);
+        vk.verify_prehash(&padded, &sig).unwrap();
+
+        let point = key.generate(0x9E, ALG_P384, 0, 0);
+        let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(&point).unwrap();
+        let (sig, code) = key.sign(ALG_P384, 0x9E, &long);
+        assert_eq!(code, 0x9000, "9E defaults to PIN never");
+        let sig = p384::ecdsa::Signature::from_der(&sig).unwrap();
+        vk.verify(b"hello", &sig).unwrap();
+    }
+
+    use sha2::Digest;
+
+    #[test]
+    fn pin_always_needs_verify_right_before_each_use() {
+        let mut key = Key::new();
+        key.auth_default();
+        key.generate(0x9C, ALG_P256, 0, 0);
+        assert_eq!(
+            metadata(&mut key, 0x9C)[&2],
+            vec![PIN_POLICY_ALWAYS, TOUCH_POLICY_NEVER]
+        );
+        let hash = [7u8; 32];
+        assert_eq!(key.verify_pin(DEFAULT_PIN), 0x9000);
+        assert_eq!(
+            key.sw(INS_VERIFY, 0, PIN_REF, &[]),
+            0x9000,
+            "a status query in between is fine"
+        );
+        assert_eq!(key.sign(ALG_P256, 0x9C, &hash).1, 0x9000);
+        assert_eq!(key.sign(ALG_P256, 0x9C, &hash).1, 0x6982, "used up");
+        assert_eq!(key.verify_pin(DEFAULT_PIN), 0x9000);
+        key.ok(INS_GET_METADATA, 0, 0x9C, &[]);
+        assert_eq!(
+            key.sign(ALG_P256, 0x9C, &hash).1,
+            0x6982,
+            "another command in between"
+        );
+        assert_eq!(key.verify_pin(DEFAULT_PIN), 0x9000);
+        assert_eq!(key.sign(ALG_P256, 0x9C, &hash).1, 0x9000);
+    }
+
+    #[test]
+    fn touch_always_and_cached() {
+        let mut key = Key::new();
+        key.auth_default();
+        key.generate(0x85, ALG_P256, PIN_POLICY_NEVER, TOUCH_POLICY_ALWAYS);
+        key.generate(0x86, ALG_P256, PIN_POLICY_ONCE, TOUCH_POLICY_CACHED);
+        let hash = [1u8; 32];
+        key.card.controls().set_touch(TouchMode::Never);
+        assert_eq!(key.sign(ALG_P256, 0x85, &hash).1, 0x6982);
+        // PIN is checked before touch: no touch is requested without it.
+        assert_eq!(key.sign(ALG_P256, 0x86, &hash).1, 0x6982);
+        key.card.controls().set_touch(TouchMode::Now);
+        assert_eq!(key.touches(), 0);
+        assert_eq!(key.sign(ALG_P256, 0x85, &hash).1, 0x9000);
+        assert_eq!(key.sign(ALG_P256, 0x85, &hash).1, 0x9000);
+        assert_eq!(key.touches(), 2);
+        assert_eq!(key.verify_pin(DEFAULT_PIN), 0x9000);
+        // The last touch is recent, so the cached key needs none now.
+        assert_eq!(key.sign(ALG_P256, 0x86, &hash).1, 0x9000);
+        assert_eq!(key.sign(ALG_P256, 0x86, &hash).1, 0x9000);
+        assert_eq!(key.touches(), 2);
+        key.card.state.piv.session.last_touch = Instant::now().checked_sub(Duration::from_secs(16));
+        key.card.controls().set_touch(TouchMode::Never);
+        assert_eq!(key.sign(ALG_P256, 0x86, &hash).1, 0x6982, "cache expired");
+        key.card.controls().set_touch(TouchMode::Now);
+        assert_eq!(key.sign(ALG_P256, 0x86, &hash).1, 0x9000);
+        assert_eq!(key.touches(), 3);
+    }
+
+    #[test]
+    fn large_objects_chain_both_ways() {
+        let mut key = Key::new();
+        key.auth_default();
+        let big: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+        assert_eq!(key.put_object(0x5FC105, &big), 0x9000);
+        let (raw, code) = key.cmd(INS_GET_DATA, 0x3F, 0xFF, &object_tag(0x5FC105));
+        assert_eq!(code, 0x9000);
+        assert_eq!(&raw[..4], &[0x53, 0x82, 0x0B, 0xB8]);
+        assert_eq!(&raw[4..], big.as_slice());
+        assert_eq!(key.put_object(0x5FC105, &vec![0; MAX_OBJECT + 1]), 0x6A84);
+        // Empty 53 deletes.
+        assert_eq!(key.put_object(0x5FC105, &[]), 0x9000);
+        assert_eq!(key.get_object(0x5FC105).1, 0x6A82);
+        assert_eq!(key.put_object(OBJ_DISCOVERY, &[1]), 0x6A80);
+        assert_eq!(key.put_object(0x123456, &[1]), 0x6A80);
+        let (disc, code) = key.cmd(INS_GET_DATA, 0x3F, 0xFF, &[0x5C, 0x01, 0x7E]);
+        assert_eq!((disc, code), (DISCOVERY.to_vec(), 0x9000));
+        assert_eq!(
+            key.sw(INS_GET_DATA, 0x3F, 0xFF, &[0x5C, 0x02, 0x5F, 0xC1]),
+            0x6A80
+        );
+        assert_eq!(key.sw(INS_GET_DATA, 0, 0, &object_tag(0x5FC105)), 0x6A86);
+    }
+
+    #[test]
+    fn printed_object_needs_pin() {
+        let mut key = Key::new();
+        assert_eq!(key.get_object(OBJ_PRINTED).1, 0x6A82);
+        key.auth_default();
+        // What ykman and yubikey-agent store there: 88 { 89 mgmt-key }.
+        let secret = tlv::encode(&[0x88], &tlv::encode(&[0x89], &[0x42; 32]));
+        assert_eq!(key.put_object(OBJ_PRINTED, &secret), 0x9000);
+        assert_eq!(key.get_object(OBJ_PRINTED).1, 0x6982);
+        assert_eq!(key.verify_pin(DEFAULT_PIN), 0x9000);
+        assert_eq!(key.get_object(OBJ_PRINTED), (secret, 0x9000));
+    }
+
+    #[test]
+    fn metadata_for_every_kind_of_slot() {
+        let mut key = Key::new();
+        let md = metadata(&mut key, PIN_REF);
+        assert_eq!(
+            (md[&1].clone(), md[&5].clone(), md[&6].clone()),
+            (vec![0xFF], vec![1], vec![3, 3])
+        );
+        let md = metadata(&mut key, MGMT_SLOT);
+        assert_eq!(
+            (md[&1].clone(), md[&2].clone(), md[&5].clone()),
+            (vec![3], vec![0, 1], vec![1])
+        );
+        assert_eq!(key.sw(INS_GET_METADATA, 0, 0x9A, &[]), 0x6A88);
+        assert_eq!(key.sw(INS_GET_METADATA, 0, 0x96, &[]), 0x6A88, "not a Bio");
+        let f9 = metadata(&mut key, ATTESTATION_SLOT);
+        assert_eq!(
+            (f9[&1].clone(), f9[&3].clone()),
+            (vec![ALG_P256], vec![ORIGIN_IMPORTED])
+        );
+
+        key.auth_default();
+        let point = key.generate(0x9A, ALG_P256, PIN_POLICY_ONCE, TOUCH_POLICY_CACHED);
+        let md = metadata(&mut key, 0x9A);
+        assert_eq!(md[&1], vec![ALG_P256]);
+        assert_eq!(md[&2], vec![PIN_POLICY_ONCE, TOUCH_POLICY_CACHED]);
+        assert_eq!(md[&3], vec![ORIGIN_GENERATED]);
+        assert_eq!(md[&4], tlv::encode(&[0x86], &point));
+
+        let scalar = p384::SecretKey::random(&mut OsRng).to_bytes();
+        let mut body = tlv::encode(&[0x06], &scalar);
+        tlv::put(&mut body, &[0xAA], &[PIN_POLICY_NEVER]);
+        assert_eq!(key.sw(INS_IMPORT_KEY, ALG_P384, 0x95, &body), 0x9000);
+        let md = metadata(&mut key, 0x95);
+        assert_eq!(
+            (md[&1].clone(), md[&2].clone(), md[&3].clone()),
+            (vec![ALG_P384], vec![1, 1], vec![ORIGIN_IMPORTED])
+        );
+        assert_eq!(
+            key.sw(INS_IMPORT_KEY, ALG_P256, 0x95, &body),
+            0x6A80,
+            "scalar size"
+        );
+        assert_eq!(
+            key.sw(
+                INS_IMPORT_KEY,
+                ALG_P256,
+                0x95,
+                &tlv::encode(&[0x06], &[0; 32])
+            ),
+            0x6A80,
+            "zero"
+        );
+    }
+
+    fn verify_issued_by(cert: &Certificate, issuer: &Certificate) {
+        assert_eq!(cert.tbs_certificate.issuer, issuer.tbs_certificate.subject);
+        let tbs = cert.tbs_certificate.to_der().unwrap();
+        let spk = issuer
+            .tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes();
+        let sig = p256::ecdsa::DerSignature::try_from(cert.signature.raw_bytes()).unwrap();
+        p256::ecdsa::VerifyingKey::from_sec1_bytes(spk)
+            .unwrap()
+            .verify(&tbs, &sig)
+            .unwrap();
+    }
+
+    #[test]
+    fn attestation_chains_to_the_test_root() {
+        let mut key = Key::new();
+        key.auth_default();
+        let point = key.generate(0x9A, ALG_P256, PIN_POLICY_ONCE, TOUCH_POLICY_ALWAYS);
+        let leaf = key.ok(INS_ATTEST, 0x9A, 0, &[]);
+        assert!(leaf.len() > 256, "long enough to need GET RESPONSE");
+        let leaf = Certificate::from_der(&leaf).unwrap();
+        let (object, code) = key.get_object(OBJ_ATTESTATION);
+        assert_eq!(code, 0x9000);
+        let f9 = Certificate::from_der(&certificate_from_object(&object).unwrap()).unwrap();
+        let root = Certificate::from_der(&key.root.cert_der).unwrap();
+        verify_issued_by(&leaf, &f9);
+        verify_issued_by(&f9, &root);
+        verify_issued_by(&root, &root);
+        assert_eq!(
+            leaf.tbs_certificate.subject.to_string(),
+            "CN=YubiKey PIV Attestation 9a"
+        );
+        assert_eq!(
+            leaf.tbs_certificate
+                .subject_public_key_info
+                .subject_public_key
+                .raw_bytes(),
+            point.as_slice()
+        );
+        let ext = |oid: &str| {
+            let oid = der::oid::ObjectIdentifier::new_unwrap(oid);
+            leaf.tbs_certificate
+                .extensions
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|e| e.extn_id == oid)
+                .map(|e| e.extn_value.as_bytes().to_vec())
+                .unwrap()
+        };
+        assert_eq!(ext("1.3.6.1.4.1.41482.3.3"), vec![5, 4, 3]);
+        assert_eq!(ext("1.3.6.1.4.1.41482.3.7"), SERIAL.to_der().unwrap());
+        assert_eq!(
+            ext("1.3.6.1.4.1.41482.3.8"),
+            vec![PIN_POLICY_ONCE, TOUCH_POLICY_ALWAYS]
+        );
+        assert_eq!(ext("1.3.6.1.4.1.41482.3.9"), vec![attest::FORM_FACTOR]);
+
+        // Imported and missing keys are not attested.
+        let mut body = tlv::encode(&[0x06], &p256::SecretKey::random(&mut OsRng).to_bytes());
+        tlv::put(&mut body, &[0xAB], &[TOUCH_POLICY_NEVER]);
+        assert_eq!(key.sw(INS_IMPORT_KEY, ALG_P256, 0x9D, &body), 0x9000);
+        assert_eq!(key.sw(INS_ATTEST, 0x9D, 0, &[]), 0x6A80);
+        assert_eq!(key.sw(INS_ATTEST, 0x9E, 0, &[]), 0x6A80);
+        assert_eq!(key.sw(INS_ATTEST, ATTESTATION_SLOT, 0, &[]), 0x6A86);
+    }
+
+    #[test]
+    fn reset_only_when_pin_and_puk_blocked() {
+        let mut key = Key::new();
+        key.auth_default();
+        key.generate(0x9A, ALG_P256, 0, 0);
+        assert_eq!(key.put_object(0x5FC102, &[1, 2, 3]), 0x9000);
+        let f9_before = key.get_object(OBJ_ATTESTATION).0;
+        assert_eq!(key.sw(INS_RESET, 0, 0, &[]), 0x6985);
+        while key.verify_pin(b"") != 0x63C0 {}
+        assert_eq!(key.sw(INS_RESET, 0, 0, &[]), 0x6985, "PUK still usable");
+        // Blocking the PUK the way ykman does: RESET RETRY with empty values.
+        let mut body = pad8(b"");
+        body.extend(pad8(b""));
+        assert_eq!(key.sw(INS_RESET_RETRY, 0, PIN_REF, &body), 0x63C2);
+        assert_eq!(key.sw(INS_RESET_RETRY, 0, PIN_REF, &body), 0x63C1);
+        assert_eq!(key.sw(INS_RESET_RETRY, 0, PIN_REF, &body), 0x63C0);
+        assert_eq!(key.sw(INS_RESET_RETRY, 0, PIN_REF, &body), 0x6983);
+        assert_eq!(key.sw(INS_RESET, 0, 0, &[]), 0x9000);
+
+        assert_eq!(key.sw(INS_GET_METADATA, 0, 0x9A, &[]), 0x6A88);
+        assert_eq!(key.get_object(0x5FC102).1, 0x6A82);
+        assert_eq!(metadata(&mut key, PIN_REF)[&6], vec![3, 3]);
+        assert_eq!(metadata(&mut key, MGMT_SLOT)[&5], vec![1]);
+        assert_eq!(key.get_object(OBJ_ATTESTATION).0, f9_before);
+        assert_eq!(key.sw(INS_GET_METADATA, 0, ATTESTATION_SLOT, &[]), 0x9000);
+        assert_eq!(key.verify_pin(DEFAULT_PIN), 0x9000);
+        key.auth_default();
+        key.generate(0x9A, ALG_P256, 0, 0);
+        assert_eq!(key.sw(INS_ATTEST, 0x9A, 0, &[]), 0x9000);
+    }
+
+    #[test]
+    fn set_pin_retries_needs_both_and_restores_defaults() {
+        let mut key = Key::new();
+        let mut body = pad8(DEFAULT_PIN);
+        body.extend(pad8(b"246810"));
+        assert_eq!(key.sw(INS_CHANGE_REFERENCE, 0, PIN_REF, &body), 0x9000);
+        key.auth_default();
+        assert_eq!(key.sw(INS_SET_PIN_RETRIES, 5, 6, &[]), 0x6982);
+        assert_eq!(key.verify_pin(b"246810"), 0x9000);
+        assert_eq!(key.sw(INS_SET_PIN_RETRIES, 5, 6, &[]), 0x9000);
+        assert_eq!(metadata(&mut key, PIN_REF)[&6], vec![5, 5]);
+        assert_eq!(metadata(&mut key, PUK_REF)[&6], vec![6, 6]);
+        assert_eq!(key.verify_pin(b"246810"), 0x63C4);
+        assert_eq!(key.verify_pin(DEFAULT_PIN), 0x9000);
+    }
+
+    #[test]
+    fn state_survives_a_serde_round_trip() {
+        let mut key = Key::new();
+        key.auth_default();
+        let point = key.generate(0x90, ALG_P256, PIN_POLICY_ONCE, 0);
+        let mut body = vec![ALG_AES256];
+        let aes_key = [0x5A; 32];
+        tlv::put(&mut body, &[MGMT_SLOT], &aes_key);
+        assert_eq!(key.sw(INS_SET_MGMT_KEY, 0xFF, 0xFF, &body), 0x9000);
+        assert_eq!(key.verify_pin(b"000000"), 0x63C2);
+        assert_eq!(key.put_object(0x5FC102, &[9; 40]), 0x9000);
+
+        let json = serde_json::to_string_pretty(&key.card.state).unwrap();
+        assert!(
+            !json.contains("pin_verified"),
+            "session state is not persisted"
+        );
+        assert!(
+            json.contains("\"f9\": {") && json.contains("\"5fff01\": \"70"),
+            "slots and objects are named in hex: {json}"
+        );
+        let state: DeviceState = serde_json::from_str(&json).unwrap();
+        let mut again = Key::with_state(state, key.root.clone());
+        assert_eq!(again.sw(INS_VERIFY, 0, PIN_REF, &[]), 0x63C2);
+        assert_eq!(again.put_object(0x5FC102, &[1]), 0x6982);
+        assert_eq!(again.auth(ALG_AES256, &aes_key), 0x9000);
+        assert_eq!(again.get_object(0x5FC102).0, vec![9; 40]);
+        assert_eq!(metadata(&mut again, 0x90)[&4], tlv::encode(&[0x86], &point));
+        assert_eq!(again.verify_pin(DEFAULT_PIN), 0x9000);
+        let eph = p256::SecretKey::random(&mut OsRng);
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        let (shared, code) = again.ecdh(
+            ALG_P256,
+            0x90,
+            eph.public_key().to_encoded_point(false).as_bytes(),
+        );
+        assert_eq!(code, 0x9000);
+        let card_pub = p256::PublicKey::from_sec1_bytes(&point).unwrap();
+        let expected = p256::ecdh::diffie_hellman(eph.to_nonzero_scalar(), card_pub.as_affine());
+        assert_eq!(shared, expected.raw_secret_bytes().to_vec());
+        assert_eq!(again.sw(INS_ATTEST, 0x90, 0, &[]), 0x9000);
+    }
+
+    #[test]
+    fn mutations_persist_and_reads_do_not() {
+        // The card rewrites its state file when an applet marks it dirty.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let root = TestRoot::generate().unwrap();
+        let state = DeviceState::factory(SERIAL, &root);
+        let mut card = Card::new(
+            state,
+            Some(path.clone()),
+            Controls::new(Duration::from_millis(50)),
+            ApduLog::disabled(),
+        );
+        card.transmit(&apdu(0, 0xA4, 4, 0, AID)).unwrap();
+        card.transmit(&[0, INS_GET_METADATA, 0, PIN_REF, 0])
+            .unwrap();
+        assert!(!path.exists());
+        card.transmit(&apdu(0, INS_VERIFY, 0, PIN_REF, &pad8(b"111111")))
+            .unwrap();
+        let saved = DeviceState::load(&path).unwrap();
+        assert_eq!(saved.piv.pin.left, 2);
+    }
+
+    #[test]
+    fn malformed_input_never_panics() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut key = Key::new();
+        key.auth_default();
+        assert_eq!(key.verify_pin(DEFAULT_PIN), 0x9000);
+        key.generate(0x9A, ALG_P256, PIN_POLICY_NEVER, TOUCH_POLICY_NEVER);
+        let inss = [
+            INS_VERIFY,
+            INS_CHANGE_REFERENCE,
+            INS_RESET_RETRY,
+            INS_GENERATE,
+            INS_AUTHENTICATE,
+            INS_GET_DATA,
+            INS_PUT_DATA,
+            INS_GET_METADATA,
+            INS_ATTEST,
+            INS_IMPORT_KEY,
+            INS_SET_MGMT_KEY,
+            INS_SET_PIN_RETRIES,
+        ];
+        let prefixes: [&[u8]; 6] = [
+            &[],
+            &[0x7C],
+            &[0x7C, 0x04, 0x82, 0x00, 0x85],
+            &[0xAC, 0x03, 0x80, 0x01],
+            &[0x5C, 0x03, 0x5F, 0xC1],
+            &[0x03, 0x9B, 0x18],
+        ];
+        for _ in 0..4000 {
+            let ins = inss[rng.gen_range(0..inss.len())];
+            let mut data = prefixes[rng.gen_range(0..prefixes.len())].to_vec();
+            let n = rng.gen_range(0..80);
+            data.extend((0..n).map(|_| rng.gen::<u8>()));
+            let p1 = [0u8, 0x03, 0x11, 0x14, 0x3F, 0x9A, 0xFF][rng.gen_range(0..7)];
+            let p2 = [0u8, 0x80, 0x81, 0x9A, 0x9B, 0xF9, 0xFF][rng.gen_range(0..7)];
+            // Keep the key usable: never block the PIN/PUK or replace the mgmt key.
+            if matches!(
+                ins,
+                INS_VERIFY
+                    | INS_CHANGE_REFERENCE
+                    | INS_RESET_RETRY
+                    | INS_SET_MGMT_KEY
+                    | INS_SET_PIN_RETRIES
+            ) {
+                continue;
+            }
+            let out = key.card.transmit(&apdu(0, ins, p1, p2, &data)).unwrap();
+            assert!(out.len() >= 2);
+        }
+        for raw in [
+            &[0u8][..],
+            &[0, 0x87],
+            &[0, 0x87, 0x11, 0x9A, 0x05, 0x7C],
+            &[0, 0xDB, 0x3F, 0xFF, 0, 0, 9, 1],
+        ] {
+            assert!(key.card.transmit(raw).unwrap().len() >= 2);
+        }
     }
 }
