@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod creds;
+pub mod envelope;
 pub mod error;
 pub mod lock;
 pub mod logging;
