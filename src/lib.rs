@@ -24,3 +24,4 @@ pub mod secret;
 pub mod session;
 pub mod store;
 pub mod sts;
+pub mod token;
