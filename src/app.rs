@@ -31,10 +31,14 @@ pub struct LazyPrompt {
 
 impl LazyPrompt {
     fn get(&self) -> Result<&dyn Prompt, PromptError> {
-        match self
-            .driver
-            .get_or_init(|| prompt::driver(self.kind).map_err(|e| e.to_string()))
-        {
+        // Keep the driver's own reason: wrapping the whole error again
+        // would print "no way to ask you: no way to ask you: ...".
+        match self.driver.get_or_init(|| {
+            prompt::driver(self.kind).map_err(|e| match e {
+                PromptError::Unavailable(reason) => reason,
+                other => other.to_string(),
+            })
+        }) {
             Ok(d) => Ok(d.as_ref()),
             Err(e) => Err(PromptError::Unavailable(e.clone())),
         }

@@ -223,6 +223,17 @@ impl<'a> Provider<'a> {
             .filter(|s| s.creds.remaining(SystemTime::now()) > self.opts.min_remaining))
     }
 
+    /// Caches a new session. Failing to is no reason to withhold
+    /// credentials STS has already issued (and an MFA code already spent):
+    /// a full kernel keyring (its quota is per user) only costs a new STS
+    /// call next time.
+    fn keep(&self, id: &CacheId, s: &CachedSession) {
+        if let Err(e) = session::put(self.cache, id, s) {
+            log::warn!(target: "vault", "could not cache the {} session of {} ({e}); the next run will call STS again",
+                s.kind.label(), s.profile);
+        }
+    }
+
     fn root_key(&self, plan: &Plan) -> Result<Credentials, ProviderError> {
         let key = (self.keys)(&plan.root_profile)?.ok_or_else(|| ProviderError::NoStoredKey {
             profile: plan.root_profile.clone(),
@@ -267,8 +278,7 @@ impl<'a> Provider<'a> {
                 sts.get_session_token(&keys, step.duration, None)?
             }
         };
-        session::put(
-            self.cache,
+        self.keep(
             &id,
             &CachedSession {
                 kind: SessionKind::GetSessionToken,
@@ -276,7 +286,7 @@ impl<'a> Provider<'a> {
                 mfa_serial: step.mfa_serial.clone(),
                 creds: creds.clone(),
             },
-        )?;
+        );
         Ok(Credentials::Session(creds))
     }
 
@@ -316,8 +326,7 @@ impl<'a> Provider<'a> {
                 sts.assume_role(&source, &request, None)?
             }
         };
-        session::put(
-            self.cache,
+        self.keep(
             &id,
             &CachedSession {
                 kind: SessionKind::AssumeRole,
@@ -325,7 +334,7 @@ impl<'a> Provider<'a> {
                 mfa_serial: step.mfa_serial.clone(),
                 creds: creds.clone(),
             },
-        )?;
+        );
         Ok(Credentials::Session(creds))
     }
 

@@ -4,6 +4,7 @@ use crate::app::{env_var, App};
 use crate::cli::AddArgs;
 use crate::creds::LongTermKey;
 use crate::error::Error;
+use crate::prompt::PromptError;
 use crate::secret::SecretAccessKey;
 use crate::store;
 
@@ -22,6 +23,21 @@ fn check_key_id(id: &str) -> Result<(), Error> {
     }
 }
 
+/// Without a way to ask, say how to pass the key instead: the generic hint
+/// for a missing prompt is about MFA codes.
+fn cannot_ask(profile: &str, e: PromptError) -> Error {
+    match e {
+        PromptError::Unavailable(reason) => Error::usage(
+            format!("cannot ask for the access key: {reason}"),
+            Some(format!(
+                "put the key in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY and run \
+                 `vault add {profile} --env`"
+            )),
+        ),
+        other => other.into(),
+    }
+}
+
 pub fn run(app: &App, args: &AddArgs) -> Result<(), Error> {
     if args.profile.trim().is_empty() {
         return Err(Error::usage("the profile name is empty", None));
@@ -36,10 +52,16 @@ pub fn run(app: &App, args: &AddArgs) -> Result<(), Error> {
             secret_access_key: SecretAccessKey::new(secret),
         }
     } else {
-        let id = app.prompt().text("Enter Access Key ID: ")?;
+        let id = app
+            .prompt()
+            .text("Enter Access Key ID: ")
+            .map_err(|e| cannot_ask(&args.profile, e))?;
         let id = id.trim().to_string();
         check_key_id(&id)?;
-        let secret = app.prompt().secret("Enter Secret Access Key: ")?;
+        let secret = app
+            .prompt()
+            .secret("Enter Secret Access Key: ")
+            .map_err(|e| cannot_ask(&args.profile, e))?;
         LongTermKey {
             access_key_id: id,
             secret_access_key: SecretAccessKey::new(secret.expose().trim()),

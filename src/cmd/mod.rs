@@ -60,6 +60,12 @@ pub fn resolve_chain(app: &App, profile: &str) -> Result<ProfileChain, Error> {
 }
 
 pub fn credentials(app: &App, profile: &str, args: &SessionArgs) -> Result<Resolved, Error> {
+    // Checked first, so a malformed --mfa-token fails the same whether or
+    // not a cached session would have made it unnecessary.
+    let token_flag = match &args.mfa_token {
+        Some(t) => Some(crate::prompt::validate_mfa_code(t)?),
+        None => None,
+    };
     let cache = app.cache()?;
     let min_remaining = App::min_remaining();
 
@@ -79,10 +85,6 @@ pub fn credentials(app: &App, profile: &str, args: &SessionArgs) -> Result<Resol
     let chain = resolve_chain(app, profile)?;
     log::debug!(target: "vault", "profile chain: {chain}");
     let plan = crate::plan::build(&chain, args, &config::process_env);
-    let token_flag = match &args.mfa_token {
-        Some(t) => Some(crate::prompt::validate_mfa_code(t)?),
-        None => None,
-    };
     let keys = |name: &str| -> Result<_, crate::store::StoreError> {
         let s = app.store().map_err(|e| match e {
             Error::Store(s) => s,

@@ -18,10 +18,23 @@ pub fn run(app: &App, args: &RemoveArgs) -> Result<(), Error> {
         ));
     }
     if !args.force {
-        let answer = app.prompt().text(&format!(
-            "Delete credentials for profile \"{}\"? (y|N) ",
-            args.profile
-        ))?;
+        let answer = app
+            .prompt()
+            .text(&format!(
+                "Delete credentials for profile \"{}\"? (y|N) ",
+                args.profile
+            ))
+            .map_err(|e| match e {
+                // The generic hint for a missing prompt is about MFA codes.
+                crate::prompt::PromptError::Unavailable(reason) => Error::usage(
+                    format!("cannot ask for confirmation: {reason}"),
+                    Some(format!(
+                        "`vault remove {} --force` deletes without asking",
+                        args.profile
+                    )),
+                ),
+                other => other.into(),
+            })?;
         if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
             return Err(Error::usage("not deleted", None));
         }

@@ -1,0 +1,317 @@
+//! What the user sees when something is wrong: the exact stderr and exit
+//! status of the real binary (1 for vault's own errors, 2 for command-line
+//! syntax that clap rejects), nothing on stdout, and never a panic
+//! (`support::Running::wait` fails any run whose stderr says "panicked").
+//! Plus the `--help` texts, so a change to them is a deliberate one.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod support;
+use support::{session_token_requests, Key, TestEnv};
+
+#[test]
+fn malformed_config_names_the_file_and_line() {
+    let t = TestEnv::new("err_config_syntax");
+    t.write_config("[profile a]\nregion = eu-west-1\n[profile b\nregion = x\n");
+    for args in [
+        &["exec", "a", "--json"][..],
+        &["list"],
+        &["exec", "a", "--", "true"],
+    ] {
+        t.vault(args).run().fails_with(
+            1,
+            "vault: ~/.aws/config line 3: section header \"[profile b\" has no closing \"]\"\n",
+        );
+    }
+    t.write_config("[profile a]\nregion = eu-west-1\nthis is not a setting\n");
+    t.vault(&["exec", "a", "--json"]).run().fails_with(
+        1,
+        "vault: ~/.aws/config line 3: expected \"key = value\", found \"this is not a setting\"\n",
+    );
+    t.write_config("[profile a]\nduration_seconds = 12\n");
+    t.vault(&["exec", "a", "--json"]).run().fails_with(
+        1,
+        "vault: ~/.aws/config line 2: duration_seconds in [profile a] must be a number of \
+         seconds from 900 to 129600 (15 minutes to 36 hours), found \"12\"\n",
+    );
+}
+
+#[test]
+fn unknown_profile_suggests_a_near_name() {
+    let t = TestEnv::new("err_unknown_profile");
+    t.write_config("[profile production]\n\n[profile staging]\n");
+    t.vault(&["exec", "prodution", "--json"]).run().fails_with(
+        1,
+        "vault: profile \"prodution\" is not in ~/.aws/config; did you mean \"production\"?\n\
+         vault: hint: add a [profile prodution] section to ~/.aws/config, or store keys for it \
+         with `vault add prodution`\n",
+    );
+    t.vault(&["exec", "zzz", "--json"]).run().fails_with(
+        1,
+        "vault: profile \"zzz\" is not in ~/.aws/config; its profiles are production, staging\n\
+         vault: hint: add a [profile zzz] section to ~/.aws/config, or store keys for it \
+         with `vault add zzz`\n",
+    );
+}
+
+#[test]
+fn source_profile_loop_is_reported_not_followed() {
+    let t = TestEnv::new("err_source_loop");
+    let (a, b) = (t.role_arn("a"), t.role_arn("b"));
+    t.write_config(&format!(
+        "[profile a]\nsource_profile = b\nrole_arn = {a}\n\n\
+         [profile b]\nsource_profile = a\nrole_arn = {b}\n"
+    ));
+    t.vault(&["exec", "a", "--json"]).run().fails_with(
+        1,
+        "vault: source_profile loop in ~/.aws/config: a → b → a\n\
+         vault: hint: one profile in the loop must use its own stored keys instead of a \
+         source_profile\n",
+    );
+}
+
+#[test]
+fn sso_profile_is_not_supported() {
+    let t = TestEnv::new("err_sso");
+    t.write_config(
+        "[profile s]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Dev\n\n\
+         [sso-session corp]\nsso_start_url = https://example.awsapps.com/start\n\
+         sso_region = us-east-1\n",
+    );
+    t.vault(&["exec", "s", "--json"]).run().fails_with(
+        1,
+        "vault: profile \"s\" uses SSO (sso_session at ~/.aws/config [profile s] line 2), \
+         which vault does not support\n\
+         vault: hint: use the AWS CLI directly for this profile (`aws sso login --profile s`)\n",
+    );
+}
+
+#[test]
+fn unknown_backend_lists_the_choices() {
+    let t = TestEnv::new("err_backend");
+    t.write_config("[profile p]\n");
+    for cmd in [
+        t.vault(&["--backend", "nope", "list"]),
+        t.vault(&["list"]).env("VAULT_BACKEND", "nope"),
+    ] {
+        cmd.run().fails_with(
+            1,
+            "vault: unknown backend \"nope\"\nvault: hint: choose one of: keychain, keyutils, file\n",
+        );
+    }
+}
+
+#[test]
+fn bad_duration_is_a_usage_error() {
+    let t = TestEnv::new("err_duration");
+    t.write_config("[profile p]\n");
+    t.vault(&["exec", "p", "--duration", "1x", "--json"])
+        .run()
+        .fails_with(
+            2,
+            "error: invalid value '1x' for '--duration <DURATION>': invalid duration \"1x\": \
+         unknown unit 'x' (use h, m, s)\n\nFor more information, try '--help'.\n",
+        );
+    t.vault(&["exec", "p", "--duration", "1h3", "--json"])
+        .run()
+        .fails_with(
+            2,
+            "error: invalid value '1h3' for '--duration <DURATION>': invalid duration \"1h3\": \
+         a number needs a unit (h, m, s)\n\nFor more information, try '--help'.\n",
+        );
+}
+
+#[test]
+fn bad_mfa_token_is_refused_cached_or_not() {
+    let t = TestEnv::new("err_mfa_token");
+    t.write_config(&format!(
+        "[profile p]\nmfa_serial = {}\n",
+        t.mfa_serial("frank")
+    ));
+    let key = Key::random();
+    t.add("p", &key);
+    let expected = "vault: an MFA code is the 6 to 8 digits your MFA device shows now\n";
+    for bad in ["12345", "12a456", "123456789"] {
+        t.vault(&["exec", "p", "--json", "--mfa-token", bad])
+            .run()
+            .fails_with(1, expected);
+    }
+    assert!(session_token_requests(&key.id).is_empty());
+    // With a session cached, a bad code is still an error, not ignored.
+    t.exec_json("p", &["--mfa-token", "123 456"]);
+    t.vault(&["exec", "p", "--json", "--mfa-token", "12a456"])
+        .run()
+        .fails_with(1, expected);
+}
+
+#[test]
+fn mfa_without_any_way_to_get_a_code_says_what_to_do() {
+    let t = TestEnv::new("err_no_prompt");
+    t.write_config(&format!(
+        "[profile p]\nmfa_serial = {}\n",
+        t.mfa_serial("gina")
+    ));
+    let key = Key::random();
+    t.add("p", &key);
+    t.vault(&["exec", "p", "--json"]).run().fails_with(
+        1,
+        "vault: no way to ask you: there is no terminal (/dev/tty cannot be opened: No such \
+         device or address (os error 6)) and no display to show a dialog on (DISPLAY and \
+         WAYLAND_DISPLAY are unset). Run vault from a terminal, or for an MFA code, pass it with \
+         --mfa-token or set mfa_process in the profile (e.g. mfa_process = ykman oath accounts \
+         code -s <account>); installing zenity helps only where there is a display\n\
+         vault: hint: pass --mfa-token CODE, set mfa_process in the profile, or use --prompt zenity\n",
+    );
+    assert!(session_token_requests(&key.id).is_empty());
+}
+
+#[test]
+fn add_env_needs_both_variables() {
+    let t = TestEnv::new("err_add_env");
+    let key = Key::random();
+    t.vault(&["add", "p", "--env"])
+        .run()
+        .fails_with(1, "vault: --env: AWS_ACCESS_KEY_ID is not set\n");
+    t.vault(&["add", "p", "--env"])
+        .env("AWS_ACCESS_KEY_ID", &key.id)
+        .run()
+        .fails_with(1, "vault: --env: AWS_SECRET_ACCESS_KEY is not set\n");
+    t.vault(&["add", "p", "--env"])
+        .env("AWS_ACCESS_KEY_ID", "short")
+        .env("AWS_SECRET_ACCESS_KEY", &key.secret)
+        .run()
+        .fails_with(
+            1,
+            "vault: that does not look like an access key ID\n\
+             vault: hint: an access key ID is 16–128 letters and digits, like AKIAIOSFODNN7EXAMPLE\n",
+        );
+    assert_eq!(
+        t.vault(&["list", "--credentials"]).run().success().stdout,
+        ""
+    );
+}
+
+#[test]
+fn remove_without_force_and_without_a_terminal_deletes_nothing() {
+    let t = TestEnv::new("err_remove_no_tty");
+    t.write_config("[profile p]\n");
+    let key = Key::random();
+    t.add("p", &key);
+    let run = t.vault(&["remove", "p"]).run();
+    assert_eq!((run.code, run.stdout.as_str()), (Some(1), ""));
+    assert!(
+        run.stderr
+            .starts_with("vault: cannot ask for confirmation: there is no terminal")
+            && run
+                .stderr
+                .ends_with("\nvault: hint: `vault remove p --force` deletes without asking\n"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        t.vault(&["list", "--credentials"]).run().success().stdout,
+        "p\n"
+    );
+}
+
+#[test]
+fn add_without_env_and_without_a_terminal_says_to_use_env() {
+    let t = TestEnv::new("err_add_no_tty");
+    let run = t.vault(&["add", "p"]).run();
+    assert_eq!((run.code, run.stdout.as_str()), (Some(1), ""));
+    assert!(
+        run.stderr
+            .starts_with("vault: cannot ask for the access key: there is no terminal")
+            && run.stderr.ends_with(
+                "\nvault: hint: put the key in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
+                 and run `vault add p --env`\n"
+            ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        t.vault(&["list", "--credentials"]).run().success().stdout,
+        ""
+    );
+}
+
+#[test]
+fn command_line_mistakes_are_usage_errors() {
+    let t = TestEnv::new("err_usage");
+    t.vault(&["exec", "p", "--json", "--", "true"])
+        .run()
+        .fails_with(
+            2,
+            "error: the argument '--json' cannot be used with '[CMD]...'\n\n\
+         Usage: vault exec --json <PROFILE> [-- <CMD>...]\n\n\
+         For more information, try '--help'.\n",
+        );
+    t.vault(&["exec"]).run().fails_with(
+        2,
+        "error: the following required arguments were not provided:\n  <PROFILE>\n\n\
+         Usage: vault exec <PROFILE> [-- <CMD>...]\n\n\
+         For more information, try '--help'.\n",
+    );
+    t.vault(&["frobnicate"]).run().fails_with(
+        2,
+        "error: unrecognized subcommand 'frobnicate'\n\n\
+         Usage: vault [OPTIONS] <COMMAND>\n\n\
+         For more information, try '--help'.\n",
+    );
+    t.vault(&["--prompt", "pinentry", "list"]).run().fails_with(
+        1,
+        "vault: unknown prompt driver \"pinentry\": use one of auto, terminal, zenity, kdialog, \
+         osascript (--prompt or VAULT_PROMPT)\n",
+    );
+}
+
+const HELP: &str = "\
+AWS credential broker: IAM keys wrapped by a YubiKey PIV slot, MFA from its OATH applet, short-lived STS sessions
+
+Usage: vault [OPTIONS] <COMMAND>
+
+Commands:
+  add     Store a profile's long-term IAM access key
+  list    Show profiles, which have stored keys, and cached sessions [alias: ls]
+  remove  Delete a profile's stored key (and its cached sessions) [alias: rm]
+  clear   Delete cached sessions (all, or a profile's)
+  exec    Run a command with a profile's temporary credentials in its environment, or print them for credential_process with --json
+  export  Print a profile's temporary credentials in a chosen format
+  help    Print this message or the help of the given subcommand(s)
+
+Options:
+      --debug              Log which credential path was taken and why (to stderr; never secrets)
+      --backend <BACKEND>  Where long-term keys are stored: keychain (Secret Service, macOS Keychain, Windows Credential Manager), keyutils (Linux kernel keyring, memory only) or file (encrypted, for headless machines) [env: VAULT_BACKEND=]
+      --prompt <DRIVER>    How to ask for MFA codes and secrets: auto, terminal, zenity, kdialog, osascript [env: VAULT_PROMPT=]
+  -h, --help               Print help
+  -V, --version            Print version
+";
+
+const EXEC_HELP: &str = "\
+Run a command with a profile's temporary credentials in its environment, or print them for credential_process with --json
+
+Usage: vault exec [OPTIONS] <PROFILE> [-- <CMD>...]
+
+Arguments:
+  <PROFILE>  Profile name (default: $AWS_PROFILE) [env: AWS_PROFILE=]
+  [CMD]...   The command and its arguments (default: $SHELL)
+
+Options:
+  -d, --duration <DURATION>  Session duration (e.g. 1h, 45m, 3600s). Defaults to 1h, or the profile's duration_seconds for roles
+      --debug                Log which credential path was taken and why (to stderr; never secrets)
+      --backend <BACKEND>    Where long-term keys are stored: keychain (Secret Service, macOS Keychain, Windows Credential Manager), keyutils (Linux kernel keyring, memory only) or file (encrypted, for headless machines) [env: VAULT_BACKEND=]
+  -n, --no-session           Use the stored long-term key for roles (or directly) without a GetSessionToken session
+      --prompt <DRIVER>      How to ask for MFA codes and secrets: auto, terminal, zenity, kdialog, osascript [env: VAULT_PROMPT=]
+      --region <REGION>      Region for the credentials (overrides the profile's)
+  -t, --mfa-token <CODE>     An MFA code to use instead of asking for one
+  -j, --json                 Print credential_process JSON on stdout instead of running a command
+  -h, --help                 Print help
+";
+
+#[test]
+fn help_texts() {
+    let t = TestEnv::new("help");
+    let run = t.vault(&["--help"]).run().success();
+    assert_eq!((run.stdout.as_str(), run.stderr.as_str()), (HELP, ""));
+    let run = t.vault(&["exec", "--help"]).run().success();
+    assert_eq!((run.stdout.as_str(), run.stderr.as_str()), (EXEC_HELP, ""));
+}

@@ -1,0 +1,602 @@
+//! Shared by the `cli_*` tests: each test gets a `TestEnv` of its own and
+//! runs the real `vault` binary through the rig's real services (moto's STS,
+//! gnome-keyring's Secret Service, the kernel keyring).
+//!
+//! Isolation between tests running in parallel inside one rig:
+//! - a folder `$VAULT_RIG_DIR/tests/NAME-RANDOM` with HOME, the XDG folders (so the
+//!   file store and the lock files) and `~/.aws/config`;
+//! - a keychain service `vault-test-NAME-RANDOM`;
+//! - a kernel keyring of its own that every vault process of the test joins
+//!   as its session keyring (`keyctl session RING …`). The kernel finds a
+//!   keyring by name only when its owner may search it, and frees it when
+//!   nothing links it: so the keyring is created once, linked into the rig's
+//!   session keyring (it lives as long as the rig) and opened to searches;
+//! - a random access key ID (`AKIA…`) and role names of its own, by which
+//!   its requests are picked out of moto's shared recording.
+//!
+//! Every process runs with an environment built from scratch, under
+//! `setsid` (no controlling terminal: a prompt can never hang on the
+//! developer's terminal) and with a deadline.
+//!
+//! Outside the rig every test fails with instructions, never passes.
+#![allow(dead_code)] // each test binary uses a part of this
+
+use rand::Rng;
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const VAULT: &str = env!("CARGO_BIN_EXE_vault");
+/// moto's account; any role ARN in it can be assumed.
+pub const ACCOUNT: &str = "123456789012";
+/// How long any one process may run before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+/// The rig's working folder; panics with instructions when not in a rig.
+pub fn rig_dir() -> PathBuf {
+    match std::env::var_os("VAULT_RIG_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => panic!(
+            "this test drives vault against the rig's STS, Secret Service and kernel keyring; \
+             run inside hw/rig: hw/rig -- cargo test --workspace"
+        ),
+    }
+}
+
+fn rig_env(name: &str) -> String {
+    rig_dir();
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} not set: is hw/rig up to date?"))
+}
+
+/// `n` random characters from `alphabet`.
+pub fn random(alphabet: &[u8], n: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..n)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .collect()
+}
+
+const UPPER_DIGITS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+const LOWER_DIGITS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// A made-up long-term key, unique to this run: `AKIA` + 16 random
+/// characters and a 40-character secret. Never a real-looking constant.
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub id: String,
+    pub secret: String,
+}
+
+impl Key {
+    pub fn random() -> Key {
+        Key {
+            id: format!("AKIA{}", random(UPPER_DIGITS, 16)),
+            secret: random(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/+",
+                40,
+            ),
+        }
+    }
+}
+
+/// One test's world. See the module documentation.
+pub struct TestEnv {
+    pub name: String,
+    pub dir: PathBuf,
+    pub home: PathBuf,
+    pub config: PathBuf,
+    /// The named kernel keyring every vault process joins as its session keyring.
+    pub keyring: String,
+    /// Its serial number.
+    keyring_id: String,
+    /// `VAULT_KEYCHAIN_SERVICE`.
+    pub service: String,
+    /// A random suffix for role names and MFA serials of this test.
+    pub tag: String,
+}
+
+impl TestEnv {
+    pub fn new(name: &str) -> TestEnv {
+        let rig = rig_dir();
+        let tag = random(LOWER_DIGITS, 8);
+        // The tag keeps repeated runs in one rig apart.
+        let dir = rig.join("tests").join(format!("{name}-{tag}"));
+        let home = dir.join("home");
+        for d in [
+            home.join(".aws"),
+            dir.join("data"),
+            dir.join("cache"),
+            dir.join("config-home"),
+            dir.join("run"),
+        ] {
+            std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+        }
+        set_mode(&dir.join("run"), 0o700);
+        // Unique across concurrent rigs too: named keyrings are per user,
+        // not per rig.
+        let keyring = format!("vault-test-{name}-{tag}");
+        let out = Command::new("keyctl")
+            .args(["newring", &keyring, "@s"])
+            .output()
+            .expect("keyctl (apt-get install keyutils)");
+        assert!(out.status.success(), "keyctl newring: {out:?}");
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        // Possessor: everything; owner: view, read, search, link, so that
+        // `keyctl session NAME` finds this keyring instead of making a new one.
+        let out = Command::new("keyctl")
+            .args(["setperm", &id, "0x3f1b0000"])
+            .output()
+            .expect("keyctl setperm");
+        assert!(out.status.success(), "keyctl setperm: {out:?}");
+        TestEnv {
+            name: name.to_string(),
+            config: home.join(".aws").join("config"),
+            home,
+            dir,
+            keyring,
+            keyring_id: id,
+            service: format!("vault-test-{name}-{tag}"),
+            tag,
+        }
+    }
+
+    /// Takes write access to the test's keyring away (its possessor keeps
+    /// view, read, search, link and setattr), so no key can be added to it.
+    pub fn keyring_read_only(&self) {
+        let out = Command::new("keyctl")
+            .args(["setperm", &self.keyring_id, "0x3b1b0000"])
+            .output()
+            .expect("keyctl setperm");
+        assert!(out.status.success(), "keyctl setperm: {out:?}");
+    }
+
+    /// Writes `~/.aws/config`.
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
+    /// A role ARN unique to this test.
+    pub fn role_arn(&self, role: &str) -> String {
+        format!("arn:aws:iam::{ACCOUNT}:role/{role}-{}", self.tag)
+    }
+
+    /// An MFA device serial unique to this test.
+    pub fn mfa_serial(&self, user: &str) -> String {
+        format!("arn:aws:iam::{ACCOUNT}:mfa/{user}-{}", self.tag)
+    }
+
+    /// Writes an executable script into the test folder and returns its path.
+    pub fn script(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, text).expect("write script");
+        set_mode(&p, 0o755);
+        p
+    }
+
+    /// An `mfa_process` that appends a line to a counter file each time it
+    /// runs and prints `code`. Returns (the command, the counter file).
+    pub fn counting_mfa_process(&self, code: &str) -> (String, PathBuf) {
+        let counter = self.dir.join("mfa-process-runs");
+        let script = self.script(
+            "mfa-process.sh",
+            &format!(
+                "#!/bin/sh\necho run >> '{}'\necho {code}\n",
+                counter.display()
+            ),
+        );
+        (script.display().to_string(), counter)
+    }
+
+    /// The environment every process of this test starts with, and nothing else.
+    pub fn base_env(&self) -> Vec<(OsString, OsString)> {
+        let mut env: Vec<(OsString, OsString)> = Vec::new();
+        let mut set = |k: &str, v: &OsStr| env.push((k.into(), v.to_owned()));
+        for inherited in ["PATH", "DBUS_SESSION_BUS_ADDRESS", "TMPDIR", "LANG"] {
+            if let Some(v) = std::env::var_os(inherited) {
+                set(inherited, &v);
+            }
+        }
+        set("HOME", self.home.as_os_str());
+        set("XDG_DATA_HOME", self.dir.join("data").as_os_str());
+        set("XDG_CACHE_HOME", self.dir.join("cache").as_os_str());
+        set("XDG_CONFIG_HOME", self.dir.join("config-home").as_os_str());
+        set("XDG_RUNTIME_DIR", self.dir.join("run").as_os_str());
+        set("AWS_CONFIG_FILE", self.config.as_os_str());
+        set(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            self.home.join(".aws").join("credentials").as_os_str(),
+        );
+        set("AWS_ENDPOINT_URL", OsStr::new(&rig_env("AWS_ENDPOINT_URL")));
+        set("AWS_EC2_METADATA_DISABLED", OsStr::new("true"));
+        set("VAULT_KEYCHAIN_SERVICE", OsStr::new(&self.service));
+        env
+    }
+
+    /// `program args…` in this test's session keyring, with no controlling
+    /// terminal and this test's environment.
+    pub fn cmd<S: AsRef<OsStr>>(&self, program: impl AsRef<OsStr>, args: &[S]) -> Cmd {
+        let mut c = Command::new("setsid");
+        // setsid execs in place (a spawned child is no group leader), and
+        // `keyctl session` execs in place too: the PID, exit status and
+        // signals are the program's own.
+        c.arg("-w")
+            .arg("keyctl")
+            .arg("session")
+            .arg(&self.keyring)
+            .arg(program)
+            .args(args)
+            .env_clear()
+            .envs(self.base_env())
+            .current_dir(&self.dir)
+            .stdin(Stdio::null());
+        Cmd {
+            cmd: c,
+            deadline: DEADLINE,
+        }
+    }
+
+    /// `vault args…`.
+    pub fn vault(&self, args: &[&str]) -> Cmd {
+        self.cmd(VAULT, args)
+    }
+
+    /// `vault add PROFILE --env` with `key`; asserts it worked.
+    pub fn add(&self, profile: &str, key: &Key) {
+        self.vault(&["add", profile, "--env"])
+            .env("AWS_ACCESS_KEY_ID", &key.id)
+            .env("AWS_SECRET_ACCESS_KEY", &key.secret)
+            .run()
+            .success();
+    }
+
+    /// `vault exec PROFILE --json [extra…]`: asserts success and returns the object.
+    pub fn exec_json(&self, profile: &str, extra: &[&str]) -> (JsonCreds, Run) {
+        let mut args = vec!["exec", profile, "--json"];
+        args.extend_from_slice(extra);
+        let run = self.vault(&args).run().success();
+        (JsonCreds::parse(&run.stdout), run)
+    }
+}
+
+impl Drop for TestEnv {
+    /// Unlinks the test's keyring from the rig's session keyring, so the
+    /// kernel frees it and its keys: key quotas are per user (20000 bytes
+    /// for a user other than root by default), not per rig.
+    fn drop(&mut self) {
+        let _ = Command::new("keyctl")
+            .args(["unlink", &self.keyring_id, "@s"])
+            .output();
+    }
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
+}
+
+/// A command about to run; see `TestEnv::cmd`.
+pub struct Cmd {
+    pub cmd: Command,
+    pub deadline: Duration,
+}
+
+impl Cmd {
+    pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Cmd {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn deadline(mut self, d: Duration) -> Cmd {
+        self.deadline = d;
+        self
+    }
+
+    pub fn spawn(mut self) -> Running {
+        let child = self
+            .cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", self.cmd));
+        // The program and its arguments, after `setsid -w keyctl session RING`.
+        let what: Vec<String> = self
+            .cmd
+            .get_args()
+            .skip(4)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        Running::new(child, self.deadline, what.join(" "))
+    }
+
+    pub fn run(self) -> Run {
+        self.spawn().wait()
+    }
+}
+
+/// A started process whose output is being collected.
+pub struct Running {
+    child: Child,
+    out: std::thread::JoinHandle<Vec<u8>>,
+    err: std::thread::JoinHandle<Vec<u8>>,
+    started: Instant,
+    deadline: Duration,
+    what: String,
+}
+
+fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = r.read_to_end(&mut v);
+        v
+    })
+}
+
+impl Running {
+    fn new(mut child: Child, deadline: Duration, what: String) -> Running {
+        let out = drain(child.stdout.take().expect("piped stdout"));
+        let err = drain(child.stderr.take().expect("piped stderr"));
+        Running {
+            child,
+            out,
+            err,
+            started: Instant::now(),
+            deadline,
+            what,
+        }
+    }
+
+    /// Kills the process (our own child, by its PID) without waiting for
+    /// its output: a grandchild may still hold the pipes.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn wait(mut self) -> Run {
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait for child") {
+                break s;
+            }
+            if self.started.elapsed() > self.deadline {
+                // Our own child, by its PID.
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let err = self.err.join().unwrap_or_default();
+                panic!(
+                    "{} still running after {:?}; stderr so far:\n{}",
+                    self.what,
+                    self.deadline,
+                    String::from_utf8_lossy(&err)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let elapsed = self.started.elapsed();
+        let stdout = self.out.join().unwrap_or_default();
+        let stderr = self.err.join().unwrap_or_default();
+        let stderr = String::from_utf8_lossy(&stderr).into_owned();
+        // `keyctl session` announces the keyring it joined; that line is ours.
+        let stderr = match stderr.strip_prefix("Joined session keyring: ") {
+            Some(rest) => rest
+                .split_once('\n')
+                .map(|(_, r)| r.to_string())
+                .unwrap_or_default(),
+            None => stderr,
+        };
+        let run = Run {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr,
+            elapsed,
+            what: self.what,
+        };
+        assert!(
+            !run.stderr.contains("panicked"),
+            "vault panicked: {}\n{}",
+            run.what,
+            run.stderr
+        );
+        run
+    }
+}
+
+/// What a finished process did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+    pub what: String,
+}
+
+impl Run {
+    pub fn success(self) -> Run {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "{} failed\nstdout:\n{}\nstderr:\n{}",
+            self.what,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts the exit code and the exact stderr (vault names the config
+    /// file `~/.aws/config`, HOME being the test's), and that nothing went
+    /// to stdout.
+    pub fn fails_with(self, code: i32, stderr: &str) -> Run {
+        assert_eq!(
+            (self.code, self.stderr.as_str(), self.stdout.as_str()),
+            (Some(code), stderr, ""),
+            "{}",
+            self.what
+        );
+        self
+    }
+
+    /// The `KEY=value` lines of an `env` run, as a map.
+    pub fn env_map(&self) -> BTreeMap<String, String> {
+        self.stdout
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
+/// The credential_process object, checked to be the whole of stdout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonCreds {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+    pub expiration: Option<String>,
+}
+
+impl JsonCreds {
+    pub fn parse(stdout: &str) -> JsonCreds {
+        assert!(
+            stdout.ends_with('\n') && stdout.matches('\n').count() == 1,
+            "stdout must be one line: {stdout:?}"
+        );
+        let v: serde_json::Value = serde_json::from_str(stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e}): {stdout:?}"));
+        let obj = v.as_object().expect("a JSON object");
+        for k in obj.keys() {
+            assert!(
+                [
+                    "Version",
+                    "AccessKeyId",
+                    "SecretAccessKey",
+                    "SessionToken",
+                    "Expiration"
+                ]
+                .contains(&k.as_str()),
+                "unexpected field {k} in {stdout}"
+            );
+        }
+        assert_eq!(v["Version"], 1, "{stdout}");
+        let s = |k: &str| v[k].as_str().map(str::to_string);
+        JsonCreds {
+            access_key_id: s("AccessKeyId").expect("AccessKeyId"),
+            secret_access_key: s("SecretAccessKey").expect("SecretAccessKey"),
+            session_token: s("SessionToken"),
+            expiration: s("Expiration"),
+        }
+    }
+}
+
+/// One request moto recorded.
+#[derive(Debug, Clone)]
+pub struct StsRequest {
+    /// The access key ID it was signed with (`Credential=ID/…`).
+    pub key_id: String,
+    /// The signing region (`Credential=ID/DATE/REGION/…`).
+    pub region: String,
+    /// The decoded form body.
+    pub params: BTreeMap<String, String>,
+}
+
+impl StsRequest {
+    pub fn action(&self) -> &str {
+        self.params.get("Action").map(String::as_str).unwrap_or("")
+    }
+    pub fn param(&self, k: &str) -> Option<&str> {
+        self.params.get(k).map(String::as_str)
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Every STS request moto recorded so far, in order (all tests' requests:
+/// pick yours by key ID or role ARN).
+pub fn sts_requests() -> Vec<StsRequest> {
+    use base64::Engine;
+    let path = rig_env("VAULT_RIG_RECORDING");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|e| {
+            let body = e["body"].as_str().unwrap_or_default();
+            let body = if e["body_encoded"].as_bool().unwrap_or(false) {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(body)
+                    .unwrap_or_default();
+                String::from_utf8_lossy(&raw).into_owned()
+            } else {
+                body.to_string()
+            };
+            let params = body
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    (percent_decode(k), percent_decode(v))
+                })
+                .collect();
+            let auth = e["headers"]["Authorization"].as_str().unwrap_or_default();
+            let scope: Vec<&str> = auth
+                .split_once("Credential=")
+                .map(|(_, r)| r.split([',', ' ']).next().unwrap_or(""))
+                .unwrap_or("")
+                .split('/')
+                .collect();
+            StsRequest {
+                key_id: scope.first().unwrap_or(&"").to_string(),
+                region: scope.get(2).unwrap_or(&"").to_string(),
+                params,
+            }
+        })
+        .collect()
+}
+
+/// GetSessionToken requests signed with `key_id`.
+pub fn session_token_requests(key_id: &str) -> Vec<StsRequest> {
+    sts_requests()
+        .into_iter()
+        .filter(|r| r.action() == "GetSessionToken" && r.key_id == key_id)
+        .collect()
+}
+
+/// AssumeRole requests for `role_arn`.
+pub fn assume_role_requests(role_arn: &str) -> Vec<StsRequest> {
+    sts_requests()
+        .into_iter()
+        .filter(|r| r.action() == "AssumeRole" && r.param("RoleArn") == Some(role_arn))
+        .collect()
+}
+
+/// Lines in a counter file (how often an `mfa_process` ran).
+pub fn count_lines(p: &Path) -> usize {
+    std::fs::read_to_string(p)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
