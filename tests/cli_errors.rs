@@ -118,6 +118,14 @@ fn bad_duration_is_a_usage_error() {
             "error: invalid value '1h3' for '--duration <DURATION>': invalid duration \"1h3\": \
          a number needs a unit (h, m, s)\n\nFor more information, try '--help'.\n",
         );
+    // Well-formed but outside what STS accepts: refused before any STS call.
+    t.vault(&["exec", "p", "--duration", "5m", "--json"])
+        .run()
+        .fails_with(
+            1,
+            "vault: --duration 300s is out of range\n\
+             vault: hint: STS sessions last from 15m (900s) to 36h (129600s)\n",
+        );
 }
 
 #[test]

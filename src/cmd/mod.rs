@@ -66,13 +66,22 @@ pub fn credentials(app: &App, profile: &str, args: &SessionArgs) -> Result<Resol
         Some(t) => Some(crate::prompt::validate_mfa_code(t)?),
         None => None,
     };
+    if let Some(d) = args.duration {
+        check_duration(d)?;
+    }
     let cache = app.cache()?;
     let min_remaining = App::min_remaining();
 
     // The fast path: the config file and the cache, nothing else. The file
     // alone may resolve a different chain than with stored keys known; then
     // its cache id is one no slow path ever wrote, and this simply misses.
-    if let Ok(chain) = app.config()?.resolve(profile, &config::process_env) {
+    // A profile missing from the file can only work through stored keys of
+    // its own, so it is looked up as if it had them.
+    let cfg = app.config()?;
+    let fast = cfg
+        .resolve(profile, &config::process_env)
+        .or_else(|_| cfg.resolve_with(profile, &config::process_env, &|n| n == profile));
+    if let Ok(chain) = fast {
         let plan = crate::plan::build(&chain, args, &config::process_env);
         if let Some(creds) = provider::cached(&plan, cache.as_ref(), min_remaining)? {
             return Ok(Resolved {
@@ -116,6 +125,20 @@ pub fn credentials(app: &App, profile: &str, args: &SessionArgs) -> Result<Resol
         creds,
         region: crate::plan::region(&chain, args),
     })
+}
+
+/// STS accepts 900 s up to 36 h for sessions (roles are capped lower by
+/// their own maximum, which STS reports itself).
+fn check_duration(d: std::time::Duration) -> Result<(), Error> {
+    let secs = d.as_secs();
+    if (900..=129_600).contains(&secs) {
+        Ok(())
+    } else {
+        Err(Error::usage(
+            format!("--duration {secs}s is out of range"),
+            Some("STS sessions last from 15m (900s) to 36h (129600s)".to_string()),
+        ))
+    }
 }
 
 /// Cache ids of every plan that starts from `profile`'s keys or passes

@@ -5,3 +5,4 @@
 
 pub mod apdu;
 pub mod oath;
+pub mod fido2;
