@@ -44,6 +44,94 @@ pub enum Command {
     Exec(ExecArgs),
     /// Print a profile's temporary credentials in a chosen format.
     Export(ExportArgs),
+    /// Hardware tokens: put a YubiKey into service, show what is enrolled.
+    #[command(subcommand)]
+    Hw(HwCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HwCommand {
+    /// Put a YubiKey into service: secure its PIN, PUK and management key,
+    /// generate a P-256 key on it, and optionally wrap a profile's key with
+    /// it and load the profile's MFA seed into its OATH applet.
+    Enroll(EnrollArgs),
+    /// Keys present, enrolled slots and policies, PIN tries left, and the
+    /// profiles and OATH credentials that use them.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TouchArg {
+    /// A touch for every unwrap.
+    Always,
+    /// A touch is good for 15 seconds.
+    Cached,
+}
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// The key's serial number (needed when several are plugged in; vault waits for it).
+    #[arg(long, value_name = "SERIAL")]
+    pub serial: Option<u32>,
+    /// PIV slot for the key, 82–95 (default: the first free retired slot).
+    #[arg(long, value_name = "SLOT", value_parser = parse_slot)]
+    pub slot: Option<u8>,
+    /// Touch policy of the generated key.
+    #[arg(long, value_enum, default_value_t = TouchArg::Always)]
+    pub touch: TouchArg,
+    /// Move this profile's long-term key from the store into an envelope
+    /// wrapped by the key (after proving it unwraps).
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// Keep the store's clear copy of the profile's key as a fallback for
+    /// when the YubiKey is not present (used after a warning).
+    #[arg(long, requires = "profile")]
+    pub keep_keychain_copy: bool,
+    /// Base32 TOTP seed of the profile's AWS virtual MFA device, loaded into
+    /// the OATH applet as a touch-required credential.
+    #[arg(long, value_name = "BASE32", conflicts_with = "totp_uri")]
+    pub totp_secret: Option<String>,
+    /// The same as an otpauth://totp/... URI.
+    #[arg(long, value_name = "URI")]
+    pub totp_uri: Option<String>,
+    /// The MFA device ARN the seed belongs to (default: the profile's mfa_serial;
+    /// recorded in the profile when it has none).
+    #[arg(long, value_name = "ARN")]
+    pub mfa_serial: Option<String>,
+    /// Enroll this key as a backup: another recipient of every envelope.
+    #[arg(long)]
+    pub backup: bool,
+    /// Wrap with a FIDO2 security key's hmac-secret instead of a PIV slot.
+    #[arg(long, conflicts_with_all = ["slot", "totp_secret", "totp_uri"])]
+    pub fido2: bool,
+    /// How long to wait for the key to be inserted.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub wait: std::time::Duration,
+    /// Accept a key whose attestation cannot be verified (e.g. a key whose
+    /// attestation CA is not known to vault). Not recommended.
+    #[arg(long)]
+    pub skip_attestation: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A PIV retired slot: `82`, `0x82`, … `95`.
+pub fn parse_slot(s: &str) -> Result<u8, String> {
+    let hex = s.trim().trim_start_matches("0x").trim_start_matches("0X");
+    let v = u8::from_str_radix(hex, 16)
+        .map_err(|_| format!("invalid slot {s:?}: expected 82 to 95 (hex)"))?;
+    if (0x82..=0x95).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "slot {s} is not a retired slot: use 82 to 95 (hex)"
+        ))
+    }
 }
 
 #[derive(Debug, Args)]

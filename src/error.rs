@@ -16,6 +16,14 @@ pub enum Error {
     Prompt(#[from] crate::prompt::PromptError),
     #[error(transparent)]
     Cache(#[from] crate::session::CacheError),
+    /// The hardware token: absent, PIN, touch, attestation, removed.
+    #[error("{message}")]
+    Token {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
     /// Bad input on the command line or in the environment.
     #[error("{message}")]
     Usage {
@@ -42,7 +50,7 @@ impl Error {
             Error::Prompt(crate::prompt::PromptError::Unavailable(_)) => Some(
                 "pass --mfa-token CODE, set mfa_process in the profile, or choose --prompt zenity|kdialog|osascript".into(),
             ),
-            Error::Usage { hint, .. } => hint.clone(),
+            Error::Usage { hint, .. } | Error::Token { hint, .. } => hint.clone(),
             _ => None,
         }
     }

@@ -2,7 +2,7 @@
 use clap::Parser;
 use std::process::ExitCode;
 use vault::app::App;
-use vault::cli::{Cli, Command};
+use vault::cli::{Cli, Command, HwCommand};
 use vault::cmd;
 use vault::error::Error;
 
@@ -15,6 +15,8 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Clear(a) => cmd::clear::run(&app, a)?,
         Command::Exec(a) => return cmd::exec::run(&app, a),
         Command::Export(a) => cmd::export::run(&app, a)?,
+        Command::Hw(HwCommand::Enroll(a)) => cmd::hw_enroll::run(&app, a)?,
+        Command::Hw(HwCommand::Status(a)) => cmd::hw_status::run(&app, a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -64,6 +64,12 @@ pub enum ProviderError {
     Sts(#[from] StsError),
     #[error(transparent)]
     Mfa(#[from] MfaError),
+    /// The hardware token could not give the key (absent, PIN, touch, removed).
+    #[error("{message}")]
+    Token {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("cannot take the session lock {path}: {detail}")]
     Lock { path: PathBuf, detail: String },
 }
@@ -77,6 +83,7 @@ impl ProviderError {
             ProviderError::Store(e) => e.hint().map(str::to_string),
             ProviderError::Sts(e) => e.hint(),
             ProviderError::Mfa(e) => e.hint().map(str::to_string),
+            ProviderError::Token { hint, .. } => hint.clone(),
             _ => None,
         }
     }
@@ -90,7 +97,9 @@ pub struct Options {
     pub lock_dir: PathBuf,
 }
 
-pub type KeySource<'a> = dyn Fn(&str) -> Result<Option<LongTermKey>, crate::store::StoreError> + 'a;
+/// Reads a profile's long-term key: from the store, or by unwrapping its
+/// envelope with a token.
+pub type KeySource<'a> = dyn Fn(&str) -> Result<Option<LongTermKey>, ProviderError> + 'a;
 
 pub struct Provider<'a> {
     pub cache: &'a dyn SessionCache,

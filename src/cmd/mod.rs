@@ -5,6 +5,9 @@ pub mod add;
 pub mod clear;
 pub mod exec;
 pub mod export;
+pub mod hw_enroll;
+pub mod hw_fido2;
+pub mod hw_status;
 pub mod list;
 pub mod remove;
 
@@ -33,11 +36,13 @@ pub fn stored_key_check(app: &App) -> impl Fn(&str) -> bool + '_ {
         if let Some(v) = memo.borrow().get(name) {
             return *v;
         }
-        let has = app
-            .store()
-            .ok()
-            .and_then(|s| s.get(&store::key_item(name)).ok().flatten())
-            .is_some();
+        // A token-backed profile's key is in its envelope, not the store.
+        let has = matches!(crate::tokens::read_envelope(name), Ok(Some(_)))
+            || app
+                .store()
+                .ok()
+                .and_then(|s| s.get(&store::key_item(name)).ok().flatten())
+                .is_some();
         memo.borrow_mut().insert(name.to_string(), has);
         has
     }
@@ -94,22 +99,16 @@ pub fn credentials(app: &App, profile: &str, args: &SessionArgs) -> Result<Resol
     let chain = resolve_chain(app, profile)?;
     log::debug!(target: "vault", "profile chain: {chain}");
     let plan = crate::plan::build(&chain, args, &config::process_env);
-    let keys = |name: &str| -> Result<_, crate::store::StoreError> {
-        let s = app.store().map_err(|e| match e {
-            Error::Store(s) => s,
-            other => crate::store::StoreError::Other {
-                backend: app.backend.name(),
-                detail: other.to_string(),
-            },
-        })?;
-        store::get_key(s, name)
+    let keys = |name: &str| crate::keys::load(app, name);
+    let token_mfa = crate::keys::TokenMfa {
+        prompt: app.prompt(),
     };
     let provider = Provider::new(
         cache.as_ref(),
         &keys,
         MfaSources {
             token_flag,
-            device: None,
+            device: Some(&token_mfa),
             prompt: app.prompt(),
         },
         Options {

@@ -233,32 +233,42 @@ pub fn key_item(profile: &str) -> String {
     format!("{KEY_PREFIX}{profile}")
 }
 
-pub fn get_key(store: &dyn Store, profile: &str) -> Result<Option<LongTermKey>, StoreError> {
-    let item = key_item(profile);
-    let Some(bytes) = store.get(&item)? else {
-        return Ok(None);
-    };
-    let stored: StoredKey =
-        serde_json::from_slice(bytes.expose()).map_err(|e| StoreError::Corrupt {
-            item: item.clone(),
-            detail: e.to_string(),
-        })?;
-    Ok(Some(LongTermKey {
-        access_key_id: stored.access_key_id.clone(),
-        secret_access_key: SecretAccessKey::new(stored.secret_access_key.clone()),
-    }))
-}
-
-pub fn set_key(store: &dyn Store, profile: &str, key: &LongTermKey) -> Result<(), StoreError> {
+/// A long-term key as the bytes stored for it (in a store item or inside
+/// an envelope).
+pub fn encode_key(key: &LongTermKey) -> SecretBytes {
     let stored = StoredKey {
         access_key_id: key.access_key_id.clone(),
         secret_access_key: key.secret_access_key.expose().to_string(),
     };
-    let bytes = SecretBytes::new(serde_json::to_vec(&stored).map_err(|e| StoreError::Other {
-        backend: store.backend().name(),
-        detail: e.to_string(),
-    })?);
-    store.set(&key_item(profile), &bytes)
+    // A struct of two strings always serializes.
+    SecretBytes::from(zeroize::Zeroizing::new(
+        serde_json::to_vec(&stored).unwrap_or_default(),
+    ))
+}
+
+/// The inverse of [`encode_key`]; `item` names what is damaged in the error.
+pub fn decode_key(item: &str, bytes: &SecretBytes) -> Result<LongTermKey, StoreError> {
+    let stored: StoredKey =
+        serde_json::from_slice(bytes.expose()).map_err(|e| StoreError::Corrupt {
+            item: item.to_string(),
+            detail: e.to_string(),
+        })?;
+    Ok(LongTermKey {
+        access_key_id: stored.access_key_id.clone(),
+        secret_access_key: SecretAccessKey::new(stored.secret_access_key.clone()),
+    })
+}
+
+pub fn get_key(store: &dyn Store, profile: &str) -> Result<Option<LongTermKey>, StoreError> {
+    let item = key_item(profile);
+    match store.get(&item)? {
+        Some(bytes) => decode_key(&item, &bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+pub fn set_key(store: &dyn Store, profile: &str, key: &LongTermKey) -> Result<(), StoreError> {
+    store.set(&key_item(profile), &encode_key(key))
 }
 
 /// Profiles that have a long-term key in this store.

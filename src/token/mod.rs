@@ -5,4 +5,5 @@
 
 pub mod apdu;
 pub mod oath;
+pub mod piv;
 pub mod fido2;

@@ -557,19 +557,19 @@ fn parse_mfa_arn(arn: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// MFA codes from the OATH applet of one YubiKey, for `mfa::obtain`.
-pub struct TokenCodes {
+pub struct TokenCodes<'a> {
     serial: u32,
     name: Option<String>,
     password: Option<Passphrase>,
     wait: Duration,
     touch_notice_after: Duration,
-    notify: Box<dyn Fn(&str)>,
+    notify: Box<dyn Fn(&str) + 'a>,
 }
 
-impl TokenCodes {
+impl<'a> TokenCodes<'a> {
     /// Codes from the key with `serial`; `notify` shows the user short
     /// messages ("Touch your YubiKey …") through the prompt driver.
-    pub fn new(serial: u32, notify: Box<dyn Fn(&str)>) -> TokenCodes {
+    pub fn new(serial: u32, notify: Box<dyn Fn(&str) + 'a>) -> TokenCodes<'a> {
         TokenCodes {
             serial,
             name: None,
@@ -581,25 +581,25 @@ impl TokenCodes {
     }
 
     /// Uses this credential name instead of [`credential_name`]`(mfa_serial)`.
-    pub fn with_name(mut self, name: impl Into<String>) -> TokenCodes {
+    pub fn with_name(mut self, name: impl Into<String>) -> TokenCodes<'a> {
         self.name = Some(name.into());
         self
     }
 
     /// The OATH password, for an applet protected by one.
-    pub fn with_password(mut self, password: Passphrase) -> TokenCodes {
+    pub fn with_password(mut self, password: Passphrase) -> TokenCodes<'a> {
         self.password = Some(password);
         self
     }
 
     /// How long to wait for the key to be inserted (default: not at all).
-    pub fn with_wait(mut self, wait: Duration) -> TokenCodes {
+    pub fn with_wait(mut self, wait: Duration) -> TokenCodes<'a> {
         self.wait = wait;
         self
     }
 
     /// How long a CALCULATE may run before the touch notice is shown.
-    pub fn with_touch_notice_after(mut self, after: Duration) -> TokenCodes {
+    pub fn with_touch_notice_after(mut self, after: Duration) -> TokenCodes<'a> {
         self.touch_notice_after = after;
         self
     }
@@ -646,7 +646,7 @@ impl TokenCodes {
     }
 }
 
-impl DeviceCodes for TokenCodes {
+impl DeviceCodes for TokenCodes<'_> {
     fn code(&self, mfa_serial: &str, step: u64) -> Result<Option<MfaCode>, String> {
         self.try_code(mfa_serial, step).map_err(|e| match e.hint() {
             Some(hint) => format!("{e} ({hint})"),

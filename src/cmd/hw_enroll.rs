@@ -1,0 +1,499 @@
+//! `vault hw enroll`: put a YubiKey into service.
+//!
+//! Secure by default, as yubikey-agent does it: a factory PIN, PUK or
+//! management key is never left in place. Then a P-256 key generated on the
+//! card (PIN once, touch always or cached), its attestation checked, the
+//! token recorded; optionally a profile's key moved into an envelope (only
+//! after an unwrap round trip proves it opens) and the profile's MFA seed
+//! loaded into the OATH applet (only after a code from the card matches the
+//! seed).
+
+use crate::app::{env_var, App};
+use crate::cli::{EnrollArgs, TouchArg};
+use crate::envelope;
+use crate::error::Error;
+use crate::keys::{pin_for, piv_recipients};
+use crate::secret::{Passphrase, SecretBytes};
+use crate::store;
+use crate::token::oath::{self, Algorithm, OathSession};
+use crate::token::piv::{PinPolicy, PivToken, PivUnwrapper, TouchPolicy};
+use crate::tokens::{self, OathRecord, PivSlotRecord, TokenRecord, Tokens};
+
+fn token_err(e: impl std::fmt::Display, hint: Option<String>) -> Error {
+    Error::Token {
+        message: e.to_string(),
+        hint,
+    }
+}
+
+fn piv_err(e: crate::token::piv::PivError) -> Error {
+    let hint = e.hint();
+    token_err(e, hint)
+}
+
+/// A new PIN or PUK: from `var` (scripts), else asked twice.
+fn new_secret(app: &App, var: &str, what: &str, serial: u32) -> Result<Passphrase, Error> {
+    if let Some(v) = env_var(var) {
+        return Ok(Passphrase::new(v));
+    }
+    let a = app.prompt().secret(&format!(
+        "New {what} for YubiKey {serial} (6–8 characters): "
+    ))?;
+    let b = app.prompt().secret(&format!("Repeat the new {what}: "))?;
+    if a != b {
+        return Err(Error::usage(
+            format!("the two {what}s differ; nothing was changed"),
+            None,
+        ));
+    }
+    Ok(a)
+}
+
+fn pick_serial(app: &App, args: &EnrollArgs) -> Result<u32, Error> {
+    if let Some(s) = args.serial {
+        return Ok(s);
+    }
+    let deadline = std::time::Instant::now() + args.wait;
+    let mut told = false;
+    loop {
+        let keys = PivToken::list().map_err(piv_err)?;
+        let serials: Vec<u32> = keys.iter().filter_map(|k| k.serial).collect();
+        match serials.as_slice() {
+            [one] => return Ok(*one),
+            [] if std::time::Instant::now() < deadline => {
+                if !told {
+                    app.prompt().notify("Insert the YubiKey to enroll…");
+                    told = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            [] => {
+                return Err(token_err(
+                    "no YubiKey found",
+                    Some("insert one, or pass --serial N to wait for a given key".into()),
+                ))
+            }
+            many => {
+                return Err(Error::usage(
+                    format!(
+                        "several YubiKeys are plugged in: {}",
+                        many.iter()
+                            .map(u32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    Some("choose one with --serial N".into()),
+                ))
+            }
+        }
+    }
+}
+
+pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
+    if args.fido2 {
+        return super::hw_fido2::enroll(app, args);
+    }
+    let say = |m: &str| eprintln!("{m}");
+    let notify = |m: &str| app.prompt().notify(m);
+    let serial = pick_serial(app, args)?;
+    let mut tok = PivToken::open(serial, args.wait, &notify).map_err(piv_err)?;
+    say(&format!(
+        "YubiKey {serial} (firmware {}) in {:?}",
+        tok.version(),
+        tok.reader()
+    ));
+
+    // 1. No factory secret stays in place.
+    let mut pin: Option<Passphrase> = None;
+    if tok.is_default_pin().map_err(piv_err)? == Some(true) {
+        let new = new_secret(app, "VAULT_NEW_PIN", "PIN", serial)?;
+        tok.change_pin(&Passphrase::new("123456"), &new)
+            .map_err(piv_err)?;
+        say("Changed the factory PIN.");
+        pin = Some(new);
+    }
+    if tok.is_default_puk().map_err(piv_err)? == Some(true) {
+        let new = new_secret(app, "VAULT_NEW_PUK", "PUK", serial)?;
+        tok.change_puk(&Passphrase::new("12345678"), &new)
+            .map_err(piv_err)?;
+        say("Changed the factory PUK.");
+    }
+    let pin = match pin {
+        Some(p) => p,
+        None => pin_for(app.prompt(), serial).map_err(|e| token_err(e, None))?,
+    };
+    tok.verify_pin(&pin).map_err(piv_err)?;
+    if tok.is_default_mgm().map_err(piv_err)? {
+        tok.set_protected_management_key().map_err(piv_err)?;
+        say("Replaced the factory management key with a random one, stored on the key behind the PIN.");
+    }
+
+    // 2. The PIV key.
+    let mut t = Tokens::load().map_err(|e| token_err(e, None))?;
+    let existing = t.get(serial).cloned();
+    let touch = match args.touch {
+        TouchArg::Always => TouchPolicy::Always,
+        TouchArg::Cached => TouchPolicy::Cached,
+    };
+    let reuse = match existing.as_ref().and_then(|r| r.piv.clone()) {
+        Some(p) if args.slot.is_none_or(|s| s == p.slot) => {
+            let on_card = tok.read_slot(p.slot).map_err(piv_err)?;
+            let recorded = hex::decode(&p.public_key).ok();
+            match (on_card, recorded) {
+                (Some(info), Some(pk))
+                    if info.public_key.to_sec1_bytes().as_ref() == pk.as_slice() =>
+                {
+                    Some(p)
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let piv = match reuse {
+        Some(p) => {
+            say(&format!(
+                "Already enrolled: slot {:02x} (touch {}); keeping it.",
+                p.slot, p.touch_policy
+            ));
+            p
+        }
+        None => {
+            let slot = match args.slot {
+                Some(s) => s,
+                None => tok.free_retired_slot().map_err(piv_err)?,
+            };
+            let public_key = tok
+                .generate(slot, PinPolicy::Once, touch)
+                .map_err(piv_err)?;
+            say(&format!(
+                "Generated a P-256 key on the card in slot {slot:02x} (PIN once, touch {}).",
+                touch.as_str()
+            ));
+            tok.write_certificate(slot, &public_key, PinPolicy::Once, touch, &notify)
+                .map_err(piv_err)?;
+            let attested = match tok.attest(slot) {
+                Ok(r) => {
+                    say(&format!(
+                        "Attestation verified: generated on YubiKey {} (root: {}).",
+                        r.serial, r.root
+                    ));
+                    true
+                }
+                Err(e) if args.skip_attestation => {
+                    eprintln!("vault: warning: attestation not verified ({e}); continuing because of --skip-attestation");
+                    false
+                }
+                Err(e) => {
+                    let hint = Some(format!(
+                        "{}; --skip-attestation accepts the key anyway",
+                        e.hint().unwrap_or_else(|| {
+                            "the key could not prove it was generated on a genuine YubiKey".into()
+                        })
+                    ));
+                    return Err(token_err(format!("attestation failed: {e}"), hint));
+                }
+            };
+            PivSlotRecord {
+                slot,
+                public_key: hex::encode(public_key.to_sec1_bytes()),
+                pin_policy: PinPolicy::Once.as_str().into(),
+                touch_policy: touch.as_str().into(),
+                attested,
+            }
+        }
+    };
+    let had_backup_role = existing.as_ref().is_some_and(|r| r.role == "backup");
+    t.upsert(TokenRecord {
+        serial,
+        version: tok.version().to_string(),
+        role: if args.backup || had_backup_role {
+            "backup"
+        } else {
+            "primary"
+        }
+        .into(),
+        piv: Some(piv),
+        oath: existing.map(|r| r.oath).unwrap_or_default(),
+        fido2: None,
+    });
+    t.save().map_err(|e| token_err(e, None))?;
+    say(&format!(
+        "Recorded YubiKey {serial} in {}.",
+        tokens::tokens_path().display()
+    ));
+
+    // 3. A backup becomes a recipient of every envelope.
+    if args.backup {
+        add_backup(app, &mut t, serial, &mut tok)?;
+    }
+
+    // 4. A profile's key into an envelope.
+    if let Some(profile) = &args.profile {
+        wrap_profile(app, &t, profile, args.keep_keychain_copy, &mut tok, &pin)?;
+    }
+    drop(tok);
+
+    // 5. The MFA seed into the OATH applet.
+    if args.totp_secret.is_some() || args.totp_uri.is_some() {
+        load_totp(app, args, serial, &mut t)?;
+    }
+    Ok(())
+}
+
+/// Opens an envelope with the token already open in this process.
+fn unwrapper<'a>(app: &'a App, pin: &'a Passphrase) -> PivUnwrapper<'a> {
+    PivUnwrapper::new(
+        move |_| Ok(pin.clone()),
+        move |m: &str| app.prompt().notify(m),
+    )
+}
+
+fn wrap_profile(
+    app: &App,
+    t: &Tokens,
+    profile: &str,
+    keep_copy: bool,
+    tok: &mut PivToken,
+    pin: &Passphrase,
+) -> Result<(), Error> {
+    let item = store::key_item(profile);
+    let store = app.store()?;
+    let Some(key) = store::get_key(store, profile)? else {
+        if tokens::read_envelope(profile)
+            .map_err(|e| token_err(e, None))?
+            .is_some()
+        {
+            return Err(Error::usage(
+                format!("profile \"{profile}\" is already wrapped by a token"),
+                Some("`vault hw status` shows which".into()),
+            ));
+        }
+        return Err(Error::usage(
+            format!(
+                "no key for profile \"{profile}\" in the {} store",
+                app.backend.name()
+            ),
+            Some(format!("add it first: vault add {profile}")),
+        ));
+    };
+    let secret = store::encode_key(&key);
+    let recipients = piv_recipients(t).map_err(|e| token_err(e, None))?;
+    let env = envelope::seal(&secret, &recipients, &item).map_err(|e| token_err(e, None))?;
+    let bytes = env.encode();
+
+    // Prove it opens with this key before the clear copy goes.
+    let serial = tok.serial();
+    let decoded = envelope::Envelope::decode(&bytes).map_err(|e| token_err(e, None))?;
+    app.prompt().notify(&format!(
+        "Touch your YubiKey ({serial}) to check that the new envelope opens…"
+    ));
+    let opened: SecretBytes = {
+        let mut u = unwrapper(app, pin);
+        envelope::open(&decoded, &item, &mut u).map_err(|e| {
+            let hint = e.hint().map(str::to_string);
+            token_err(
+                format!("the new envelope did not open, so nothing was changed: {e}"),
+                hint,
+            )
+        })?
+    };
+    if opened.expose() != secret.expose() {
+        return Err(token_err(
+            "the new envelope opened to different bytes; nothing was changed",
+            None,
+        ));
+    }
+    tokens::write_envelope(profile, &bytes).map_err(|e| token_err(e, None))?;
+    if tokens::read_envelope(profile)
+        .map_err(|e| token_err(e, None))?
+        .as_deref()
+        != Some(bytes.as_slice())
+    {
+        return Err(token_err(
+            "the envelope did not read back as written; the store's copy was kept",
+            None,
+        ));
+    }
+    eprintln!(
+        "Wrapped profile \"{profile}\"'s key for {} recipient(s); unwrap checked.",
+        recipients.len()
+    );
+    if keep_copy {
+        eprintln!(
+            "Kept the {} store's copy as a fallback for when no YubiKey is present.",
+            app.backend.name()
+        );
+    } else {
+        store.delete(&item)?;
+        eprintln!(
+            "Deleted the clear copy from the {} store.",
+            app.backend.name()
+        );
+    }
+    let cache = app.cache()?;
+    for id in super::session_ids_involving(app, profile) {
+        let _ = cache.remove(&id);
+    }
+    Ok(())
+}
+
+/// Re-seals every envelope with the new backup key added. Only public keys
+/// are needed for that, but the secret must be in hand: envelopes that no
+/// present token (or kept store copy) can open now are marked and re-sealed
+/// at their next unwrap.
+fn add_backup(app: &App, t: &mut Tokens, backup: u32, _tok: &mut PivToken) -> Result<(), Error> {
+    let recipients = piv_recipients(t).map_err(|e| token_err(e, None))?;
+    for profile in tokens::envelope_profiles() {
+        let Some(bytes) =
+            tokens::read_envelope(profile.as_str()).map_err(|e| token_err(e, None))?
+        else {
+            continue;
+        };
+        let Ok(env) = envelope::Envelope::decode(&bytes) else {
+            continue;
+        };
+        let already = env
+            .recipients()
+            .iter()
+            .any(|r| matches!(r, envelope::RecipientId::Piv { serial, .. } if *serial == backup));
+        let fido2 = env
+            .recipients()
+            .iter()
+            .any(|r| matches!(r, envelope::RecipientId::Fido2 { .. }));
+        if already || fido2 {
+            continue;
+        }
+        let item = store::key_item(&profile);
+        // The kept store copy, if any, gives the secret without a touch.
+        let secret = app.store().ok().and_then(|s| s.get(&item).ok().flatten());
+        match secret {
+            Some(secret) => {
+                let env =
+                    envelope::seal(&secret, &recipients, &item).map_err(|e| token_err(e, None))?;
+                tokens::write_envelope(&profile, &env.encode()).map_err(|e| token_err(e, None))?;
+                eprintln!("Added YubiKey {backup} to profile \"{profile}\"'s envelope.");
+            }
+            None => {
+                if !t.pending_backup.contains(&profile) {
+                    t.pending_backup.push(profile.clone());
+                }
+                eprintln!(
+                    "YubiKey {backup} will be added to profile \"{profile}\"'s envelope the next time it is unwrapped."
+                );
+            }
+        }
+    }
+    t.save().map_err(|e| token_err(e, None))
+}
+
+/// The seed from `--totp-secret` or `--totp-uri`, checked to be what AWS
+/// virtual MFA devices use (SHA-1, 6 digits, 30 s).
+fn totp_seed(args: &EnrollArgs) -> Result<(SecretBytes, Option<String>), Error> {
+    if let Some(uri) = &args.totp_uri {
+        let totp = totp_rs::TOTP::from_url_unchecked(uri).map_err(|e| {
+            Error::usage(format!("--totp-uri is not a valid otpauth URI: {e}"), None)
+        })?;
+        if totp.algorithm != totp_rs::Algorithm::SHA1 || totp.digits != 6 || totp.step != 30 {
+            return Err(Error::usage(
+                "--totp-uri: AWS virtual MFA devices use SHA1, 6 digits and a 30 s period",
+                None,
+            ));
+        }
+        return Ok((
+            SecretBytes::new(totp.secret.clone()),
+            Some(totp.account_name.clone()),
+        ));
+    }
+    let b32 = args.totp_secret.as_deref().unwrap_or_default();
+    let cleaned: String = b32
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '=')
+        .collect();
+    let bytes = totp_rs::Secret::Encoded(cleaned.to_ascii_uppercase())
+        .to_bytes()
+        .map_err(|_| Error::usage("--totp-secret is not valid base32", None))?;
+    if bytes.len() < 10 {
+        return Err(Error::usage(
+            "--totp-secret is too short to be an MFA seed",
+            None,
+        ));
+    }
+    Ok((SecretBytes::new(bytes), None))
+}
+
+fn load_totp(app: &App, args: &EnrollArgs, serial: u32, t: &mut Tokens) -> Result<(), Error> {
+    let (seed, _) = totp_seed(args)?;
+    let profile_mfa = match &args.profile {
+        Some(p) => super::resolve_chain(app, p)
+            .ok()
+            .and_then(|c| c.target().mfa_serial.clone()),
+        None => None,
+    };
+    let mfa_serial = match (&args.mfa_serial, &profile_mfa) {
+        (Some(a), _) => a.clone(),
+        (None, Some(m)) => m.clone(),
+        (None, None) => {
+            return Err(Error::usage(
+                "which MFA device is this seed for?",
+                Some("pass --mfa-serial arn:aws:iam::ACCOUNT:mfa/NAME (or --profile P whose mfa_serial is set)".into()),
+            ))
+        }
+    };
+    let name = oath::credential_name(&mfa_serial);
+    let ctx = crate::token::apdu::establish().map_err(|e| token_err(&e, e.hint()))?;
+    let mut conn = crate::token::apdu::find_by_serial(&ctx, serial, args.wait)
+        .map_err(|e| token_err(&e, e.hint()))?;
+    let session = OathSession::select(&mut conn).map_err(|e| token_err(&e, e.hint()))?;
+    session
+        .put(&name, &seed, Algorithm::Sha1, 6, true)
+        .map_err(|e| token_err(&e, e.hint()))?;
+
+    // The card's code must equal the seed's, or the seed was mistyped.
+    let now = crate::mfa::now_secs();
+    let step = now / crate::mfa::STEP;
+    app.prompt().notify(&format!(
+        "Touch your YubiKey ({serial}) to check the MFA code…"
+    ));
+    let from_card = session
+        .calculate(&name, step)
+        .map_err(|e| token_err(&e, e.hint()))?;
+    let expected = totp_rs::TOTP::new_unchecked(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        seed.expose().to_vec(),
+        None,
+        String::new(),
+    )
+    .generate(step * crate::mfa::STEP);
+    if from_card.expose() != expected {
+        let _ = session.delete(&name);
+        return Err(token_err(
+            "the YubiKey's code does not match the seed; the credential was removed again",
+            None,
+        ));
+    }
+    drop(session);
+    let rec = t.tokens.iter_mut().find(|r| r.serial == serial);
+    if let Some(rec) = rec {
+        rec.oath.retain(|o| o.mfa_serial != mfa_serial);
+        rec.oath.push(OathRecord {
+            mfa_serial: mfa_serial.clone(),
+            name: name.clone(),
+            touch: true,
+        });
+    }
+    t.save().map_err(|e| token_err(e, None))?;
+    eprintln!("Loaded the MFA seed of {mfa_serial} into YubiKey {serial}'s OATH applet as \"{name}\" (touch required); its code matches.");
+
+    // Record mfa_serial in the profile when it had none.
+    if let (Some(p), None) = (&args.profile, &profile_mfa) {
+        let mut cfg = crate::config::ConfigFile::load(crate::config::default_path())?;
+        cfg.set_value(p, "mfa_serial", &mfa_serial)?;
+        cfg.save()?;
+        eprintln!("Set mfa_serial = {mfa_serial} in profile \"{p}\".");
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! `vault hw status [--json]`: keys present, what is enrolled, which
+//! profiles and OATH credentials use each key, PIN tries left.
+
+use crate::app::App;
+use crate::cli::StatusArgs;
+use crate::envelope::{Envelope, RecipientId};
+use crate::error::Error;
+use crate::token::piv::{PinStatus, PivToken};
+use crate::tokens::{self, Tokens};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn pin_json(s: &Result<PinStatus, String>) -> Value {
+    match s {
+        Ok(PinStatus::Verified) => json!({"verified": true}),
+        Ok(PinStatus::NotVerified { tries_left }) => {
+            json!({"verified": false, "tries_left": tries_left})
+        }
+        Ok(PinStatus::Blocked) => json!({"verified": false, "tries_left": 0, "blocked": true}),
+        Err(e) => json!({"error": e}),
+    }
+}
+
+fn pin_text(s: &Result<PinStatus, String>) -> String {
+    match s {
+        Ok(PinStatus::Verified) => "PIN verified".into(),
+        Ok(PinStatus::NotVerified { tries_left }) => format!("PIN tries left: {tries_left}"),
+        Ok(PinStatus::Blocked) => "PIN BLOCKED (unblock with the PUK)".into(),
+        Err(e) => format!("PIN status unknown: {e}"),
+    }
+}
+
+pub fn run(_app: &App, args: &StatusArgs) -> Result<(), Error> {
+    let t = Tokens::load().map_err(|e| Error::Other(e.to_string()))?;
+    let present = match crate::token::apdu::establish() {
+        Ok(ctx) => crate::token::apdu::list_keys(&ctx),
+        Err(e) => {
+            return Err(Error::Token {
+                hint: e.hint(),
+                message: e.to_string(),
+            })
+        }
+    };
+    // Which profiles each serial unlocks.
+    let mut users: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for profile in tokens::envelope_profiles() {
+        let Ok(Some(bytes)) = tokens::read_envelope(&profile) else {
+            continue;
+        };
+        let Ok(env) = Envelope::decode(&bytes) else {
+            continue;
+        };
+        for r in env.recipients() {
+            if let RecipientId::Piv { serial, .. } = r {
+                users.entry(serial).or_default().push(profile.clone());
+            }
+        }
+    }
+    let mut present_json = Vec::new();
+    let mut present_text = Vec::new();
+    for k in &present {
+        let pin = match k.serial {
+            Some(s) => PivToken::open(s, Duration::ZERO, &|_| {})
+                .and_then(|mut tok| tok.pin_status())
+                .map_err(|e| e.to_string()),
+            None => Err("serial unknown".into()),
+        };
+        let version = k
+            .version
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "?".into());
+        present_json.push(json!({
+            "serial": k.serial, "firmware": version, "reader": k.reader, "pin": pin_json(&pin),
+        }));
+        present_text.push(format!(
+            "  YubiKey {}  firmware {version}  reader \"{}\"  {}",
+            k.serial
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "?".into()),
+            k.reader,
+            pin_text(&pin)
+        ));
+    }
+    let enrolled_json: Vec<Value> = t
+        .tokens
+        .iter()
+        .map(|r| {
+            json!({
+                "serial": r.serial, "role": r.role, "firmware": r.version,
+                "present": present.iter().any(|k| k.serial == Some(r.serial)),
+                "piv": r.piv.as_ref().map(|p| json!({
+                    "slot": format!("{:02x}", p.slot), "algorithm": "P-256",
+                    "pin_policy": p.pin_policy, "touch_policy": p.touch_policy,
+                    "attested": p.attested, "public_key": p.public_key,
+                })),
+                "profiles": users.get(&r.serial).cloned().unwrap_or_default(),
+                "oath": r.oath.iter().map(|o| json!({
+                    "name": o.name, "mfa_serial": o.mfa_serial, "touch": o.touch,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    if args.json {
+        let v = json!({
+            "present": present_json,
+            "enrolled": enrolled_json,
+            "pending_backup": t.pending_backup,
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    println!("Keys present:");
+    if present_text.is_empty() {
+        println!("  none");
+    }
+    for l in present_text {
+        println!("{l}");
+    }
+    println!("Enrolled:");
+    if t.tokens.is_empty() {
+        println!("  none (vault hw enroll puts a key into service)");
+    }
+    for r in &t.tokens {
+        let here = if present.iter().any(|k| k.serial == Some(r.serial)) {
+            "present"
+        } else {
+            "absent"
+        };
+        println!("  YubiKey {} ({}, {here})", r.serial, r.role);
+        if let Some(p) = &r.piv {
+            println!(
+                "    PIV slot {:02x}: P-256, PIN {}, touch {}, {}",
+                p.slot,
+                p.pin_policy,
+                p.touch_policy,
+                if p.attested {
+                    "attestation verified"
+                } else {
+                    "attestation NOT verified"
+                }
+            );
+        }
+        let profiles = users.get(&r.serial).cloned().unwrap_or_default();
+        println!(
+            "    profiles: {}",
+            if profiles.is_empty() {
+                "-".to_string()
+            } else {
+                profiles.join(", ")
+            }
+        );
+        for o in &r.oath {
+            println!(
+                "    OATH: {} for {}{}",
+                o.name,
+                o.mfa_serial,
+                if o.touch { " (touch required)" } else { "" }
+            );
+        }
+    }
+    if !t.pending_backup.is_empty() {
+        println!(
+            "Backup key not yet in the envelopes of: {} (added at their next unwrap)",
+            t.pending_backup.join(", ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! Where a profile's long-term key comes from: its envelope, opened by a
+//! token (the PIN asked once, a touch), or the store. And where MFA codes
+//! come from when a token holds the profile's OATH credential.
+
+use crate::app::{env_var, App};
+use crate::creds::LongTermKey;
+use crate::envelope::{self, Envelope, OpenError, Recipient};
+use crate::mfa::DeviceCodes;
+use crate::prompt::Prompt;
+use crate::provider::ProviderError;
+use crate::secret::{MfaCode, Passphrase};
+use crate::store;
+use crate::token::piv::PivUnwrapper;
+use crate::tokens::{self, Tokens};
+use std::time::Duration;
+
+/// The PIN for YubiKey `serial`: `VAULT_PIN` (for scripts; it sits in the
+/// environment, so the prompt is safer), else asked.
+pub fn pin_for(prompt: &dyn Prompt, serial: u32) -> Result<Passphrase, String> {
+    if let Some(p) = env_var("VAULT_PIN") {
+        return Ok(Passphrase::new(p));
+    }
+    prompt
+        .secret(&format!("PIN for YubiKey {serial}: "))
+        .map_err(|e| e.to_string())
+}
+
+/// How long an exec waits for a token-backed profile's key to be inserted.
+pub fn token_wait() -> Duration {
+    env_var("VAULT_TOKEN_WAIT")
+        .and_then(|v| crate::cli::parse_duration(&v).ok())
+        .unwrap_or(Duration::from_secs(15))
+}
+
+fn token_error(e: impl std::fmt::Display, hint: Option<String>) -> ProviderError {
+    ProviderError::Token {
+        message: e.to_string(),
+        hint,
+    }
+}
+
+/// Every PIV recipient vault knows (primary and backups), for sealing.
+pub fn piv_recipients(t: &Tokens) -> Result<Vec<Recipient>, String> {
+    let mut out = Vec::new();
+    for rec in &t.tokens {
+        let Some(piv) = &rec.piv else { continue };
+        let bytes = hex::decode(&piv.public_key)
+            .map_err(|e| format!("tokens.json: bad public key for {}: {e}", rec.serial))?;
+        let public_key = p256::PublicKey::from_sec1_bytes(&bytes)
+            .map_err(|e| format!("tokens.json: bad public key for {}: {e}", rec.serial))?;
+        out.push(Recipient::Piv {
+            serial: rec.serial,
+            slot: piv.slot,
+            public_key,
+        });
+    }
+    Ok(out)
+}
+
+/// The long-term key of `profile`: unwrapped from its envelope when it has
+/// one, else from the store.
+pub fn load(app: &App, profile: &str) -> Result<Option<LongTermKey>, ProviderError> {
+    let envelope = tokens::read_envelope(profile).map_err(|e| token_error(e, None))?;
+    let Some(bytes) = envelope else {
+        return Ok(store::get_key(app.store().map_err(store_err)?, profile)?);
+    };
+    let item = store::key_item(profile);
+    let env = Envelope::decode(&bytes).map_err(|e| {
+        token_error(
+            format!("the envelope of profile \"{profile}\" is damaged: {e}"),
+            Some(e.hint().to_string()),
+        )
+    })?;
+    let prompt = app.prompt();
+    let wanted: Vec<u32> = env
+        .recipients()
+        .iter()
+        .filter_map(|r| match r {
+            envelope::RecipientId::Piv { serial, .. } => Some(*serial),
+            _ => None,
+        })
+        .collect();
+    let piv = PivUnwrapper::new(|serial| pin_for(prompt, serial), |m: &str| prompt.notify(m));
+    let has_fido2 = env
+        .recipients()
+        .iter()
+        .any(|r| matches!(r, envelope::RecipientId::Fido2 { .. }));
+    let mut unwrappers: Vec<Box<dyn envelope::Unwrapper + '_>> = vec![Box::new(piv)];
+    if has_fido2 {
+        // Only probed when an entry needs it: HID discovery is not free.
+        let mut f = crate::token::fido2::Fido2Unwrapper::new(
+            crate::token::fido2::HidAuthenticator::new(Box::new(|m: &str| eprintln!("vault: {m}"))),
+        );
+        if let Some(pin) = env_var("VAULT_FIDO2_PIN") {
+            f = f.with_pin(Passphrase::new(pin));
+        }
+        unwrappers.push(Box::new(f));
+    }
+    let mut unwrapper = unwrappers;
+    // A token-backed profile waits a while for one of its keys to appear.
+    let deadline = std::time::Instant::now() + token_wait();
+    let mut told = false;
+    let secret = loop {
+        match envelope::open(&env, &item, &mut unwrapper) {
+            Ok(s) => break s,
+            Err(OpenError::NoTokenPresent { .. }) if std::time::Instant::now() < deadline => {
+                if !told {
+                    prompt.notify(&format!(
+                        "Insert YubiKey {} to unlock profile \"{profile}\"",
+                        serials(&wanted)
+                    ));
+                    told = true;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            Err(OpenError::NoTokenPresent { .. }) => {
+                return fallback_copy(app, profile, &wanted);
+            }
+            Err(e) => {
+                let hint = e.hint().map(str::to_string);
+                return Err(token_error(
+                    format!("cannot unwrap the key of profile \"{profile}\": {e}"),
+                    hint,
+                ));
+            }
+        }
+    };
+    let key = store::decode_key(&item, &secret)?;
+    reseal_pending(profile, &secret);
+    log::debug!(target: "vault", "unwrapped the key of {profile} with a token");
+    Ok(Some(key))
+}
+
+fn serials(s: &[u32]) -> String {
+    s.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+fn store_err(e: crate::error::Error) -> ProviderError {
+    match e {
+        crate::error::Error::Store(s) => ProviderError::Store(s),
+        other => token_error(other, None),
+    }
+}
+
+/// No token came: the store's copy, if the user chose to keep one at
+/// enrollment (`--keep-keychain-copy`), after a warning.
+fn fallback_copy(
+    app: &App,
+    profile: &str,
+    wanted: &[u32],
+) -> Result<Option<LongTermKey>, ProviderError> {
+    let copy = app
+        .store()
+        .ok()
+        .and_then(|s| store::get_key(s, profile).ok().flatten());
+    match copy {
+        Some(k) => {
+            eprintln!(
+                "vault: warning: YubiKey {} is not present; using the {} store's copy of profile \"{profile}\"'s key",
+                serials(wanted),
+                app.backend.name()
+            );
+            Ok(Some(k))
+        }
+        None => Err(token_error(
+            format!(
+                "profile \"{profile}\" is unlocked by YubiKey {}, which is not present",
+                serials(wanted)
+            ),
+            Some(format!(
+                "insert YubiKey {} and try again (vault waited {} s; VAULT_TOKEN_WAIT changes that)",
+                serials(wanted),
+                token_wait().as_secs()
+            )),
+        )),
+    }
+}
+
+/// A backup enrolled while this profile's envelope could not be opened
+/// becomes a recipient now that it is open.
+fn reseal_pending(profile: &str, secret: &crate::secret::SecretBytes) {
+    let Ok(mut t) = Tokens::load() else { return };
+    if !t.pending_backup.iter().any(|p| p == profile) {
+        return;
+    }
+    // A FIDO2 entry cannot be re-made without its key's touch; such
+    // envelopes keep their recipients.
+    let fido2 = tokens::read_envelope(profile)
+        .ok()
+        .flatten()
+        .and_then(|b| Envelope::decode(&b).ok())
+        .is_some_and(|e| {
+            e.recipients()
+                .iter()
+                .any(|r| matches!(r, envelope::RecipientId::Fido2 { .. }))
+        });
+    if fido2 {
+        return;
+    }
+    let Ok(recipients) = piv_recipients(&t) else {
+        return;
+    };
+    match envelope::seal(secret, &recipients, &store::key_item(profile)) {
+        Ok(env) => {
+            if tokens::write_envelope(profile, &env.encode()).is_ok() {
+                t.pending_backup.retain(|p| p != profile);
+                let _ = t.save();
+                log::debug!(target: "vault", "added the pending backup key to {profile}'s envelope");
+            }
+        }
+        Err(e) => {
+            log::warn!(target: "vault", "could not add the backup key to {profile}'s envelope: {e}")
+        }
+    }
+}
+
+/// MFA codes from the OATH credential vault put on a token for an MFA device.
+pub struct TokenMfa<'a> {
+    pub prompt: &'a dyn Prompt,
+}
+
+impl DeviceCodes for TokenMfa<'_> {
+    fn code(&self, mfa_serial: &str, step: u64) -> Result<Option<MfaCode>, String> {
+        let t = Tokens::load().map_err(|e| e.to_string())?;
+        let Some((serial, rec)) = t.oath_for(mfa_serial) else {
+            return Ok(None);
+        };
+        let prompt = self.prompt;
+        let codes =
+            crate::token::oath::TokenCodes::new(serial, Box::new(move |m: &str| prompt.notify(m)))
+                .with_name(rec.name.clone())
+                .with_wait(token_wait());
+        codes.code(mfa_serial, step)
+    }
+}
