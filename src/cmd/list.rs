@@ -26,7 +26,34 @@ pub fn run(app: &App, args: &ListArgs) -> Result<(), Error> {
         }
         return Ok(());
     }
-    let stored = store::key_profiles(app.store()?)?;
+    let mut stored = store::key_profiles(app.store()?)?;
+    // Token-backed profiles: their key is in an envelope, named by its keys.
+    let mut wrapped: BTreeMap<String, String> = BTreeMap::new();
+    for p in crate::tokens::envelope_profiles() {
+        let by = crate::tokens::read_envelope(&p)
+            .ok()
+            .flatten()
+            .and_then(|b| crate::envelope::Envelope::decode(&b).ok())
+            .map(|e| {
+                e.recipients()
+                    .iter()
+                    .map(|r| match r {
+                        crate::envelope::RecipientId::Piv { serial, .. } => {
+                            format!("YubiKey {serial}")
+                        }
+                        crate::envelope::RecipientId::Fido2 { .. } => "FIDO2 key".to_string(),
+                        crate::envelope::RecipientId::Unknown { .. } => "token".to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("+")
+            })
+            .unwrap_or_else(|| "token (damaged envelope)".into());
+        wrapped.insert(p.clone(), by);
+        if !stored.contains(&p) {
+            stored.push(p);
+        }
+    }
+    stored.sort();
     if args.credentials {
         for p in stored {
             println!("{p}");
@@ -59,7 +86,11 @@ pub fn run(app: &App, args: &ListArgs) -> Result<(), Error> {
     println!("{:<24} {:<24} Sessions", "Profile", "Credentials");
     println!("{:<24} {:<24} ========", "=======", "===========");
     for p in &profiles {
-        let creds = if stored.contains(p) { p.as_str() } else { "-" };
+        let creds = match wrapped.get(p) {
+            Some(by) => by.as_str(),
+            None if stored.contains(p) => p.as_str(),
+            None => "-",
+        };
         let sess = sessions
             .get(p)
             .map(|v| v.join(", "))

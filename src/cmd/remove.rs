@@ -7,7 +7,10 @@ use crate::store;
 
 pub fn run(app: &App, args: &RemoveArgs) -> Result<(), Error> {
     let store = app.store()?;
-    if store::get_key(store, &args.profile)?.is_none() {
+    let wrapped = crate::tokens::read_envelope(&args.profile)
+        .map_err(|e| Error::Other(e.to_string()))?
+        .is_some();
+    if !wrapped && store::get_key(store, &args.profile)?.is_none() {
         return Err(Error::usage(
             format!(
                 "no credentials stored for profile \"{}\" in the {} store",
@@ -47,6 +50,10 @@ pub fn run(app: &App, args: &RemoveArgs) -> Result<(), Error> {
         }
     }
     store.delete(&store::key_item(&args.profile))?;
+    if wrapped {
+        // The envelope is useless without the token, but it is this profile's key.
+        crate::tokens::delete_envelope(&args.profile).map_err(|e| Error::Other(e.to_string()))?;
+    }
     println!("Deleted credentials of profile \"{}\".", args.profile);
     if cleared > 0 {
         println!("Deleted {cleared} cached session(s).");
