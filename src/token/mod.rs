@@ -4,6 +4,6 @@
 //! each applet keeps its byte-level protocol in its own file.
 
 pub mod apdu;
+pub mod fido2;
 pub mod oath;
 pub mod piv;
-pub mod fido2;
