@@ -1,12 +1,15 @@
 //! The rig itself: what it exports, that each stand-in answers, that rigs
 //! are isolated from each other and from the network, and that nothing
-//! outlives a rig, after a pass or a failure.
+//! outlives a rig, after a pass or a failure. Also the plumbing of real-key
+//! mode (`hw/rig --real-key SERIAL`), tested with a virtual key standing in
+//! for the real one: nested rigs use this rig's pcscd as "the machine's".
 
 mod common;
 
-use common::{rig_dir, run};
+use common::{real_key, rig_dir, run, skipped_on_real_key, TestKey};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -17,6 +20,18 @@ fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("the rig does not export {name}"))
 }
 
+/// What only the virtual rig exports: its key's instruments.
+const VIRTUAL_ONLY: [&str; 8] = [
+    "VAULT_RIG_VYK_CONTROL",
+    "VAULT_RIG_APDU_LOG",
+    "VAULT_RIG_VYK_STATE",
+    "VAULT_RIG_TOUCH_TIMEOUT_MS",
+    "VAULT_RIG_ATTESTATION_ROOT",
+    "VAULT_RIG_ROOT_DIR",
+    "VAULT_RIG_SLOTS",
+    "VAULT_RIG_VPCD_BASE_PORT",
+];
+
 #[test]
 fn rig_exports_what_hw_readme_documents() {
     let dir = rig_dir();
@@ -24,17 +39,20 @@ fn rig_exports_what_hw_readme_documents() {
         "VAULT_RIG_READER",
         "AWS_ENDPOINT_URL",
         "VAULT_RIG_RECORDING",
-        "VAULT_RIG_VYK_CONTROL",
-        "VAULT_RIG_APDU_LOG",
-        "VAULT_RIG_VYK_STATE",
         "VAULT_RIG_SERIAL",
-        "VAULT_RIG_ATTESTATION_ROOT",
-        "VAULT_RIG_ROOT_DIR",
-        "VAULT_RIG_SLOTS",
-        "VAULT_RIG_VPCD_BASE_PORT",
         "VAULT_RIG_ISOLATED",
     ] {
         assert!(!var(name).is_empty(), "{name} is empty");
+    }
+    if let Some(serial) = real_key() {
+        assert_eq!(var("VAULT_RIG_SERIAL"), serial.to_string());
+        for name in VIRTUAL_ONLY {
+            assert!(std::env::var_os(name).is_none(), "{name} in a real-key rig");
+        }
+    } else {
+        for name in VIRTUAL_ONLY {
+            assert!(!var(name).is_empty(), "{name} is empty");
+        }
     }
     let home = PathBuf::from(var("HOME"));
     assert!(home.starts_with(&dir), "HOME must be inside the rig");
@@ -53,6 +71,9 @@ fn rig_exports_what_hw_readme_documents() {
             "{k} leaked into the rig from the caller"
         );
     }
+    if real_key().is_some() {
+        return;
+    }
     let pem = std::fs::read_to_string(var("VAULT_RIG_ATTESTATION_ROOT")).unwrap();
     assert!(
         pem.contains("BEGIN CERTIFICATE"),
@@ -70,6 +91,9 @@ fn rig_key_is_a_yubikey_5_to_ykman() {
         out.contains(&format!("Serial number: {}", var("VAULT_RIG_SERIAL"))),
         "{out}"
     );
+    if skipped_on_real_key("checking firmware 5.4.3 and the APDU log") {
+        return;
+    }
     assert!(out.contains("Firmware version: 5.4.3"), "{out}");
     // The APDU log saw that conversation, without data bytes.
     let log = common::read_log(std::path::Path::new(&var("VAULT_RIG_APDU_LOG")));
@@ -205,6 +229,304 @@ fn nested_rig(script: &str) -> std::process::Output {
         .expect("start a nested rig")
 }
 
+/// Tests that start daemons (nested rigs, keys) take turns, so that
+/// `daemons()` counts only its own test's.
+static DAEMONS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn daemons_turn() -> std::sync::MutexGuard<'static, ()> {
+    DAEMONS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `hw/rig RIG_ARGS -- bash -c SCRIPT rig ARGS...`, nested in this rig, so
+/// this rig's pcscd is its "machine's pcscd". The tests refuse real-key mode
+/// in CI, so the nested rig is told it is not in CI: these tests are the
+/// plumbing of that mode, with a virtual key standing in for the real one.
+/// Nothing in it may reset a key unless a test says so.
+fn nested(rig_args: &[&str], script: &str, args: &[&str]) -> std::process::Output {
+    Command::new(repo().join("hw/rig"))
+        .args(rig_args)
+        .args(["--", "bash", "-c", script, "rig"])
+        .args(args)
+        .env("VAULT_RIG_NO_BUILD", "1")
+        .env_remove("CI")
+        .env_remove("VAULT_RIG_DESTRUCTIVE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("start a nested rig")
+}
+
+fn text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// The value of the first `NAME=value` line in `out`.
+fn field<'a>(out: &'a str, name: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {name}= line in:\n{out}"))
+}
+
+fn this_test_binary() -> String {
+    std::env::current_exe()
+        .expect("test binary")
+        .to_str()
+        .expect("UTF-8 path")
+        .to_string()
+}
+
+#[test]
+fn real_key_mode_fails_fast_without_the_key() {
+    let started = Instant::now();
+    let out = nested(&["--real-key", "99999999"], "echo cmd-ran", &[]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains("no YubiKey with serial 99999999"),
+        "no clear message:\n{all}"
+    );
+    assert!(
+        !all.contains("cmd-ran") && !all.contains("ready in"),
+        "{all}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    let out = nested(&["--real-key", "12ab"], "echo cmd-ran", &[]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains("--real-key takes the key's serial number"),
+        "{all}"
+    );
+}
+
+/// The helper the real-key tests below run inside a nested
+/// `hw/rig --real-key`: what `TestKey::start()` hands out there.
+#[test]
+#[ignore = "run inside a nested hw/rig --real-key by the real_key_mode_* tests"]
+fn real_key_helper() {
+    let serial = real_key().expect("run inside hw/rig --real-key");
+    // Panics unless VAULT_RIG_DESTRUCTIVE=1: it is about to reset the key.
+    let mut key = TestKey::start();
+    assert!(key.is_real());
+    assert_eq!(key.serial, serial);
+    assert_eq!(key.reader, var("VAULT_RIG_READER"));
+    assert!(!key.scripted_touch_available());
+    assert!(!key.removal_available());
+    assert!(!key.apdu_log_available());
+    assert!(key
+        .apdu_log_if_available("the helper's log check")
+        .is_none());
+    assert!(key.dir.is_dir());
+
+    // Factory-fresh: no OATH account, the default PIN.
+    let (ok, out, err) = run(
+        "ykman",
+        &["--reader", &key.reader, "oath", "accounts", "list"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "", "OATH accounts left after the reset");
+    key.restart();
+    let mut yk = yubikey::YubiKey::open_by_serial(yubikey::Serial::from(serial)).unwrap();
+    yk.verify_pin(b"123456")
+        .expect("the default PIN after the reset");
+    drop(yk);
+    key.touch_prompt();
+    assert!(skipped_on_real_key("the helper's scripted touch"));
+
+    // One key, one test at a time: a second start waits for this one.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let second = TestKey::start();
+        tx.send(Instant::now()).unwrap();
+        drop(second);
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(2)).is_err(),
+        "a second TestKey::start() did not wait for the first"
+    );
+    let released = Instant::now();
+    let firmware = key.firmware.clone();
+    drop(key);
+    let second = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the second TestKey::start() after the first was dropped");
+    assert!(second >= released);
+    waiter.join().unwrap();
+    // On a line of its own: the harness may have started one for this test.
+    println!("\nhelper-firmware={firmware}");
+}
+
+/// A key found by serial on the machine's pcscd (here: a virtual key in this
+/// rig), what the rig exports for it, that its namespaces still isolate the
+/// rest, and that without VAULT_RIG_DESTRUCTIVE=1 nothing touches the key.
+#[test]
+fn real_key_mode_finds_the_key_and_refuses_to_reset_it_unasked() {
+    if skipped_on_real_key(
+        "this test of the real-key plumbing (a virtual key stands in for a real one)",
+    ) {
+        return;
+    }
+    let _turn = daemons_turn();
+    let key = TestKey::start();
+    let secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    let (ok, _, err) = run(
+        "ykman",
+        &[
+            "--reader",
+            &key.reader,
+            "oath",
+            "accounts",
+            "add",
+            "keepme",
+            secret,
+        ],
+    );
+    assert!(ok, "{err}");
+    let script = r#"
+        echo "real=$VAULT_RIG_REAL_KEY"
+        echo "serial=$VAULT_RIG_SERIAL"
+        echo "reader=$VAULT_RIG_READER"
+        echo "virtual=${VAULT_RIG_VYK_CONTROL-}${VAULT_RIG_APDU_LOG-}${VAULT_RIG_VYK_STATE-}${VAULT_RIG_ROOT_DIR-}${VAULT_RIG_SLOTS-}"
+        echo "isolated=$VAULT_RIG_ISOLATED"
+        echo "links=$(ip -o link show | wc -l)"
+        echo "pcscds=$(pgrep -c -x pcscd)"
+        case "$HOME" in "$VAULT_RIG_DIR"/*) echo home=inside ;; *) echo "home=$HOME" ;; esac
+        echo "ykman=$(ykman --reader "$VAULT_RIG_READER" info | sed -n 's/^Serial number: //p')"
+        echo "accounts=$(ykman --reader "$VAULT_RIG_READER" oath accounts list | tr '\n' ' ')"
+        hostport=${AWS_ENDPOINT_URL#http://}
+        (exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}") && echo moto=up
+        dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+          org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets | grep -q true &&
+          echo secrets=up
+        "$1" --exact real_key_helper --include-ignored >"$VAULT_RIG_DIR/helper.out" 2>&1
+        echo "helper=$?"
+        CI=true "$1" --exact real_key_helper --include-ignored >"$VAULT_RIG_DIR/ci.out" 2>&1
+        echo "ci-helper=$?"
+        echo "--- helper"; cat "$VAULT_RIG_DIR/helper.out"
+        echo "--- ci"; cat "$VAULT_RIG_DIR/ci.out"
+    "#;
+    let serial = key.serial.to_string();
+    let out = nested(&["--real-key", &serial], script, &[&this_test_binary()]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert_eq!(field(&all, "real"), serial, "{all}");
+    assert_eq!(field(&all, "serial"), serial, "{all}");
+    assert_eq!(field(&all, "reader"), key.reader, "{all}");
+    assert_eq!(field(&all, "virtual"), "", "no virtual key's variables");
+    assert_eq!(field(&all, "isolated"), "1");
+    assert_eq!(field(&all, "links"), "1", "only a loopback: {all}");
+    assert_eq!(field(&all, "pcscds"), "0", "no pcscd of its own: {all}");
+    assert_eq!(field(&all, "home"), "inside");
+    assert_eq!(field(&all, "ykman"), serial, "{all}");
+    assert_eq!(field(&all, "accounts"), "keepme ", "{all}");
+    assert_eq!(field(&all, "moto"), "up", "{all}");
+    assert_eq!(field(&all, "secrets"), "up", "{all}");
+
+    // TestKey::start() refuses the real key without VAULT_RIG_DESTRUCTIVE=1,
+    // saying why, and never in CI.
+    assert_eq!(field(&all, "helper"), "101", "{all}");
+    let (helper, ci) = all
+        .split_once("--- helper")
+        .unwrap()
+        .1
+        .split_once("--- ci")
+        .unwrap();
+    for expected in [
+        "factory-resets the PIV and OATH applets",
+        &format!("the real YubiKey {serial}"),
+        "Use a spare YubiKey",
+        "VAULT_RIG_DESTRUCTIVE=1 hw/rig --real-key",
+    ] {
+        assert!(helper.contains(expected), "no {expected:?} in:\n{helper}");
+    }
+    assert_eq!(field(&all, "ci-helper"), "101", "{all}");
+    assert!(ci.contains("real-key mode in CI"), "{ci}");
+
+    // Nothing was reset: the account is still there, and no reset reached
+    // the key.
+    let (ok, out, err) = run(
+        "ykman",
+        &["--reader", &key.reader, "oath", "accounts", "list"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "keepme");
+    let resets: Vec<_> = key
+        .apdu_log()
+        .into_iter()
+        .filter(|e| {
+            (e["applet"] == "piv" && e["ins"] == "FB")
+                || (e["applet"] == "oath" && e["ins"] == "04")
+        })
+        .collect();
+    assert!(resets.is_empty(), "{resets:?}");
+}
+
+/// With VAULT_RIG_DESTRUCTIVE=1, TestKey::start() resets the key's PIV and
+/// OATH applets and hands it to one test at a time, and checks only the
+/// virtual key can do are skipped, loudly. The "real" key is the key of a
+/// nested rig of its own with a single reader slot (ykman spends seconds on
+/// each empty reader when it looks a key up by serial).
+#[test]
+fn real_key_mode_resets_the_key_for_each_test_with_consent() {
+    let _turn = daemons_turn();
+    let script = r#"
+        r=$VAULT_RIG_READER
+        ykman --reader "$r" oath accounts add leftover GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ >/dev/null
+        ykman --reader "$r" piv access change-pin -P 123456 -n 654321 >/dev/null
+        echo "before=$(ykman --reader "$r" oath accounts list)"
+        VAULT_RIG_DESTRUCTIVE=1 "$2/hw/rig" --real-key "$VAULT_RIG_SERIAL" -- \
+          "$1" --exact real_key_helper --include-ignored --nocapture
+        echo "helper=$?"
+        echo "after=$(ykman --reader "$r" oath accounts list)"
+        echo "serial=$VAULT_RIG_SERIAL"
+        ok_apdus() { grep '"kind":"apdu"' "$VAULT_RIG_APDU_LOG" | grep "\"applet\":\"$1\"" |
+          grep "\"ins\":\"$2\"" | grep -c '"sw":"9000"'; }
+        echo "piv-resets=$(ok_apdus piv FB)"
+        echo "oath-resets=$(ok_apdus oath 04)"
+    "#;
+    let repo = repo();
+    let mut cmd = Command::new(repo.join("hw/rig"));
+    cmd.args(["--", "bash", "-c", script, "rig"])
+        .arg(this_test_binary())
+        .arg(&repo)
+        .env_remove("CI")
+        .stdin(Stdio::null());
+    // A rig of its own, not nested in this one, so VAULT_RIG_SLOTS holds.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("VAULT_RIG") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env("VAULT_RIG_NO_BUILD", "1")
+        .env("VAULT_RIG_SLOTS", "1");
+    let out = cmd.output().expect("start a rig");
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert_eq!(field(&all, "before"), "leftover");
+    assert_eq!(field(&all, "helper"), "0", "{all}");
+    assert_eq!(field(&all, "after"), "", "the OATH account survived: {all}");
+    // The helper took the key twice: a reset of each applet each time.
+    assert_eq!(field(&all, "piv-resets"), "2", "{all}");
+    assert_eq!(field(&all, "oath-resets"), "2", "{all}");
+    assert_eq!(field(&all, "helper-firmware"), "5.4.3", "{all}");
+    let serial = field(&all, "serial");
+    for expected in [
+        format!("resetting the PIV and OATH applets of YubiKey {serial}"),
+        format!("real_key_helper: touch the YubiKey now (serial {serial}"),
+        "real_key_helper: the helper's scripted touch needs the virtual key: skipped on a real key"
+            .to_string(),
+        "checking the APDU log (the helper's log check) needs the virtual key: skipped on a real key"
+            .to_string(),
+        format!("waiting for YubiKey {serial}, which another test holds"),
+    ] {
+        assert!(all.contains(&expected), "no {expected:?} in:\n{all}");
+    }
+}
+
 /// Two rigs at once, each with its own pcscd and key, and nothing of either
 /// left running afterwards, whether the command passed or failed.
 #[test]
@@ -212,6 +534,7 @@ fn rigs_run_side_by_side_and_leave_nothing_running() {
     if var("VAULT_RIG_ISOLATED") != "1" {
         panic!("the rig is not isolated (no namespaces): this test needs root or user namespaces");
     }
+    let _turn = daemons_turn();
     let before = daemons();
     // Each nested rig reports the serial its ykman sees; with one shared
     // pcscd they would see each other's keys.

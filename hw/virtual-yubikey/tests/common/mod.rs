@@ -4,9 +4,17 @@
 //!
 //! These tests only make sense inside `hw/rig`; outside it they fail with
 //! a message saying how to run them, never skip.
+//!
+//! Inside `hw/rig --real-key SERIAL` the same tests run against that real
+//! YubiKey instead: `TestKey::start()` factory-resets its PIV and OATH
+//! applets (only with `VAULT_RIG_DESTRUCTIVE=1`) and hands it out to one test
+//! at a time. What only the virtual key can do (scripted touch, removal, the
+//! APDU log, the rig's attestation root) is then skipped, saying so on the
+//! terminal; in the virtual rig, and so in CI, it always runs.
 #![allow(dead_code)]
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -28,6 +36,57 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} not set: is hw/rig up to date?"))
 }
 
+/// The serial of the real key under test inside `hw/rig --real-key SERIAL`;
+/// `None` in the virtual rig.
+pub fn real_key() -> Option<u32> {
+    rig_dir();
+    let serial = std::env::var("VAULT_RIG_REAL_KEY").ok()?;
+    assert!(
+        std::env::var_os("VAULT_RIG_VYK_CONTROL").is_none(),
+        "VAULT_RIG_REAL_KEY is set in a rig with a virtual key: only hw/rig --real-key sets it"
+    );
+    let ci = std::env::var("CI").unwrap_or_default();
+    assert!(
+        matches!(ci.as_str(), "" | "0" | "false"),
+        "real-key mode in CI (CI={ci}): CI runs every test against the virtual key, none may be skipped"
+    );
+    Some(
+        serial
+            .parse()
+            .unwrap_or_else(|_| panic!("VAULT_RIG_REAL_KEY={serial:?} is not a serial")),
+    )
+}
+
+/// Writes a line straight to the terminal: the test harness captures
+/// `eprintln!`, but a skipped check or a request to touch the key must be
+/// seen while the tests run.
+pub fn notice(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+/// The running test's name, for notices.
+fn test_name() -> String {
+    match std::thread::current().name() {
+        Some(name) if name != "main" => name.to_string(),
+        _ => "this test".to_string(),
+    }
+}
+
+/// On a real key, says on the terminal that `what` needs the virtual key
+/// and is skipped, and returns true; in the virtual rig returns false, so the
+/// check runs. Use as `if skipped_on_real_key("...") { return; }` or around
+/// the part of a test only the virtual key can do.
+pub fn skipped_on_real_key(what: &str) -> bool {
+    if real_key().is_none() {
+        return false;
+    }
+    notice(&format!(
+        "{}: {what} needs the virtual key: skipped on a real key",
+        test_name()
+    ));
+    true
+}
+
 /// The reader name of vpcd slot `slot` as the rig configures it.
 pub fn reader_name(slot: u32) -> String {
     if slot == 0 {
@@ -40,23 +99,41 @@ pub fn reader_name(slot: u32) -> String {
 pub struct TestKey {
     pub serial: u32,
     pub reader: String,
+    /// A folder of this test's own, for files the test writes.
     pub dir: PathBuf,
+    /// The vpcd slot of a virtual key (0 for a real key: there is no slot).
     pub slot: u32,
+    /// Firmware as `ykman info` prints it: `5.4.3` for the virtual key, the
+    /// real key's own otherwise (its version is its identity; its behaviour
+    /// is still checked against 5.4.3's).
+    pub firmware: String,
     child: Option<Child>,
-    lock: PathBuf,
+    lock: KeyLock,
     touch_timeout_ms: u64,
+}
+
+enum KeyLock {
+    /// The virtual key's claim on its reader slot in the rig.
+    Slot(PathBuf),
+    /// The real key, held by one test at a time.
+    Real(File),
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl TestKey {
     /// A factory-fresh key in a free slot, with the real 15 s touch timeout.
+    /// Inside `hw/rig --real-key`, the real key, reset (see `start_real`).
     pub fn start() -> TestKey {
         TestKey::start_with_touch_timeout(15_000)
     }
 
     /// A fresh key whose touch timeout is shorter, for tests of "never touched".
+    /// A real key keeps its own (15 s on a YubiKey 5).
     pub fn start_with_touch_timeout(touch_timeout_ms: u64) -> TestKey {
+        if let Some(serial) = real_key() {
+            return TestKey::start_real(serial);
+        }
         let rig = rig_dir();
         let slots: u32 = env("VAULT_RIG_SLOTS").parse().expect("VAULT_RIG_SLOTS");
         let slots_dir = rig.join("slots");
@@ -89,12 +166,136 @@ impl TestKey {
             reader: reader_name(slot),
             dir,
             slot,
+            firmware: "5.4.3".to_string(),
             child: None,
-            lock,
+            lock: KeyLock::Slot(lock),
             touch_timeout_ms,
         };
         key.spawn();
         key
+    }
+
+    /// The real key of `hw/rig --real-key SERIAL`, once no other test holds
+    /// it, with its PIV and OATH applets factory-reset by ykman: PIN
+    /// `123456`, PUK `12345678`, the default management key, no PIV keys or
+    /// certificates (the attestation key F9 survives, as on any reset), no
+    /// OATH accounts or password. Refuses unless `VAULT_RIG_DESTRUCTIVE=1`.
+    fn start_real(serial: u32) -> TestKey {
+        let rig = rig_dir();
+        if std::env::var("VAULT_RIG_DESTRUCTIVE").as_deref() != Ok("1") {
+            panic!(
+                "TestKey::start() factory-resets the PIV and OATH applets of the key under test, \
+                 and in this rig that is the real YubiKey {serial}: every PIV key and certificate \
+                 and every OATH account on it would be erased, and its PIN, PUK and management \
+                 key set back to the defaults. Use a spare YubiKey, never one you depend on, and \
+                 allow this explicitly: VAULT_RIG_DESTRUCTIVE=1 hw/rig --real-key {serial} -- \
+                 cargo test -p virtual-yubikey --test NAME -- --test-threads=1 (see hw/README.md)"
+            );
+        }
+        // One real key: each test waits for the one before it to drop it.
+        let lock_path = rig.join("real-key.lock");
+        let lock =
+            File::create(&lock_path).unwrap_or_else(|e| panic!("{}: {e}", lock_path.display()));
+        if lock.try_lock().is_err() {
+            notice(&format!(
+                "{}: waiting for YubiKey {serial}, which another test holds \
+                 (--test-threads=1 runs them in order)",
+                test_name()
+            ));
+            lock.lock().expect("lock the real key");
+        }
+        let device = serial.to_string();
+        notice(&format!(
+            "{}: resetting the PIV and OATH applets of YubiKey {serial}",
+            test_name()
+        ));
+        for applet in ["piv", "oath"] {
+            // By serial, not by reader: a reset must never hit another key
+            // that has since taken the reader's name.
+            let (ok, out, err) = run("ykman", &["--device", &device, applet, "reset", "-f"]);
+            assert!(
+                ok,
+                "ykman --device {serial} {applet} reset -f failed:\n{out}\n{err}"
+            );
+        }
+        // The tests talk to the reader the rig found; it must still hold
+        // this key.
+        let reader = env("VAULT_RIG_READER");
+        let yk = yubikey::YubiKey::open_by_serial(yubikey::Serial::from(serial))
+            .unwrap_or_else(|e| panic!("YubiKey {serial} after the reset: {e}"));
+        assert_eq!(
+            yk.name(),
+            reader,
+            "YubiKey {serial} is no longer in the reader the rig found: start the rig again"
+        );
+        let v = yk.version();
+        let firmware = format!("{}.{}.{}", v.major, v.minor, v.patch);
+        if let Err((_, e)) = yk.disconnect(pcsc::Disposition::LeaveCard) {
+            panic!("disconnect from YubiKey {serial}: {e}");
+        }
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = rig
+            .join("keys")
+            .join(format!("{serial}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("key dir");
+        TestKey {
+            serial,
+            reader,
+            dir,
+            slot: 0,
+            firmware,
+            child: None,
+            lock: KeyLock::Real(lock),
+            touch_timeout_ms: 15_000,
+        }
+    }
+
+    /// True inside `hw/rig --real-key`.
+    pub fn is_real(&self) -> bool {
+        matches!(self.lock, KeyLock::Real(_))
+    }
+
+    /// Whether `ctl("touch never" | "touch after MS" | "touch now")` works:
+    /// only on the virtual key. On a real key a human touches it.
+    pub fn scripted_touch_available(&self) -> bool {
+        !self.is_real()
+    }
+
+    /// Whether `ctl("remove" | "insert" | "remove-on INS")` works: only on
+    /// the virtual key.
+    pub fn removal_available(&self) -> bool {
+        !self.is_real()
+    }
+
+    /// Whether `apdu_log()` has anything to read: only the virtual key logs.
+    pub fn apdu_log_available(&self) -> bool {
+        !self.is_real()
+    }
+
+    /// Before a step that waits for a touch: on a real key asks the human at
+    /// the terminal for it (the key blinks for 15 s); the virtual key is
+    /// touched as scripted, so nothing is printed.
+    pub fn touch_prompt(&self) {
+        if self.is_real() {
+            notice(&format!(
+                "{}: touch the YubiKey now (serial {}; it blinks until touched, for up to 15 s)",
+                test_name(),
+                self.serial
+            ));
+        }
+    }
+
+    /// Whether the checks on the APDU log (`what`) can run: in the virtual
+    /// rig true; on a real key false, after saying that they are skipped.
+    pub fn apdu_log_checkable(&self, what: &str) -> bool {
+        self.apdu_log_available()
+            || !skipped_on_real_key(&format!("checking the APDU log ({what})"))
+    }
+
+    /// The APDU log, or, on a real key, `None` after saying that the checks
+    /// on it (`what`) are skipped.
+    pub fn apdu_log_if_available(&self, what: &str) -> Option<Vec<serde_json::Value>> {
+        self.apdu_log_checkable(what).then(|| self.apdu_log())
     }
 
     fn port(&self) -> u32 {
@@ -145,8 +346,14 @@ impl TestKey {
     }
 
     /// Stops the key process and starts it again from its state file,
-    /// as unplugging and re-plugging a real key would.
+    /// as unplugging and re-plugging a real key would. A real key is instead
+    /// powered off and on through pcscd, which is what re-plugging does to
+    /// its applets (PIN and authentication states cleared, stored data kept).
     pub fn restart(&mut self) {
+        if self.is_real() {
+            self.power_cycle();
+            return;
+        }
         self.kill();
         self.wait_present(false);
         self.spawn();
@@ -159,16 +366,43 @@ impl TestKey {
         }
     }
 
+    fn power_cycle(&self) {
+        let ctx = pcsc::Context::establish(pcsc::Scope::User).expect("pcsc context");
+        let reader = std::ffi::CString::new(self.reader.clone()).expect("reader name");
+        let card = ctx
+            .connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+            .unwrap_or_else(|e| panic!("connect to YubiKey {}: {e}", self.serial));
+        if let Err((_, e)) = card.disconnect(pcsc::Disposition::UnpowerCard) {
+            panic!("power off YubiKey {}: {e}", self.serial);
+        }
+        self.wait_present(true);
+    }
+
     /// Sends a control command (`touch never`, `touch after 500`, `remove`, ...).
+    /// Only the virtual key has a control socket: on a real key this panics;
+    /// check `scripted_touch_available()` / `removal_available()` first.
     pub fn ctl(&self, command: &str) -> String {
+        assert!(
+            !self.is_real(),
+            "ctl({command:?}) needs the virtual key's control socket, and this is the real \
+             YubiKey {}: guard the test with scripted_touch_available() or removal_available()",
+            self.serial
+        );
         let answer = virtual_yubikey::server::send_control(&self.control(), command)
             .unwrap_or_else(|e| panic!("control socket of key {}: {e}", self.serial));
         assert!(answer.starts_with("ok"), "control {command:?}: {answer}");
         answer
     }
 
-    /// Every entry of the APDU log so far.
+    /// Every entry of the APDU log so far. Only the virtual key keeps one:
+    /// on a real key this panics; see `apdu_log_if_available`.
     pub fn apdu_log(&self) -> Vec<serde_json::Value> {
+        assert!(
+            !self.is_real(),
+            "the APDU log is the virtual key's; the real YubiKey {} keeps none: \
+             use apdu_log_if_available()",
+            self.serial
+        );
         read_log(&self.log_path())
     }
 }
@@ -183,10 +417,15 @@ pub fn read_log(path: &Path) -> Vec<serde_json::Value> {
 
 impl Drop for TestKey {
     fn drop(&mut self) {
-        self.kill();
-        // The next test in this slot must not see this key's ghost.
-        let _ = virtual_yubikey::pcsc_wait::wait_card(&self.reader, false, Duration::from_secs(10));
-        let _ = std::fs::remove_file(&self.lock);
+        // A real key stays plugged in; dropping `lock` hands it to the next test.
+        if let KeyLock::Slot(lock) = &self.lock {
+            let lock = lock.clone();
+            self.kill();
+            // The next test in this slot must not see this key's ghost.
+            let _ =
+                virtual_yubikey::pcsc_wait::wait_card(&self.reader, false, Duration::from_secs(10));
+            let _ = std::fs::remove_file(&lock);
+        }
     }
 }
 
