@@ -44,9 +44,25 @@ pub enum Command {
     Exec(ExecArgs),
     /// Print a profile's temporary credentials in a chosen format.
     Export(ExportArgs),
+    /// Open the AWS console signed in as a profile (or print the sign-in URL).
+    Login(LoginArgs),
+    /// Replace a profile's IAM access key with a new one: create it, store
+    /// it, prove it works, then delete the old one (one MFA code in all).
+    Rotate(RotateArgs),
     /// Hardware tokens: put a YubiKey into service, show what is enrolled.
     #[command(subcommand)]
     Hw(HwCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completion(CompletionArgs),
+    /// Print vault's manual page (roff) to stdout: `vault man > ~/.local/share/man/man1/vault.1`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +114,17 @@ pub struct EnrollArgs {
     /// recorded in the profile when it has none).
     #[arg(long, value_name = "ARN")]
     pub mfa_serial: Option<String>,
+    /// Create the profile's IAM virtual MFA device (named after its IAM
+    /// user), load its seed straight into the OATH applet (touch required)
+    /// and enable it with two consecutive codes from the key: no code typed,
+    /// the seed never shown or stored elsewhere. Records mfa_serial in the
+    /// profile.
+    #[arg(
+        long,
+        requires = "profile",
+        conflicts_with_all = ["totp_secret", "totp_uri", "mfa_serial", "fido2"]
+    )]
+    pub create_mfa_device: bool,
     /// Enroll this key as a backup: another recipient of every envelope.
     #[arg(long)]
     pub backup: bool,
@@ -199,6 +226,13 @@ pub struct ExecArgs {
     /// Print credential_process JSON on stdout instead of running a command.
     #[arg(long, short = 'j', conflicts_with = "command")]
     pub json: bool,
+    /// Serve credentials to the command from a local ECS credential endpoint
+    /// (renewed before they expire) instead of putting them in its environment.
+    #[arg(long, conflicts_with = "json")]
+    pub ecs_server: bool,
+    /// With --ecs-server: make no session until the command first asks.
+    #[arg(long, requires = "ecs_server")]
+    pub lazy: bool,
     /// The command and its arguments (default: $SHELL).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -225,6 +259,33 @@ pub struct ExportArgs {
     pub session: SessionArgs,
     #[arg(long, value_enum, default_value_t = ExportFormat::Env)]
     pub format: ExportFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The profile whose stored key is replaced (the root of its chain).
+    pub profile: String,
+    /// Call IAM with the stored key itself instead of an MFA session.
+    #[arg(long, short = 'n')]
+    pub no_session: bool,
+    /// An MFA code to use instead of asking for one.
+    #[arg(long, short = 't', value_name = "CODE")]
+    pub mfa_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Profile name (default: $AWS_PROFILE).
+    #[arg(env = "AWS_PROFILE")]
+    pub profile: String,
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// The console page to open, e.g. `s3` or `ec2/home` (default: the console home).
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+    /// Print the sign-in URL on stdout instead of opening a browser.
+    #[arg(long, short = 's')]
+    pub stdout: bool,
 }
 
 /// Go-style durations as aws-vault takes them: `1h`, `30m`, `1h30m`, `900s`, `900`.

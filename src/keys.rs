@@ -39,10 +39,15 @@ fn token_error(e: impl std::fmt::Display, hint: Option<String>) -> ProviderError
     }
 }
 
-/// Every PIV recipient vault knows (primary and backups), for sealing.
+/// Every PIV recipient vault knows (primaries, then backups), for sealing.
 pub fn piv_recipients(t: &Tokens) -> Result<Vec<Recipient>, String> {
+    // Primary keys first: an envelope is opened with its first entry whose
+    // key is plugged in, and with both at hand the everyday key is the one
+    // to ask for a PIN and a touch, not the backup.
+    let mut records: Vec<&crate::tokens::TokenRecord> = t.tokens.iter().collect();
+    records.sort_by_key(|r| r.role == "backup");
     let mut out = Vec::new();
-    for rec in &t.tokens {
+    for rec in records {
         let Some(piv) = &rec.piv else { continue };
         let bytes = hex::decode(&piv.public_key)
             .map_err(|e| format!("tokens.json: bad public key for {}: {e}", rec.serial))?;

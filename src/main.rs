@@ -7,6 +7,12 @@ use vault::cmd;
 use vault::error::Error;
 
 fn run(cli: Cli) -> Result<ExitCode, Error> {
+    // Generated from the clap definitions alone: no store, config or token.
+    match &cli.command {
+        Command::Completion(a) => return cmd::completion::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Man => return cmd::completion::man().map(|()| ExitCode::SUCCESS),
+        _ => {}
+    }
     let app = App::new(cli.backend.as_deref(), cli.prompt.as_deref())?;
     match &cli.command {
         Command::Add(a) => cmd::add::run(&app, a)?,
@@ -15,8 +21,11 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Clear(a) => cmd::clear::run(&app, a)?,
         Command::Exec(a) => return cmd::exec::run(&app, a),
         Command::Export(a) => cmd::export::run(&app, a)?,
+        Command::Login(a) => cmd::login::run(&app, a)?,
+        Command::Rotate(a) => cmd::rotate::run(&app, a)?,
         Command::Hw(HwCommand::Enroll(a)) => cmd::hw_enroll::run(&app, a)?,
         Command::Hw(HwCommand::Status(a)) => cmd::hw_status::run(&app, a)?,
+        Command::Completion(_) | Command::Man => {}
     }
     Ok(ExitCode::SUCCESS)
 }

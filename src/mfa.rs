@@ -81,6 +81,17 @@ pub struct Code {
     step: Option<u64>,
 }
 
+impl Code {
+    /// A code a device computed for TOTP step `step` and sent outside
+    /// [`obtain`] (EnableMFADevice spends two), for [`mark_used`].
+    pub fn for_step(code: MfaCode, step: u64) -> Code {
+        Code {
+            code,
+            step: Some(step),
+        }
+    }
+}
+
 /// Obtains a code for `mfa_serial` that was not sent before. The caller
 /// must hold the MFA lock of `mfa_serial` from here until `mark_used`.
 pub fn obtain(

@@ -109,6 +109,31 @@ pub fn child_env(
     env
 }
 
+/// The environment for a command run beside vault's ECS credential server
+/// (`vault exec --ecs-server`): the inherited one scrubbed as in
+/// [`child_env`], then the endpoint and its token instead of credentials,
+/// so SDKs fetch (and refetch) them from vault.
+pub fn container_env(
+    inherited: impl Iterator<Item = (OsString, OsString)>,
+    url: &str,
+    token: &str,
+    region: Option<&str>,
+    profile: &str,
+) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = inherited
+        .filter(|(k, _)| k.to_str().map(keep_inherited).unwrap_or(true))
+        .collect();
+    let mut set = |k: &str, v: &str| env.push((k.into(), v.into()));
+    set("AWS_CONTAINER_CREDENTIALS_FULL_URI", url);
+    set("AWS_CONTAINER_AUTHORIZATION_TOKEN", token);
+    if let Some(r) = region {
+        set("AWS_REGION", r);
+        set("AWS_DEFAULT_REGION", r);
+    }
+    set("AWS_VAULT", profile);
+    env
+}
+
 fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
@@ -222,6 +247,55 @@ mod tests {
         );
         assert_eq!(get("AWS_VAULT").as_deref(), Some("dev"));
         assert_eq!(get("AWS_REGION").as_deref(), Some("eu-west-1"));
+        assert_eq!(get("PATH").as_deref(), Some("/bin"));
+    }
+
+    #[test]
+    fn container_env_has_the_endpoint_and_no_credentials() {
+        let inherited = vec![
+            ("AWS_ACCESS_KEY_ID", "old"),
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://169.254.170.2/x",
+            ),
+            ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/y"),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/z"),
+            ("AWS_CONFIG_FILE", "/cfg"),
+            ("PATH", "/bin"),
+        ];
+        let env = container_env(
+            inherited.into_iter().map(|(k, v)| (k.into(), v.into())),
+            "http://127.0.0.1:4242/",
+            "tok",
+            Some("eu-west-1"),
+            "dev",
+        );
+        let get = |k: &str| {
+            let v: Vec<_> = env.iter().filter(|(n, _)| n == k).collect();
+            assert!(v.len() <= 1, "{k} set twice");
+            v.first().map(|(_, v)| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(
+            get("AWS_CONTAINER_CREDENTIALS_FULL_URI").as_deref(),
+            Some("http://127.0.0.1:4242/")
+        );
+        assert_eq!(
+            get("AWS_CONTAINER_AUTHORIZATION_TOKEN").as_deref(),
+            Some("tok")
+        );
+        for gone in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_CREDENTIAL_EXPIRATION",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        ] {
+            assert_eq!(get(gone), None, "{gone}");
+        }
+        assert_eq!(get("AWS_REGION").as_deref(), Some("eu-west-1"));
+        assert_eq!(get("AWS_VAULT").as_deref(), Some("dev"));
+        assert_eq!(get("AWS_CONFIG_FILE").as_deref(), Some("/cfg"));
         assert_eq!(get("PATH").as_deref(), Some("/bin"));
     }
 

@@ -262,6 +262,7 @@ fn command_line_mistakes_are_usage_errors() {
     t.vault(&["frobnicate"]).run().fails_with(
         2,
         "error: unrecognized subcommand 'frobnicate'\n\n\
+         \x20 tip: a similar subcommand exists: 'rotate'\n\n\
          Usage: vault [OPTIONS] <COMMAND>\n\n\
          For more information, try '--help'.\n",
     );
@@ -278,13 +279,18 @@ AWS credential broker: IAM keys wrapped by a YubiKey PIV slot, MFA from its OATH
 Usage: vault [OPTIONS] <COMMAND>
 
 Commands:
-  add     Store a profile's long-term IAM access key
-  list    Show profiles, which have stored keys, and cached sessions [alias: ls]
-  remove  Delete a profile's stored key (and its cached sessions) [alias: rm]
-  clear   Delete cached sessions (all, or a profile's)
-  exec    Run a command with a profile's temporary credentials in its environment, or print them for credential_process with --json
-  export  Print a profile's temporary credentials in a chosen format
-  help    Print this message or the help of the given subcommand(s)
+  add         Store a profile's long-term IAM access key
+  list        Show profiles, which have stored keys, and cached sessions [alias: ls]
+  remove      Delete a profile's stored key (and its cached sessions) [alias: rm]
+  clear       Delete cached sessions (all, or a profile's)
+  exec        Run a command with a profile's temporary credentials in its environment, or print them for credential_process with --json
+  export      Print a profile's temporary credentials in a chosen format
+  login       Open the AWS console signed in as a profile (or print the sign-in URL)
+  rotate      Replace a profile's IAM access key with a new one: create it, store it, prove it works, then delete the old one (one MFA code in all)
+  hw          Hardware tokens: put a YubiKey into service, show what is enrolled
+  completion  Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout
+  man         Print vault's manual page (roff) to stdout: `vault man > ~/.local/share/man/man1/vault.1`
+  help        Print this message or the help of the given subcommand(s)
 
 Options:
       --debug              Log which credential path was taken and why (to stderr; never secrets)
@@ -312,6 +318,8 @@ Options:
       --region <REGION>      Region for the credentials (overrides the profile's)
   -t, --mfa-token <CODE>     An MFA code to use instead of asking for one
   -j, --json                 Print credential_process JSON on stdout instead of running a command
+      --ecs-server           Serve credentials to the command from a local ECS credential endpoint (renewed before they expire) instead of putting them in its environment
+      --lazy                 With --ecs-server: make no session until the command first asks
   -h, --help                 Print help
 ";
 

@@ -93,6 +93,12 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
     if args.fido2 {
         return super::hw_fido2::enroll(app, args);
     }
+    // The IAM user and its key are checked before the card is changed.
+    let mfa_device = if args.create_mfa_device {
+        Some(super::hw_mfa_device::prepare(app, args)?)
+    } else {
+        None
+    };
     let say = |m: &str| eprintln!("{m}");
     let notify = |m: &str| app.prompt().notify(m);
     let serial = pick_serial(app, args)?;
@@ -228,9 +234,19 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
         add_backup(app, &mut t, serial, &mut tok)?;
     }
 
-    // 4. A profile's key into an envelope.
+    // 4. A profile's key into an envelope (one already wrapped is kept
+    // when only its MFA device is being created).
     if let Some(profile) = &args.profile {
-        wrap_profile(app, &t, profile, args.keep_keychain_copy, &mut tok, &pin)?;
+        let wrapped = tokens::read_envelope(profile)
+            .map_err(|e| token_err(e, None))?
+            .is_some();
+        if mfa_device.is_some() && wrapped {
+            say(&format!(
+                "Profile \"{profile}\"'s key is already wrapped by a token; keeping its envelope."
+            ));
+        } else {
+            wrap_profile(app, &t, profile, args.keep_keychain_copy, &mut tok, &pin)?;
+        }
     }
     drop(tok);
 
@@ -238,15 +254,43 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
     if args.totp_secret.is_some() || args.totp_uri.is_some() {
         load_totp(app, args, serial, &mut t)?;
     }
+    if let Some(prepared) = &mfa_device {
+        super::hw_mfa_device::create(app, prepared, serial, args.wait, &mut t)?;
+    }
     Ok(())
 }
 
-/// Opens an envelope with the token already open in this process.
-fn unwrapper<'a>(app: &'a App, pin: &'a Passphrase) -> PivUnwrapper<'a> {
-    PivUnwrapper::new(
-        move |_| Ok(pin.clone()),
-        move |m: &str| app.prompt().notify(m),
-    )
+/// Opens an envelope with the key being enrolled and no other: the check
+/// must prove that this key opens it, and `pin` is this key's PIN (sent to
+/// another key sealed to first, say a backup, it would cost that key a try).
+struct ThisKey<'a> {
+    serial: u32,
+    inner: PivUnwrapper<'a>,
+}
+
+impl envelope::Unwrapper for ThisKey<'_> {
+    fn piv_ecdh(
+        &mut self,
+        serial: u32,
+        slot: u8,
+        public_key: &p256::PublicKey,
+        ephemeral: &p256::PublicKey,
+    ) -> Result<Option<zeroize::Zeroizing<[u8; 32]>>, String> {
+        if serial != self.serial {
+            return Ok(None);
+        }
+        envelope::Unwrapper::piv_ecdh(&mut self.inner, serial, slot, public_key, ephemeral)
+    }
+}
+
+fn unwrapper<'a>(app: &'a App, serial: u32, pin: &'a Passphrase) -> ThisKey<'a> {
+    ThisKey {
+        serial,
+        inner: PivUnwrapper::new(
+            move |_| Ok(pin.clone()),
+            move |m: &str| app.prompt().notify(m),
+        ),
+    }
 }
 
 fn wrap_profile(
@@ -289,7 +333,7 @@ fn wrap_profile(
         "Touch your YubiKey ({serial}) to check that the new envelope opens…"
     ));
     let opened: SecretBytes = {
-        let mut u = unwrapper(app, pin);
+        let mut u = unwrapper(app, serial, pin);
         envelope::open(&decoded, &item, &mut u).map_err(|e| {
             let hint = e.hint().map(str::to_string);
             token_err(
@@ -365,8 +409,12 @@ fn add_backup(app: &App, t: &mut Tokens, backup: u32, _tok: &mut PivToken) -> Re
             continue;
         }
         let item = store::key_item(&profile);
-        // The kept store copy, if any, gives the secret without a touch.
-        let secret = app.store().ok().and_then(|s| s.get(&item).ok().flatten());
+        // The kept store copy, if any, gives the secret without a touch;
+        // else one of the keys it is sealed to, if one is plugged in.
+        let secret = match app.store().ok().and_then(|s| s.get(&item).ok().flatten()) {
+            Some(secret) => Some(secret),
+            None => open_now(app, &env, &item, &profile),
+        };
         match secret {
             Some(secret) => {
                 let env =
@@ -385,6 +433,22 @@ fn add_backup(app: &App, t: &mut Tokens, backup: u32, _tok: &mut PivToken) -> Re
         }
     }
     t.save().map_err(|e| token_err(e, None))
+}
+
+/// Opens `env` with whichever of its keys is plugged in now (its PIN asked
+/// as for an exec), for [`add_backup`]; `None` when none is, or it did not
+/// open: the backup is then added at the envelope's next unwrap instead.
+fn open_now(app: &App, env: &envelope::Envelope, item: &str, profile: &str) -> Option<SecretBytes> {
+    let prompt = app.prompt();
+    let mut u = PivUnwrapper::new(|serial| pin_for(prompt, serial), |m: &str| prompt.notify(m));
+    match envelope::open(env, item, &mut u) {
+        Ok(secret) => Some(secret),
+        Err(envelope::OpenError::NoTokenPresent { .. }) => None,
+        Err(e) => {
+            eprintln!("vault: warning: could not open profile \"{profile}\"'s envelope now: {e}");
+            None
+        }
+    }
 }
 
 /// The seed from `--totp-secret` or `--totp-uri`, checked to be what AWS

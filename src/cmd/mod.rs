@@ -3,13 +3,17 @@
 
 pub mod add;
 pub mod clear;
+pub mod completion;
 pub mod exec;
 pub mod export;
 pub mod hw_enroll;
 pub mod hw_fido2;
+pub mod hw_mfa_device;
 pub mod hw_status;
 pub mod list;
+pub mod login;
 pub mod remove;
+pub mod rotate;
 
 use crate::app::App;
 use crate::cli::SessionArgs;

@@ -1,0 +1,610 @@
+//! `vault rotate PROFILE`: replace a profile's IAM access key with a new one.
+//!
+//! aws-vault's rotate needs two MFA codes in one 30 s window (one session
+//! for the IAM calls, another to check the new key) and, when the second
+//! fails, leaves the old key active beside a new one. Here one MFA session
+//! (or the cached one) serves every IAM call, the new key is checked with
+//! GetCallerIdentity, which needs no MFA, and the steps are ordered so that
+//! a working key is stored whatever fails:
+//!
+//! 1. GetCallerIdentity with the stored key: it works, and whose it is;
+//! 2. the MFA session (GetSessionToken, cached like `exec`'s), or the stored
+//!    key itself when the profile has no `mfa_serial` or `--no-session` is
+//!    given (AWS refuses IAM calls from sessions made without MFA);
+//! 3. ListAccessKeys, CreateAccessKey;
+//! 4. the new key stored in place of the old (re-sealed to every enrolled
+//!    YubiKey for a token-backed profile: sealing needs public keys only);
+//! 5. GetCallerIdentity with the new key, retried while IAM propagates it;
+//! 6. only then DeleteAccessKey of the old one.
+//!
+//! A failure before 6 puts the old key back and deletes the new one; a
+//! failure at 6 keeps the new one. Either way the message lists the keys
+//! that exist in AWS afterwards, and which one is stored.
+
+use crate::app::{env_var, App};
+use crate::cli::{RotateArgs, SessionArgs};
+use crate::config;
+use crate::creds::{Credentials, LongTermKey};
+use crate::envelope::{self, Envelope, RecipientId};
+use crate::error::Error;
+use crate::iam::{self, Iam, IamError, KeyInfo};
+use crate::keys::{piv_recipients, TokenMfa};
+use crate::lock::Lock;
+use crate::mfa::MfaSources;
+use crate::provider::{Options, Provider, ProviderError};
+use crate::secret::mask_key_id as mask;
+use crate::session::CacheId;
+use crate::store;
+use crate::sts::Sts;
+use crate::tokens::{self, Tokens};
+use std::time::{Duration, Instant};
+
+/// How long a new key may take to be accepted by STS: IAM is eventually
+/// consistent, and a new key usually works within seconds.
+fn propagation_wait() -> Duration {
+    env_var("VAULT_ROTATE_WAIT")
+        .and_then(|v| crate::cli::parse_duration(&v).ok())
+        .unwrap_or(Duration::from_secs(30))
+}
+
+fn fail(message: String, hint: Option<String>) -> Error {
+    Error::usage(message, hint)
+}
+
+/// Where the profile's key lives.
+enum Home {
+    Store,
+    /// A token-backed profile: its envelope as it was before the rotation,
+    /// and whether a clear copy was kept in the store at enrollment.
+    Envelope {
+        old_bytes: Vec<u8>,
+        store_copy: bool,
+    },
+}
+
+/// The access keys of the IAM user as ListAccessKeys shows them after a
+/// failure, for the message: what exists in AWS now, and what is stored.
+struct Listing<'a> {
+    user: &'a str,
+    stored: String,
+    listed: Result<Vec<KeyInfo>, IamError>,
+    /// What vault believes exists, when the listing failed.
+    believed: Vec<String>,
+}
+
+impl Listing<'_> {
+    fn ids(&self) -> Vec<String> {
+        match &self.listed {
+            Ok(keys) => keys.iter().map(|k| k.access_key_id.clone()).collect(),
+            Err(_) => self.believed.clone(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let stored = |id: &str| if id == self.stored { ", stored" } else { "" };
+        match &self.listed {
+            Ok(keys) => {
+                let mut keys = keys.clone();
+                // The stored one first: the one that matters.
+                keys.sort_by_key(|k| k.access_key_id != self.stored);
+                let shown: Vec<String> = keys
+                    .iter()
+                    .map(|k| {
+                        format!(
+                            "{} ({}{})",
+                            mask(&k.access_key_id),
+                            k.status,
+                            stored(&k.access_key_id)
+                        )
+                    })
+                    .collect();
+                format!(
+                    "Access keys of IAM user \"{}\" in AWS now: {}.",
+                    self.user,
+                    if shown.is_empty() {
+                        "none".to_string()
+                    } else {
+                        shown.join(", ")
+                    }
+                )
+            }
+            Err(e) => {
+                let shown: Vec<String> = self
+                    .believed
+                    .iter()
+                    .map(|id| format!("{}{}", mask(id), stored(id)))
+                    .collect();
+                format!(
+                    "Could not list IAM user \"{}\"'s access keys to check ({e}); as far as vault knows, AWS has: {}.",
+                    self.user,
+                    shown.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// Everything the steps after CreateAccessKey need.
+struct Rotation<'a> {
+    app: &'a App,
+    profile: &'a str,
+    user: &'a str,
+    iam: &'a Iam,
+    creds: &'a Credentials,
+    home: &'a Home,
+    old: &'a LongTermKey,
+}
+
+impl Rotation<'_> {
+    fn listing(&self, stored: &str, believed: &[&str]) -> Listing<'_> {
+        Listing {
+            user: self.user,
+            stored: stored.to_string(),
+            listed: self.iam.list_access_keys(self.creds, self.user),
+            believed: believed.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn delete_hint(&self, id: &str) -> String {
+        delete_hint(self.profile, self.user, id)
+    }
+
+    /// Puts `new` where the old key was. Returns what was done, for the user.
+    fn put_new(&self, new: &LongTermKey) -> Result<String, String> {
+        let store = || self.app.store().map_err(|e| e.to_string());
+        match self.home {
+            Home::Store => {
+                let s = store()?;
+                store::set_key(s, self.profile, new).map_err(|e| e.to_string())?;
+                let back = store::get_key(s, self.profile).map_err(|e| e.to_string())?;
+                if back.as_ref().map(|k| k.access_key_id.as_str()) != Some(&new.access_key_id) {
+                    return Err("the store did not read back the key just written".into());
+                }
+                Ok(format!(
+                    "Stored it in the {} store in place of the old one.",
+                    self.app.backend.name()
+                ))
+            }
+            Home::Envelope { store_copy, .. } => {
+                let t = Tokens::load().map_err(|e| e.to_string())?;
+                let recipients = piv_recipients(&t)?;
+                let item = store::key_item(self.profile);
+                let env = envelope::seal(&store::encode_key(new), &recipients, &item)
+                    .map_err(|e| format!("cannot seal the new key: {e}"))?;
+                let bytes = env.encode();
+                let decoded = Envelope::decode(&bytes).map_err(|e| e.to_string())?;
+                if decoded.recipients().len() != recipients.len() {
+                    return Err("the new envelope does not hold every recipient".into());
+                }
+                tokens::write_envelope(self.profile, &bytes).map_err(|e| e.to_string())?;
+                let back = tokens::read_envelope(self.profile).map_err(|e| e.to_string())?;
+                if back.as_deref() != Some(bytes.as_slice()) {
+                    return Err("the envelope did not read back as written".into());
+                }
+                if *store_copy {
+                    store::set_key(store()?, self.profile, new)
+                        .map_err(|e| format!("cannot update the kept store copy: {e}"))?;
+                }
+                let serials: Vec<String> = recipients
+                    .iter()
+                    .filter_map(|r| match r.id() {
+                        RecipientId::Piv { serial, .. } => Some(serial.to_string()),
+                        _ => None,
+                    })
+                    .collect();
+                Ok(format!(
+                    "Sealed it in profile \"{}\"'s envelope for YubiKey {}{}.",
+                    self.profile,
+                    serials.join(", "),
+                    if *store_copy {
+                        format!(
+                            ", and replaced the kept copy in the {} store",
+                            self.app.backend.name()
+                        )
+                    } else {
+                        String::new()
+                    }
+                ))
+            }
+        }
+    }
+
+    /// Puts the old key back as it was.
+    fn restore_old(&self) -> Result<(), String> {
+        let store = || self.app.store().map_err(|e| e.to_string());
+        match self.home {
+            Home::Store => {
+                store::set_key(store()?, self.profile, self.old).map_err(|e| e.to_string())
+            }
+            Home::Envelope {
+                old_bytes,
+                store_copy,
+            } => {
+                tokens::write_envelope(self.profile, old_bytes).map_err(|e| e.to_string())?;
+                if *store_copy {
+                    store::set_key(store()?, self.profile, self.old).map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// After `new` was created but could not be stored or proven: the old
+    /// key back in its place, and `new` deleted again (its secret is only
+    /// in this process's memory).
+    fn undo(&self, new: &LongTermKey, why: String) -> Error {
+        let (o, n) = (mask(&self.old.access_key_id), mask(&new.access_key_id));
+        let start = format!("created the new access key {n} but {why}");
+        if let Err(e) = self.restore_old() {
+            let listing = self.listing(
+                &new.access_key_id,
+                &[&self.old.access_key_id, &new.access_key_id],
+            );
+            return fail(
+                format!(
+                    "{start}; putting the old key {o} back failed too ({e}), so {n} stays stored and neither key was deleted. {}",
+                    listing.describe()
+                ),
+                Some(format!(
+                    "check the stored key with `vault exec {} --no-session -- aws sts get-caller-identity`",
+                    self.profile
+                )),
+            );
+        }
+        match self
+            .iam
+            .delete_access_key(self.creds, self.user, &new.access_key_id)
+        {
+            Ok(()) => {
+                let listing = self.listing(&self.old.access_key_id, &[&self.old.access_key_id]);
+                fail(
+                    format!(
+                        "{start}; the old key {o} is stored again and {n} was deleted. {}",
+                        listing.describe()
+                    ),
+                    None,
+                )
+            }
+            Err(e) => {
+                let listing = self.listing(
+                    &self.old.access_key_id,
+                    &[&self.old.access_key_id, &new.access_key_id],
+                );
+                fail(
+                    format!(
+                        "{start}; the old key {o} is stored again, but {n} could not be deleted ({e}) and is stored nowhere. {}",
+                        listing.describe()
+                    ),
+                    Some(format!("{n} is of no use now: {}", self.delete_hint(&new.access_key_id))),
+                )
+            }
+        }
+    }
+}
+
+/// How to delete a key by hand, with the credentials vault has. IDs are
+/// shown masked, so the user is told how to see them in full.
+fn delete_hint(profile: &str, user: &str, id: &str) -> String {
+    let n = id.chars().count();
+    let tail: String = id.chars().skip(n.saturating_sub(4)).collect();
+    format!(
+        "delete it with `vault exec {profile} -- aws iam delete-access-key --user-name {user} --access-key-id ID`, \
+         ID being the one ending in {tail} (`vault exec {profile} -- aws iam list-access-keys --user-name {user}` shows the full IDs)"
+    )
+}
+
+/// GetCallerIdentity with the new key itself, retried while IAM propagates it.
+fn prove(sts: &Sts, new: &LongTermKey, want_arn: &str) -> Result<(), String> {
+    let creds = Credentials::LongTerm(new.clone());
+    let deadline = Instant::now() + propagation_wait();
+    let mut delay = Duration::from_millis(500);
+    let mut told = false;
+    loop {
+        match sts.caller_arn(&creds) {
+            Ok(arn) if arn == want_arn => return Ok(()),
+            Ok(arn) => return Err(format!("STS says it belongs to {arn}, not to {want_arn}")),
+            Err(e) if Instant::now() + delay < deadline => {
+                log::debug!(target: "vault", "the new key does not work yet ({e}); trying again in {} ms", delay.as_millis());
+                if !told {
+                    eprintln!("Waiting for AWS to accept the new key…");
+                    told = true;
+                }
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Where the key of `profile` lives; refuses envelopes whose recipients
+/// cannot be sealed to again without their token (FIDO2, unknown kinds).
+fn home_of(app: &App, profile: &str) -> Result<Home, Error> {
+    let token_err = |e: String| Error::Token {
+        message: e,
+        hint: None,
+    };
+    let Some(bytes) = tokens::read_envelope(profile).map_err(|e| token_err(e.to_string()))? else {
+        return Ok(Home::Store);
+    };
+    let env = Envelope::decode(&bytes).map_err(|e| Error::Token {
+        message: format!("the envelope of profile \"{profile}\" is damaged: {e}"),
+        hint: Some(e.hint().to_string()),
+    })?;
+    if env
+        .recipients()
+        .iter()
+        .any(|r| !matches!(r, RecipientId::Piv { .. }))
+    {
+        return Err(fail(
+            format!("profile \"{profile}\"'s key is wrapped by a FIDO2 key (or a token this vault does not know), which cannot be sealed to again without it; nothing was changed"),
+            Some("rotate by hand: create a key, `vault remove` and `vault add` it, and enroll again".into()),
+        ));
+    }
+    let store_copy = app
+        .store()
+        .ok()
+        .and_then(|s| s.get(&store::key_item(profile)).ok().flatten())
+        .is_some();
+    Ok(Home::Envelope {
+        old_bytes: bytes,
+        store_copy,
+    })
+}
+
+pub fn run(app: &App, args: &RotateArgs) -> Result<(), Error> {
+    let token_flag = match &args.mfa_token {
+        Some(t) => Some(crate::prompt::validate_mfa_code(t)?),
+        None => None,
+    };
+    let profile = args.profile.as_str();
+    let chain = super::resolve_chain(app, profile)?;
+    let root = chain.root();
+    if root.name != profile {
+        return Err(fail(
+            format!(
+                "profile \"{profile}\" has no access key of its own: its credentials come from profile \"{}\"",
+                root.name
+            ),
+            Some(format!("rotate that profile's key: vault rotate {}", root.name)),
+        ));
+    }
+    let mut home = home_of(app, profile)?;
+    // Two rotations of one profile at once would each delete the other's key.
+    let lock_dir = crate::lock::lock_dir();
+    let lock_name = CacheId::new(&["rotate", profile]);
+    let _lock = Lock::acquire(&lock_dir, lock_name.as_str()).map_err(|e| {
+        Error::Provider(ProviderError::Lock {
+            path: lock_dir.join(lock_name.as_str()),
+            detail: e.to_string(),
+        })
+    })?;
+
+    let old = crate::keys::load(app, profile)?.ok_or_else(|| ProviderError::NoStoredKey {
+        profile: profile.to_string(),
+    })?;
+    // Opening the envelope may have re-sealed it for a pending backup:
+    // what is put back on failure is the envelope as it is now.
+    if let Home::Envelope { old_bytes, .. } = &mut home {
+        if let Ok(Some(b)) = tokens::read_envelope(profile) {
+            *old_bytes = b;
+        }
+    }
+
+    let session_args = SessionArgs {
+        duration: None,
+        no_session: args.no_session,
+        region: None,
+        mfa_token: None,
+    };
+    let mut plan = crate::plan::build(&chain, &session_args, &config::process_env);
+    // Only the profile's own session: a role it may assume is not needed.
+    plan.roles.clear();
+    if plan
+        .session
+        .as_ref()
+        .is_some_and(|s| s.mfa_serial.is_none())
+    {
+        // AWS refuses IAM calls from a session made without MFA.
+        plan.session = None;
+    }
+    let sts = Sts::new(plan.endpoint.clone()).map_err(ProviderError::from)?;
+    let iam = Iam::new(iam::Endpoint::for_profile(root, &config::process_env))
+        .map_err(|e| Error::Other(e.to_string()))?;
+
+    // 1. The stored key works, and whose it is.
+    let arn = sts
+        .caller_arn(&Credentials::LongTerm(old.clone()))
+        .map_err(|e| {
+            fail(
+                format!(
+                    "the stored key {} of profile \"{profile}\" does not work ({e}); nothing was changed",
+                    mask(&old.access_key_id)
+                ),
+                e.hint(),
+            )
+        })?;
+    let user = iam::user_name_from_arn(&arn)
+        .ok_or_else(|| {
+            fail(
+                format!("profile \"{profile}\"'s key belongs to {arn}, not to an IAM user; only IAM users' access keys can be rotated"),
+                None,
+            )
+        })?
+        .to_string();
+    eprintln!(
+        "Rotating the access key {} of profile \"{profile}\" (IAM user {user}).",
+        mask(&old.access_key_id)
+    );
+
+    // 2. One MFA session for every IAM call.
+    let cache = app.cache()?;
+    let creds = if plan.session.is_some() {
+        let keys =
+            |_: &str| -> Result<Option<LongTermKey>, ProviderError> { Ok(Some(old.clone())) };
+        let token_mfa = TokenMfa {
+            prompt: app.prompt(),
+        };
+        let provider = Provider::new(
+            cache.as_ref(),
+            &keys,
+            MfaSources {
+                token_flag,
+                device: Some(&token_mfa),
+                prompt: app.prompt(),
+            },
+            Options {
+                min_remaining: App::min_remaining(),
+                lock_dir: lock_dir.clone(),
+            },
+        );
+        let creds = provider.credentials(&plan)?;
+        for w in provider.warnings.borrow().iter() {
+            eprintln!("vault: warning: {w}");
+        }
+        creds
+    } else {
+        log::debug!(target: "vault", "calling IAM with the stored key itself (no MFA session: no mfa_serial, or --no-session)");
+        Credentials::LongTerm(old.clone())
+    };
+
+    // 3. Room for a second key.
+    let before = iam.list_access_keys(&creds, &user).map_err(|e| {
+        let hint = e.hint();
+        fail(
+            format!(
+                "cannot list the access keys of IAM user \"{user}\" ({e}); nothing was changed"
+            ),
+            hint,
+        )
+    })?;
+    let others: Vec<&KeyInfo> = before
+        .iter()
+        .filter(|k| k.access_key_id != old.access_key_id)
+        .collect();
+    if others.len() == before.len() {
+        return Err(fail(
+            format!(
+                "IAM does not list the stored key {} among IAM user \"{user}\"'s access keys; nothing was changed",
+                mask(&old.access_key_id)
+            ),
+            None,
+        ));
+    }
+    if !others.is_empty() {
+        let listing = Listing {
+            user: &user,
+            stored: old.access_key_id.clone(),
+            listed: Ok(before.clone()),
+            believed: Vec::new(),
+        };
+        return Err(fail(
+            format!(
+                "IAM user \"{user}\" already has two access keys, the most AWS allows, so there is no room for a new one; nothing was changed. {}",
+                listing.describe()
+            ),
+            Some(format!(
+                "if {} is not used elsewhere, {}; then rotate again",
+                mask(&others[0].access_key_id),
+                delete_hint(profile, &user, &others[0].access_key_id)
+            )),
+        ));
+    }
+
+    let rotation = Rotation {
+        app,
+        profile,
+        user: &user,
+        iam: &iam,
+        creds: &creds,
+        home: &home,
+        old: &old,
+    };
+
+    // 4. The new key.
+    let new = match iam.create_access_key(&creds, &user) {
+        Ok(k) => k,
+        Err(e) => {
+            let listing = rotation.listing(&old.access_key_id, &[&old.access_key_id]);
+            let mut message = format!(
+                "could not create a new access key for IAM user \"{user}\" ({e}); nothing was changed: the old key {} is still stored. {}",
+                mask(&old.access_key_id),
+                listing.describe()
+            );
+            let mut hint = e.hint();
+            // A call whose answer was lost may still have made a key.
+            if let Some(orphan) = listing
+                .ids()
+                .into_iter()
+                .find(|id| !before.iter().any(|k| &k.access_key_id == id))
+            {
+                message.push_str(&format!(
+                    " {} was made by the failed call, and vault never received its secret.",
+                    mask(&orphan)
+                ));
+                hint = Some(rotation.delete_hint(&orphan));
+            }
+            return Err(fail(message, hint));
+        }
+    };
+    eprintln!("Created the new access key {}.", mask(&new.access_key_id));
+
+    // 5. Stored in place of the old one.
+    match rotation.put_new(&new) {
+        Ok(said) => eprintln!("{said}"),
+        Err(e) => return Err(rotation.undo(&new, format!("could not store it ({e})"))),
+    }
+
+    // 6. Proven to work.
+    if let Err(e) = prove(&sts, &new, &arn) {
+        return Err(rotation.undo(&new, format!("could not prove it works ({e})")));
+    }
+    eprintln!("The new key works (GetCallerIdentity: {arn}).");
+
+    // The new key stays: sessions made with the old one go, and a backup
+    // waiting for this envelope is in it now.
+    let mut cleared = 0;
+    for id in super::session_ids_involving(app, profile) {
+        if cache.remove(&id).unwrap_or(false) {
+            cleared += 1;
+        }
+    }
+    if cleared > 0 {
+        eprintln!("Cleared {cleared} cached session(s) made with the old key.");
+    }
+    if matches!(home, Home::Envelope { .. }) {
+        if let Ok(mut t) = Tokens::load() {
+            if t.pending_backup.iter().any(|p| p == profile) {
+                t.pending_backup.retain(|p| p != profile);
+                let _ = t.save();
+            }
+        }
+    }
+
+    // 7. Only now the old key goes.
+    if let Err(e) = iam.delete_access_key(&creds, &user, &old.access_key_id) {
+        let listing = rotation.listing(
+            &new.access_key_id,
+            &[&new.access_key_id, &old.access_key_id],
+        );
+        return Err(fail(
+            format!(
+                "the new key {} is stored and works, but the old key {} could not be deleted ({e}). {}",
+                mask(&new.access_key_id),
+                mask(&old.access_key_id),
+                listing.describe()
+            ),
+            Some(format!(
+                "the old key still works for whoever has it: {}",
+                rotation.delete_hint(&old.access_key_id)
+            )),
+        ));
+    }
+    eprintln!("Deleted the old access key {}.", mask(&old.access_key_id));
+    println!(
+        "Rotated the access key of profile \"{profile}\": {} replaced by {}.",
+        mask(&old.access_key_id),
+        mask(&new.access_key_id)
+    );
+    Ok(())
+}

@@ -1,0 +1,429 @@
+//! `vault hw enroll --profile P --create-mfa-device` through the rig: a
+//! fresh virtual YubiKey of the test's own, moto's IAM and STS, the real
+//! Secret Service. `hw/rig -- cargo test -p vault --test cli_mfa_device`.
+//!
+//! The seed the test checks against is read from moto's own state
+//! (`aws iam list-virtual-mfa-devices` shows it), and the codes are
+//! computed here with RFC 6238, independently of vault and of the key. The
+//! virtual key's state file (a test instrument) shows what the card holds.
+//!
+//! Outside the rig every test fails with instructions, never passes.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod support;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support::vyk::TestKey;
+use support::{rig_dir, sts_requests, Key, TestEnv, ACCOUNT};
+
+const NEW_PIN: &str = "246810";
+const NEW_PUK: &str = "13579246";
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// RFC 6238, SHA-1, 6 digits, computed here.
+fn totp(secret: &[u8], step: u64) -> String {
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).unwrap();
+    mac.update(&step.to_be_bytes());
+    let d = mac.finalize().into_bytes();
+    let off = (d[19] & 0x0F) as usize;
+    let n = u32::from_be_bytes(d[off..off + 4].try_into().unwrap()) & 0x7FFF_FFFF;
+    format!("{:06}", n % 1_000_000)
+}
+
+fn base32_decode(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32: {c}"),
+        } as u32;
+        acc = (acc << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// The AWS CLI against moto, as some admin; returns its JSON output.
+fn aws(env: &TestEnv, args: &[&str]) -> serde_json::Value {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend_from_slice(&["--output", "json"]);
+    let run = env
+        .cmd("aws", &all)
+        .env("AWS_ACCESS_KEY_ID", "AKIAADMINEXAMPLE0000")
+        .env("AWS_SECRET_ACCESS_KEY", "admin-secret-not-checked-by-moto")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_PAGER", "")
+        .run()
+        .success();
+    if run.stdout.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+    }
+}
+
+/// An IAM user with an access key of its own in moto, stored in vault as
+/// profile `dev`.
+fn iam_user(env: &TestEnv) -> (String, Key) {
+    let user = format!("mfa-{}", env.tag);
+    aws(env, &["iam", "create-user", "--user-name", &user]);
+    let out = aws(env, &["iam", "create-access-key", "--user-name", &user]);
+    let key = Key {
+        id: out["AccessKey"]["AccessKeyId"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        secret: out["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    };
+    env.write_config("[profile dev]\nregion = eu-west-1\n");
+    env.add("dev", &key);
+    (user, key)
+}
+
+fn enroll(env: &TestEnv, key: &TestKey, extra: &[&str]) -> support::Cmd {
+    let serial = key.serial.to_string();
+    let mut args = vec!["hw", "enroll", "--serial", serial.as_str()];
+    args.extend_from_slice(extra);
+    env.vault(&args)
+        .env(
+            "VAULT_ATTESTATION_ROOTS",
+            support::vyk::rig_env("VAULT_RIG_ATTESTATION_ROOT"),
+        )
+        .env("VAULT_NEW_PIN", NEW_PIN)
+        .env("VAULT_NEW_PUK", NEW_PUK)
+        .env("VAULT_PIN", NEW_PIN)
+        .deadline(Duration::from_secs(120))
+}
+
+/// The device moto has under `serial`, as list-virtual-mfa-devices shows it.
+fn moto_device(env: &TestEnv, serial: &str) -> Option<serde_json::Value> {
+    let out = aws(env, &["iam", "list-virtual-mfa-devices"]);
+    out["VirtualMFADevices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["SerialNumber"] == serial)
+        .cloned()
+}
+
+/// Every file under `dir` whose bytes contain one of `needles`.
+fn files_containing(dir: &Path, needles: &[String]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return hits;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            hits.extend(files_containing(&p, needles));
+        } else if ft.is_file() {
+            let bytes = std::fs::read(&p).unwrap_or_default();
+            for n in needles {
+                if bytes.windows(n.len()).any(|w| w == n.as_bytes()) {
+                    hits.push(format!("{} holds {n:.6}…", p.display()));
+                }
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn creates_loads_and_enables_the_device_without_showing_the_seed() {
+    rig_dir();
+    let env = TestEnv::new("mfadev");
+    let key = TestKey::start();
+    let (user, iam_key) = iam_user(&env);
+    let serial_arn = format!("arn:aws:iam::{ACCOUNT}:mfa/{user}");
+    let cred_name = format!("aws:{user}@{ACCOUNT}");
+
+    let before = now();
+    let run = enroll(&env, &key, &["--profile", "dev", "--create-mfa-device"])
+        .run()
+        .success();
+    let after = now();
+    assert!(
+        run.stderr
+            .contains(&format!("Enabled {serial_arn} for IAM user \"{user}\"")),
+        "{}",
+        run.stderr
+    );
+
+    // moto: the device exists, is assigned to the user, and its seed is
+    // the one the card holds.
+    let device = moto_device(&env, &serial_arn).expect("the device in moto");
+    assert_eq!(device["User"]["UserName"], user.as_str(), "{device}");
+    let listed = aws(&env, &["iam", "list-mfa-devices", "--user-name", &user]);
+    assert!(
+        listed["MFADevices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["SerialNumber"] == serial_arn.as_str()),
+        "{listed}"
+    );
+    let seed_b32 = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(device["Base32StringSeed"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let seed = base32_decode(&seed_b32);
+    assert_eq!(seed.len(), 40, "moto makes 64-character seeds");
+
+    // The calls, signed with the user's own key.
+    let requests: Vec<_> = sts_requests()
+        .into_iter()
+        .filter(|r| r.key_id == iam_key.id)
+        .collect();
+    let create: Vec<_> = requests
+        .iter()
+        .filter(|r| r.action() == "CreateVirtualMFADevice")
+        .collect();
+    assert_eq!(create.len(), 1, "{requests:?}");
+    assert_eq!(create[0].param("VirtualMFADeviceName"), Some(user.as_str()));
+    let enable: Vec<_> = requests
+        .iter()
+        .filter(|r| r.action() == "EnableMFADevice")
+        .collect();
+    assert_eq!(enable.len(), 1, "{requests:?}");
+    let e = enable[0];
+    assert_eq!(e.param("UserName"), Some(user.as_str()));
+    assert_eq!(e.param("SerialNumber"), Some(serial_arn.as_str()));
+    let (c1, c2) = (
+        e.param("AuthenticationCode1").unwrap(),
+        e.param("AuthenticationCode2").unwrap(),
+    );
+    // Two consecutive steps of moto's seed, around the time of the run.
+    let enable_step = (before / 30 - 1..=after / 30 + 1)
+        .find(|&s| totp(&seed, s) == c1 && totp(&seed, s + 1) == c2)
+        .unwrap_or_else(|| {
+            panic!("{c1} {c2} are not RFC 6238 codes of consecutive steps of the seed")
+        });
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.action() != "DeleteVirtualMFADevice"),
+        "nothing was undone"
+    );
+
+    // The card holds the seed as a touch-required credential.
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(key.state_path()).unwrap()).unwrap();
+    let creds = state["oath"]["credentials"].as_array().unwrap();
+    let on_card = creds
+        .iter()
+        .find(|c| c["name"] == hex::encode(cred_name.as_bytes()))
+        .unwrap_or_else(|| panic!("no {cred_name} on the card: {creds:?}"));
+    assert_eq!(on_card["key"], hex::encode(&seed));
+    assert_eq!(on_card["touch"], true);
+
+    // The seed is nowhere: not in vault's output, not in any file of the
+    // test (HOME, the XDG folders, the config, tokens.json).
+    let needles = vec![
+        seed_b32.clone(),
+        seed_b32.to_ascii_lowercase(),
+        hex::encode(&seed),
+        hex::encode_upper(&seed),
+        base64::engine::general_purpose::STANDARD.encode(&seed),
+        base64::engine::general_purpose::STANDARD.encode(seed_b32.as_bytes()),
+    ];
+    for n in &needles {
+        assert!(!run.stdout.contains(n.as_str()) && !run.stderr.contains(n.as_str()));
+    }
+    let hits = files_containing(&env.dir, &needles);
+    assert!(hits.is_empty(), "the seed leaked: {hits:?}");
+
+    // Recorded: tokens.json and the profile.
+    let tokens: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(env.dir.join("config-home/vault/tokens.json")).unwrap(),
+    )
+    .unwrap();
+    let token = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["serial"] == key.serial)
+        .unwrap();
+    assert!(
+        token["oath"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["mfa_serial"] == serial_arn.as_str()
+                && o["name"] == cred_name.as_str()
+                && o["touch"] == true),
+        "{token}"
+    );
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    assert!(
+        config.contains(&format!("mfa_serial = {serial_arn}")),
+        "{config}"
+    );
+
+    // A later exec gets its MFA code from the token: one of a step after
+    // the two that enabled the device (AWS takes each code once).
+    let run = env
+        .vault(&["exec", "dev", "--json"])
+        .env("VAULT_PIN", NEW_PIN)
+        .deadline(Duration::from_secs(150))
+        .run()
+        .success();
+    let json = support::JsonCreds::parse(&run.stdout);
+    assert!(json.session_token.is_some());
+    let gst = support::session_token_requests(&iam_key.id);
+    assert_eq!(gst.len(), 1, "{gst:?}");
+    assert_eq!(gst[0].param("SerialNumber"), Some(serial_arn.as_str()));
+    let code = gst[0].param("TokenCode").unwrap();
+    let now_step = now() / 30;
+    assert!(
+        (enable_step + 2..=now_step + 1).any(|s| totp(&seed, s) == code),
+        "TokenCode {code} is not the seed's code of a step after {}",
+        enable_step + 1
+    );
+}
+
+#[test]
+fn a_failure_after_creating_deletes_the_device_again() {
+    rig_dir();
+    let env = TestEnv::new("mfadev-undo");
+    let key = TestKey::start();
+    let (user, iam_key) = iam_user(&env);
+    let serial_arn = format!("arn:aws:iam::{ACCOUNT}:mfa/{user}");
+    // A password on the OATH applet: vault cannot PUT the seed.
+    let out = std::process::Command::new("ykman")
+        .args([
+            "--reader",
+            &key.reader,
+            "oath",
+            "access",
+            "change",
+            "-n",
+            "pw",
+        ])
+        .output()
+        .expect("ykman");
+    assert!(out.status.success(), "{out:?}");
+
+    let run = enroll(&env, &key, &["--profile", "dev", "--create-mfa-device"]).run();
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "the virtual MFA device {serial_arn} was deleted again"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(moto_device(&env, &serial_arn).is_none(), "deleted in moto");
+    let deletes = sts_requests()
+        .into_iter()
+        .filter(|r| r.key_id == iam_key.id && r.action() == "DeleteVirtualMFADevice")
+        .count();
+    assert_eq!(deletes, 1);
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    assert!(!config.contains("mfa_serial"), "{config}");
+}
+
+#[test]
+fn refuses_a_profile_that_has_an_mfa_device_before_touching_the_card() {
+    rig_dir();
+    let env = TestEnv::new("mfadev-has");
+    let key = TestKey::start();
+    let (_user, _) = iam_user(&env);
+    env.write_config(&format!(
+        "[profile dev]\nregion = eu-west-1\nmfa_serial = {}\n",
+        env.mfa_serial("old")
+    ));
+    let run = enroll(&env, &key, &["--profile", "dev", "--create-mfa-device"]).run();
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("profile \"dev\" already has an MFA device"),
+        "{}",
+        run.stderr
+    );
+    // The card was not changed: no factory PIN was replaced.
+    assert!(
+        !run.stderr.contains("Changed the factory PIN"),
+        "{}",
+        run.stderr
+    );
+
+    // And the flag needs --profile, and excludes --totp-secret.
+    let run = enroll(&env, &key, &["--create-mfa-device"]).run();
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    let run = enroll(
+        &env,
+        &key,
+        &[
+            "--profile",
+            "dev",
+            "--create-mfa-device",
+            "--totp-secret",
+            "JBSWY3DPEHPK3PXP",
+        ],
+    )
+    .run();
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+}
+
+#[test]
+fn a_profile_wrapped_earlier_keeps_its_envelope() {
+    rig_dir();
+    let env = TestEnv::new("mfadev-later");
+    let key = TestKey::start();
+    let (user, _) = iam_user(&env);
+    let serial_arn = format!("arn:aws:iam::{ACCOUNT}:mfa/{user}");
+    enroll(&env, &key, &["--profile", "dev"]).run().success();
+    let envelopes = env.dir.join("data/vault/envelopes");
+    let before: Vec<_> = std::fs::read_dir(&envelopes)
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read(e.path()).unwrap())
+        .collect();
+    assert_eq!(before.len(), 1);
+
+    // Later: the device, with the key unwrapped by the card for the IAM calls.
+    let run = enroll(&env, &key, &["--profile", "dev", "--create-mfa-device"])
+        .run()
+        .success();
+    assert!(
+        run.stderr
+            .contains("already wrapped by a token; keeping its envelope"),
+        "{}",
+        run.stderr
+    );
+    let after: Vec<_> = std::fs::read_dir(&envelopes)
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read(e.path()).unwrap())
+        .collect();
+    assert_eq!(before, after, "the envelope is unchanged");
+    let device = moto_device(&env, &serial_arn).expect("the device in moto");
+    assert_eq!(device["User"]["UserName"], user.as_str(), "{device}");
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    assert!(
+        config.contains(&format!("mfa_serial = {serial_arn}")),
+        "{config}"
+    );
+}

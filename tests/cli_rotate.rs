@@ -1,0 +1,898 @@
+//! `vault rotate` through the real binary against moto's IAM and STS:
+//! `hw/rig -- cargo test -p vault --test cli_rotate`.
+//!
+//! Each test makes an IAM user of its own in moto (with the AWS CLI and
+//! throwaway admin credentials), stores one of its keys with `vault add`,
+//! rotates it, and checks the outcome where it happened: moto's own
+//! `list-access-keys`, the store (read through the library), moto's
+//! request recording, and `vault exec` with the stored key. moto answers
+//! GetCallerIdentity with the IAM user's ARN only for a key that exists,
+//! so `exec --no-session -- aws sts get-caller-identity` naming the user
+//! proves the stored key is a live one.
+//!
+//! Failures are injected by a small HTTP proxy on 127.0.0.1 in front of
+//! moto (`AWS_ENDPOINT_URL_IAM` / `AWS_ENDPOINT_URL_STS` pointed at it)
+//! that answers chosen actions with an error instead of forwarding them.
+//!
+//! Outside the rig every test fails with instructions, never passes.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod support;
+
+use serde_json::Value;
+use std::path::PathBuf;
+use support::vyk::TestKey;
+use support::{session_token_requests, sts_requests, Key, Run, StsRequest, TestEnv};
+use vault::prompt::{Prompt, PromptError};
+use vault::secret::mask_key_id as mask;
+
+// ------------------------------------------------------------------ harness
+
+/// `aws ARGS… --output json` as moto's admin (any credentials will do),
+/// with the rig's endpoint; asserts success and returns the parsed output.
+fn aws(t: &TestEnv, args: &[&str]) -> Value {
+    let admin = Key::random();
+    let mut a: Vec<&str> = args.to_vec();
+    a.extend_from_slice(&["--output", "json"]);
+    let run = t
+        .cmd("aws", &a)
+        .env("AWS_ACCESS_KEY_ID", &admin.id)
+        .env("AWS_SECRET_ACCESS_KEY", &admin.secret)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_PAGER", "")
+        .run()
+        .success();
+    if run.stdout.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("aws {args:?}: not JSON ({e}): {}", run.stdout))
+    }
+}
+
+/// A new IAM user of this test (`rot-TAG-NAME`) with `keys` access keys.
+fn iam_user(t: &TestEnv, name: &str, keys: usize) -> (String, Vec<Key>) {
+    let user = format!("rot-{}-{name}", t.tag);
+    aws(t, &["iam", "create-user", "--user-name", &user]);
+    let keys = (0..keys)
+        .map(|_| {
+            let out = aws(t, &["iam", "create-access-key", "--user-name", &user]);
+            Key {
+                id: out["AccessKey"]["AccessKeyId"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                secret: out["AccessKey"]["SecretAccessKey"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            }
+        })
+        .collect();
+    (user, keys)
+}
+
+/// The user's access key IDs as moto lists them, sorted.
+fn keys_in_aws(t: &TestEnv, user: &str) -> Vec<String> {
+    let out = aws(t, &["iam", "list-access-keys", "--user-name", user]);
+    let mut ids: Vec<String> = out["AccessKeyMetadata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["AccessKeyId"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn sorted(ids: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// Never asks: the keychain store does not.
+struct NoPrompt;
+
+impl Prompt for NoPrompt {
+    fn mfa_code(&self, _: &str, _: &str) -> Result<vault::secret::MfaCode, PromptError> {
+        Err(PromptError::Unavailable("test".into()))
+    }
+    fn secret(&self, _: &str) -> Result<vault::secret::Passphrase, PromptError> {
+        Err(PromptError::Unavailable("test".into()))
+    }
+    fn text(&self, _: &str) -> Result<String, PromptError> {
+        Err(PromptError::Unavailable("test".into()))
+    }
+    fn notify(&self, _: &str) {}
+}
+
+/// The access key ID in the test's keychain for `profile`, read through
+/// the library from the Secret Service directly.
+fn stored_id(t: &TestEnv, profile: &str) -> Option<String> {
+    let opts = vault::store::StoreOptions {
+        service: t.service.clone(),
+        file_dir: t.dir.join("unused-file-store"),
+        passphrase_env: None,
+    };
+    let store = vault::store::open(vault::store::Backend::Keychain, &opts, &NoPrompt)
+        .unwrap_or_else(|e| panic!("open the keychain: {e}"));
+    vault::store::get_key(store.as_ref(), profile)
+        .unwrap_or_else(|e| panic!("read the keychain: {e}"))
+        .map(|k| k.access_key_id)
+}
+
+/// The ARN moto gives the profile's stored key itself (`exec --no-session`).
+fn stored_key_arn(t: &TestEnv, profile: &str, extra_env: &[(&str, &str)]) -> String {
+    let mut c = t.vault(&[
+        "exec",
+        profile,
+        "--no-session",
+        "--",
+        "aws",
+        "sts",
+        "get-caller-identity",
+        "--output",
+        "json",
+    ]);
+    for (k, v) in extra_env {
+        c = c.env(k, v);
+    }
+    let run = c.run().success();
+    let v: Value = serde_json::from_str(&run.stdout).unwrap();
+    v["Arn"].as_str().unwrap().to_string()
+}
+
+fn user_arn(user: &str) -> String {
+    format!("arn:aws:iam::{}:user/{user}", support::ACCOUNT)
+}
+
+/// An `mfa_process` that counts its runs and prints a new code each time
+/// (moto takes any code; vault refuses to send one twice).
+fn mfa_process(t: &TestEnv) -> (String, PathBuf) {
+    let counter = t.dir.join("mfa-process-runs");
+    let script = t.script(
+        "mfa-process.sh",
+        &format!(
+            "#!/bin/sh\necho run >> '{c}'\nn=$(wc -l < '{c}')\nprintf '%06d\\n' $((100000 + n))\n",
+            c = counter.display()
+        ),
+    );
+    (script.display().to_string(), counter)
+}
+
+/// Requests in moto's recording with this action.
+fn requests(action: &str) -> Vec<StsRequest> {
+    sts_requests()
+        .into_iter()
+        .filter(|r| r.action() == action)
+        .collect()
+}
+
+/// IAM requests with this action for `user`.
+fn iam_requests(action: &str, user: &str) -> Vec<StsRequest> {
+    requests(action)
+        .into_iter()
+        .filter(|r| r.param("UserName") == Some(user))
+        .collect()
+}
+
+/// `vault rotate PROFILE` with `env`; its transcript goes to the test's
+/// output (shown for failing tests, or with --nocapture).
+fn rotate(t: &TestEnv, profile: &str, env: &[(&str, &str)]) -> Run {
+    let mut c = t.vault(&["rotate", profile]);
+    for (k, v) in env {
+        c = c.env(k, v);
+    }
+    let run = c.run();
+    eprintln!(
+        "[cli_rotate] {}: vault rotate {profile} → exit {:?} in {:?}\n{}{}",
+        t.name, run.code, run.elapsed, run.stdout, run.stderr
+    );
+    run
+}
+
+// -------------------------------------------------------- the fault proxy
+
+/// A forwarding HTTP proxy on 127.0.0.1 that answers the requests a rule
+/// picks with an AWS-style error instead of passing them to moto.
+mod proxy {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    /// An error answer: HTTP status and AWS error code.
+    pub struct Fault {
+        pub status: u16,
+        pub code: &'static str,
+    }
+
+    /// One request the proxy saw: its action, the key that signed it, and
+    /// whether it was answered with a fault.
+    #[derive(Debug, Clone)]
+    pub struct Seen {
+        pub action: String,
+        pub key_id: String,
+        pub faulted: bool,
+    }
+
+    type Rule = dyn Fn(&str, &str) -> Option<Fault> + Send + Sync;
+
+    pub struct Proxy {
+        pub url: String,
+        pub seen: Arc<Mutex<Vec<Seen>>>,
+    }
+
+    impl Proxy {
+        pub fn faulted(&self, action: &str) -> usize {
+            self.faulted_signers(action).len()
+        }
+
+        /// The keys that signed the requests of `action` answered with a fault.
+        pub fn faulted_signers(&self, action: &str) -> Vec<String> {
+            self.seen
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|s| s.faulted && s.action == action)
+                .map(|s| s.key_id.clone())
+                .collect()
+        }
+    }
+
+    /// Starts the proxy in front of `upstream` (`http://127.0.0.1:PORT`).
+    /// `rule(action, signing_key_id)` picks the requests to fail. It serves
+    /// until the test process ends.
+    pub fn start(
+        upstream: &str,
+        rule: impl Fn(&str, &str) -> Option<Fault> + Send + Sync + 'static,
+    ) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let rule: Arc<Rule> = Arc::new(rule);
+        let seen2 = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (rule, seen, upstream) = (rule.clone(), seen2.clone(), upstream.clone());
+                std::thread::spawn(move || {
+                    if let Err(e) = serve(conn, &upstream, rule.as_ref(), &seen) {
+                        eprintln!("[proxy] {e}");
+                    }
+                });
+            }
+        });
+        Proxy { url, seen }
+    }
+
+    fn find(h: &[u8], pat: &[u8]) -> Option<usize> {
+        h.windows(pat.len()).position(|w| w == pat)
+    }
+
+    fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+        head.split("\r\n").skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+        })
+    }
+
+    /// One request: its head (without the blank line) and its body.
+    fn read_request(s: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        let end = loop {
+            if let Some(i) = find(&buf, b"\r\n\r\n") {
+                break i;
+            }
+            let n = s.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let len: usize = header(&head, "content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = buf[end + 4..].to_vec();
+        while body.len() < len {
+            let n = s.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+        Ok((head, body))
+    }
+
+    fn serve(
+        mut client: TcpStream,
+        upstream: &str,
+        rule: &Rule,
+        seen: &Mutex<Vec<Seen>>,
+    ) -> std::io::Result<()> {
+        client.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let (head, body) = read_request(&mut client)?;
+        let form = String::from_utf8_lossy(&body).into_owned();
+        let action = form
+            .split('&')
+            .find_map(|p| p.strip_prefix("Action="))
+            .unwrap_or("")
+            .to_string();
+        let key_id = header(&head, "authorization")
+            .and_then(|a| a.split_once("Credential="))
+            .map(|(_, r)| r.split('/').next().unwrap_or("").to_string())
+            .unwrap_or_default();
+        let fault = rule(&action, &key_id);
+        seen.lock().unwrap().push(Seen {
+            action,
+            key_id,
+            faulted: fault.is_some(),
+        });
+        let response = match fault {
+            Some(f) => fault_response(&f),
+            None => forward(upstream, &head, &body)?,
+        };
+        client.write_all(&response)?;
+        client.flush()
+    }
+
+    fn fault_response(f: &Fault) -> Vec<u8> {
+        let kind = if f.status >= 500 {
+            "Receiver"
+        } else {
+            "Sender"
+        };
+        let body = format!(
+            "<ErrorResponse><Error><Type>{kind}</Type><Code>{}</Code>\
+             <Message>injected by the test proxy</Message></Error>\
+             <RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>",
+            f.code
+        );
+        format!(
+            "HTTP/1.1 {} Injected\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            f.status,
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    /// Passes the request to moto on a connection of its own and returns
+    /// moto's answer with a Content-Length and `Connection: close`.
+    fn forward(upstream: &str, head: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut up = TcpStream::connect(upstream)?;
+        up.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut req = String::new();
+        for (i, line) in head.split("\r\n").enumerate() {
+            if i > 0 && line.to_ascii_lowercase().starts_with("connection:") {
+                continue;
+            }
+            req.push_str(line);
+            req.push_str("\r\n");
+        }
+        req.push_str("Connection: close\r\n\r\n");
+        up.write_all(req.as_bytes())?;
+        up.write_all(body)?;
+        let mut resp = Vec::new();
+        up.read_to_end(&mut resp)?;
+        let end = find(&resp, b"\r\n\r\n").ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "no response head")
+        })?;
+        let rhead = String::from_utf8_lossy(&resp[..end]).into_owned();
+        let mut rbody = resp[end + 4..].to_vec();
+        if header(&rhead, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            rbody = dechunk(&rbody);
+        }
+        let mut out = String::new();
+        for (i, line) in rhead.split("\r\n").enumerate() {
+            let l = line.to_ascii_lowercase();
+            if i > 0
+                && (l.starts_with("connection:")
+                    || l.starts_with("transfer-encoding:")
+                    || l.starts_with("content-length:"))
+            {
+                continue;
+            }
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+        out.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            rbody.len()
+        ));
+        let mut v = out.into_bytes();
+        v.extend(rbody);
+        Ok(v)
+    }
+
+    fn dechunk(b: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while let Some(j) = find(&b[i..], b"\r\n") {
+            let line = String::from_utf8_lossy(&b[i..i + j]).into_owned();
+            let size =
+                usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+            i += j + 2;
+            if size == 0 || i >= b.len() {
+                break;
+            }
+            out.extend_from_slice(&b[i..(i + size).min(b.len())]);
+            i += size + 2;
+        }
+        out
+    }
+}
+
+fn moto_url() -> String {
+    std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL: is hw/rig up to date?")
+}
+
+fn iam_fault(action: &'static str) -> proxy::Proxy {
+    proxy::start(&moto_url(), move |a, _| {
+        (a == action).then_some(proxy::Fault {
+            status: 500,
+            code: "ServiceFailure",
+        })
+    })
+}
+
+// -------------------------------------------------------------------- tests
+
+#[test]
+fn rotates_with_one_mfa_code_and_deletes_the_old_key_only_after_the_new_one_works() {
+    let t = TestEnv::new("rotate_mfa");
+    let (process, counter) = mfa_process(&t);
+    let serial = t.mfa_serial("rot");
+    t.write_config(&format!(
+        "[profile p]\nregion = us-east-1\nmfa_serial = {serial}\nmfa_process = {process}\n"
+    ));
+    let (user, keys) = iam_user(&t, "u", 1);
+    let old = &keys[0];
+    t.add("p", old);
+
+    let mark = sts_requests().len();
+    let run = rotate(&t, "p", &[]).success();
+    let during: Vec<StsRequest> = sts_requests().split_off(mark);
+    let listed = keys_in_aws(&t, &user);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let new = listed[0].clone();
+    assert_ne!(new, old.id);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "Rotated the access key of profile \"p\": {} replaced by {}.\n",
+            mask(&old.id),
+            mask(&new)
+        )
+    );
+    for line in [
+        format!(
+            "Rotating the access key {} of profile \"p\" (IAM user {user}).",
+            mask(&old.id)
+        ),
+        format!("Created the new access key {}.", mask(&new)),
+        "Stored it in the keychain store in place of the old one.".to_string(),
+        format!(
+            "The new key works (GetCallerIdentity: {}).",
+            user_arn(&user)
+        ),
+        "Cleared 1 cached session(s) made with the old key.".to_string(),
+        format!("Deleted the old access key {}.", mask(&old.id)),
+    ] {
+        assert!(
+            run.stderr.lines().any(|l| l == line),
+            "no {line:?} in:\n{}",
+            run.stderr
+        );
+    }
+    assert!(!run.stderr.contains(&old.secret));
+
+    // One MFA code, one session, and every IAM call made with it.
+    assert_eq!(support::count_lines(&counter), 1, "one MFA code in all");
+    let sessions = session_token_requests(&old.id);
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].param("SerialNumber"), Some(serial.as_str()));
+    assert!(sessions[0].param("TokenCode").is_some());
+    assert!(session_token_requests(&new).is_empty());
+    // Every IAM call of the rotation signed by one key: the session's.
+    let iam: Vec<&StsRequest> = during
+        .iter()
+        .filter(|r| r.param("UserName") == Some(user.as_str()))
+        .collect();
+    let actions: Vec<&str> = iam.iter().map(|r| r.action()).collect();
+    assert_eq!(
+        actions,
+        ["ListAccessKeys", "CreateAccessKey", "DeleteAccessKey"]
+    );
+    let signer = &iam[0].key_id;
+    assert!(
+        iam.iter().all(|r| &r.key_id == signer) && *signer != old.id && *signer != new,
+        "IAM calls not all signed by the MFA session: {iam:?}"
+    );
+    assert_eq!(
+        iam_requests("DeleteAccessKey", &user)[0].param("AccessKeyId"),
+        Some(old.id.as_str())
+    );
+    // The new key proved itself before the old one went.
+    assert!(requests("GetCallerIdentity")
+        .iter()
+        .any(|r| r.key_id == new));
+
+    // The store holds the new key, the sessions of the old one are gone,
+    // and the new key works.
+    assert_eq!(stored_id(&t, "p"), Some(new.clone()));
+    assert_eq!(t.vault(&["list", "--sessions"]).run().success().stdout, "");
+    assert_eq!(stored_key_arn(&t, "p", &[]), user_arn(&user));
+    t.vault(&["exec", "p", "--", "aws", "sts", "get-caller-identity"])
+        .run()
+        .success();
+    assert_eq!(session_token_requests(&new).len(), 1);
+    assert_eq!(support::count_lines(&counter), 2);
+}
+
+#[test]
+fn a_cached_mfa_session_is_reused_so_rotate_asks_for_no_code() {
+    let t = TestEnv::new("rotate_cached");
+    let (process, counter) = mfa_process(&t);
+    t.write_config(&format!(
+        "[profile p]\nregion = us-east-1\nmfa_serial = {}\nmfa_process = {process}\n",
+        t.mfa_serial("rot")
+    ));
+    let (user, keys) = iam_user(&t, "u", 1);
+    t.add("p", &keys[0]);
+    t.exec_json("p", &[]);
+    assert_eq!(support::count_lines(&counter), 1);
+
+    rotate(&t, "p", &[]).success();
+    assert_eq!(support::count_lines(&counter), 1, "no second code");
+    assert_eq!(session_token_requests(&keys[0].id).len(), 1);
+    let listed = keys_in_aws(&t, &user);
+    assert_eq!(listed.len(), 1);
+    assert_ne!(listed[0], keys[0].id);
+    assert_eq!(stored_id(&t, "p").as_ref(), Some(&listed[0]));
+}
+
+#[test]
+fn without_mfa_the_stored_key_itself_calls_iam() {
+    // AWS refuses IAM calls from a session made without MFA.
+    let t = TestEnv::new("rotate_no_mfa");
+    t.write_config("[profile p]\nregion = us-east-1\n");
+    let (user, keys) = iam_user(&t, "u", 1);
+    let old = &keys[0];
+    t.add("p", old);
+
+    rotate(&t, "p", &[]).success();
+    assert!(session_token_requests(&old.id).is_empty());
+    for action in ["ListAccessKeys", "CreateAccessKey", "DeleteAccessKey"] {
+        let reqs = iam_requests(action, &user);
+        assert!(
+            reqs.iter().any(|r| r.key_id == old.id),
+            "{action} not signed with the stored key: {reqs:?}"
+        );
+    }
+    let listed = keys_in_aws(&t, &user);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(stored_id(&t, "p").as_ref(), Some(&listed[0]));
+    assert_eq!(stored_key_arn(&t, "p", &[]), user_arn(&user));
+}
+
+#[test]
+fn when_the_old_key_cannot_be_deleted_the_new_one_stays_stored_and_both_are_named() {
+    let t = TestEnv::new("rotate_delete_fails");
+    let (process, counter) = mfa_process(&t);
+    t.write_config(&format!(
+        "[profile p]\nregion = us-east-1\nmfa_serial = {}\nmfa_process = {process}\n",
+        t.mfa_serial("rot")
+    ));
+    let (user, keys) = iam_user(&t, "u", 1);
+    let old = &keys[0];
+    t.add("p", old);
+    let proxy = iam_fault("DeleteAccessKey");
+
+    let run = rotate(&t, "p", &[("AWS_ENDPOINT_URL_IAM", proxy.url.as_str())]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert!(proxy.faulted("DeleteAccessKey") >= 1);
+    let listed = keys_in_aws(&t, &user);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let new = listed.iter().find(|k| **k != old.id).unwrap().clone();
+    let message = format!(
+        "vault: the new key {n} is stored and works, but the old key {o} could not be deleted \
+         (IAM DeleteAccessKey failed: ServiceFailure: injected by the test proxy). \
+         Access keys of IAM user \"{user}\" in AWS now: {n} (Active, stored), {o} (Active).\n",
+        n = mask(&new),
+        o = mask(&old.id)
+    );
+    assert!(run.stderr.contains(&message), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "vault: hint: the old key still works for whoever has it: delete it with \
+             `vault exec p -- aws iam delete-access-key --user-name {user} --access-key-id ID`"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(support::count_lines(&counter), 1);
+
+    // The new key was proven, so it is the one kept, and it works.
+    assert_eq!(stored_id(&t, "p"), Some(new.clone()));
+    assert_eq!(stored_key_arn(&t, "p", &[]), user_arn(&user));
+}
+
+#[test]
+fn when_no_key_can_be_created_nothing_changes() {
+    let t = TestEnv::new("rotate_create_fails");
+    t.write_config("[profile p]\nregion = us-east-1\n");
+    let (user, keys) = iam_user(&t, "u", 1);
+    let old = &keys[0];
+    t.add("p", old);
+    let proxy = iam_fault("CreateAccessKey");
+
+    let run = rotate(&t, "p", &[("AWS_ENDPOINT_URL_IAM", proxy.url.as_str())]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let message = format!(
+        "vault: could not create a new access key for IAM user \"{user}\" \
+         (IAM CreateAccessKey failed: ServiceFailure: injected by the test proxy); \
+         nothing was changed: the old key {o} is still stored. \
+         Access keys of IAM user \"{user}\" in AWS now: {o} (Active, stored).\n",
+        o = mask(&old.id)
+    );
+    assert!(run.stderr.contains(&message), "{}", run.stderr);
+    // Never retried: a lost answer could have made a key.
+    assert_eq!(proxy.faulted("CreateAccessKey"), 1);
+    assert_eq!(keys_in_aws(&t, &user), vec![old.id.clone()]);
+    assert_eq!(stored_id(&t, "p"), Some(old.id.clone()));
+    assert_eq!(stored_key_arn(&t, "p", &[]), user_arn(&user));
+}
+
+#[test]
+fn a_new_key_that_cannot_be_proven_is_deleted_again_and_the_old_one_stays() {
+    let t = TestEnv::new("rotate_unproven");
+    t.write_config("[profile p]\nregion = us-east-1\n");
+    let (user, keys) = iam_user(&t, "u", 1);
+    let old = keys[0].clone();
+    t.add("p", &old);
+    // STS refuses every key but the old one.
+    let old_id = old.id.clone();
+    let sts = proxy::start(&moto_url(), move |action, key| {
+        (action == "GetCallerIdentity" && key != old_id).then_some(proxy::Fault {
+            status: 403,
+            code: "InvalidClientTokenId",
+        })
+    });
+
+    let run = rotate(
+        &t,
+        "p",
+        &[
+            ("AWS_ENDPOINT_URL_STS", sts.url.as_str()),
+            ("VAULT_ROTATE_WAIT", "3s"),
+        ],
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let new = iam_requests("DeleteAccessKey", &user)
+        .last()
+        .and_then(|r| r.param("AccessKeyId").map(str::to_string))
+        .expect("the new key deleted again");
+    assert_ne!(new, old.id);
+    let refused = sts.faulted_signers("GetCallerIdentity");
+    assert!(refused.len() >= 2, "retried while IAM propagates");
+    assert!(refused.iter().all(|k| *k == new), "{refused:?}");
+    assert!(run
+        .stderr
+        .lines()
+        .any(|l| l == "Waiting for AWS to accept the new key…"));
+    let message = format!(
+        "vault: created the new access key {n} but could not prove it works \
+         (STS GetCallerIdentity failed: InvalidClientTokenId: injected by the test proxy); \
+         the old key {o} is stored again and {n} was deleted. \
+         Access keys of IAM user \"{user}\" in AWS now: {o} (Active, stored).\n",
+        n = mask(&new),
+        o = mask(&old.id)
+    );
+    assert!(run.stderr.contains(&message), "{}", run.stderr);
+    assert_eq!(keys_in_aws(&t, &user), vec![old.id.clone()]);
+    assert_eq!(stored_id(&t, "p"), Some(old.id.clone()));
+    assert_eq!(stored_key_arn(&t, "p", &[]), user_arn(&user));
+}
+
+#[test]
+fn when_an_unproven_key_cannot_be_deleted_either_both_keys_are_named() {
+    let t = TestEnv::new("rotate_unproven_kept");
+    t.write_config("[profile p]\nregion = us-east-1\n");
+    let (user, keys) = iam_user(&t, "u", 1);
+    let old = keys[0].clone();
+    t.add("p", &old);
+    let old_id = old.id.clone();
+    let both = proxy::start(&moto_url(), move |action, key| match action {
+        "GetCallerIdentity" if key != old_id => Some(proxy::Fault {
+            status: 403,
+            code: "InvalidClientTokenId",
+        }),
+        "DeleteAccessKey" => Some(proxy::Fault {
+            status: 500,
+            code: "ServiceFailure",
+        }),
+        _ => None,
+    });
+
+    let run = rotate(
+        &t,
+        "p",
+        &[
+            ("AWS_ENDPOINT_URL_STS", both.url.as_str()),
+            ("AWS_ENDPOINT_URL_IAM", both.url.as_str()),
+            ("VAULT_ROTATE_WAIT", "1s"),
+        ],
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let listed = keys_in_aws(&t, &user);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let new = listed.iter().find(|k| **k != old.id).unwrap().clone();
+    let message = format!(
+        "vault: created the new access key {n} but could not prove it works \
+         (STS GetCallerIdentity failed: InvalidClientTokenId: injected by the test proxy); \
+         the old key {o} is stored again, but {n} could not be deleted \
+         (IAM DeleteAccessKey failed: ServiceFailure: injected by the test proxy) and is stored nowhere. \
+         Access keys of IAM user \"{user}\" in AWS now: {o} (Active, stored), {n} (Active).\n",
+        n = mask(&new),
+        o = mask(&old.id)
+    );
+    assert!(run.stderr.contains(&message), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!(
+        "vault: hint: {} is of no use now: delete it with `vault exec p -- aws iam delete-access-key",
+        mask(&new)
+    )));
+    assert_eq!(stored_id(&t, "p"), Some(old.id.clone()));
+    assert_eq!(stored_key_arn(&t, "p", &[]), user_arn(&user));
+}
+
+#[test]
+fn refuses_a_user_that_already_has_two_keys() {
+    let t = TestEnv::new("rotate_two_keys");
+    t.write_config("[profile p]\nregion = us-east-1\n");
+    let (user, keys) = iam_user(&t, "u", 2);
+    t.add("p", &keys[0]);
+
+    let mark = sts_requests().len();
+    let run = rotate(&t, "p", &[]);
+    let during: Vec<StsRequest> = sts_requests().split_off(mark);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let message = format!(
+        "vault: IAM user \"{user}\" already has two access keys, the most AWS allows, so there \
+         is no room for a new one; nothing was changed. Access keys of IAM user \"{user}\" in AWS \
+         now: {a} (Active, stored), {b} (Active).\n\
+         vault: hint: if {b} is not used elsewhere, delete it with",
+        a = mask(&keys[0].id),
+        b = mask(&keys[1].id)
+    );
+    assert!(run.stderr.contains(&message), "{}", run.stderr);
+    assert_eq!(keys_in_aws(&t, &user), sorted(&[&keys[0].id, &keys[1].id]));
+    assert!(!during
+        .iter()
+        .any(|r| r.action() == "CreateAccessKey" && r.param("UserName") == Some(user.as_str())));
+    assert_eq!(stored_id(&t, "p"), Some(keys[0].id.clone()));
+}
+
+#[test]
+fn refuses_a_profile_whose_key_is_another_profiles() {
+    let t = TestEnv::new("rotate_role");
+    t.write_config(&format!(
+        "[profile p]\nregion = us-east-1\n\n[profile r]\nsource_profile = p\nrole_arn = {}\n\n[profile s]\n",
+        t.role_arn("rot")
+    ));
+    t.add("p", &Key::random());
+    t.vault(&["rotate", "r"]).run().fails_with(
+        1,
+        "vault: profile \"r\" has no access key of its own: its credentials come from profile \"p\"\n\
+         vault: hint: rotate that profile's key: vault rotate p\n",
+    );
+    t.vault(&["rotate", "s"]).run().fails_with(
+        1,
+        "vault: no credentials stored for profile \"s\"\n\
+         vault: hint: add them with `vault add s`\n",
+    );
+}
+
+// ------------------------------------------------------- token-backed
+
+#[test]
+fn a_token_backed_profile_is_sealed_again_to_the_new_key() {
+    let key = TestKey::start();
+    let t = TestEnv::new("rotate_token");
+    t.write_config("[profile p]\nregion = us-east-1\n\n[profile q]\nregion = us-east-1\n");
+    let (pin, puk) = ("246810", "13579246");
+    let hw = |args: &[&str]| {
+        t.vault(args)
+            .env(
+                "VAULT_ATTESTATION_ROOTS",
+                std::env::var("VAULT_RIG_ATTESTATION_ROOT").expect("VAULT_RIG_ATTESTATION_ROOT"),
+            )
+            .env("VAULT_NEW_PIN", pin)
+            .env("VAULT_NEW_PUK", puk)
+            .env("VAULT_PIN", pin)
+    };
+    let serial = key.serial.to_string();
+    // p: the key only in its envelope; q: with the store copy kept.
+    let (user_p, keys_p) = iam_user(&t, "p", 1);
+    t.add("p", &keys_p[0]);
+    let (user_q, keys_q) = iam_user(&t, "q", 1);
+    t.add("q", &keys_q[0]);
+    hw(&["hw", "enroll", "--serial", &serial, "--profile", "p"])
+        .run()
+        .success();
+    hw(&[
+        "hw",
+        "enroll",
+        "--serial",
+        &serial,
+        "--profile",
+        "q",
+        "--keep-keychain-copy",
+    ])
+    .run()
+    .success();
+    assert_eq!(stored_id(&t, "p"), None);
+    assert_eq!(stored_id(&t, "q"), Some(keys_q[0].id.clone()));
+    let envelope = |profile: &str| {
+        std::fs::read(
+            t.dir
+                .join("data/vault/envelopes")
+                .join(format!("{}.envelope", hex::encode(profile))),
+        )
+        .unwrap()
+    };
+    let (env_p, env_q) = (envelope("p"), envelope("q"));
+
+    for (profile, user, old, before, copy) in [
+        ("p", &user_p, &keys_p[0], env_p, false),
+        ("q", &user_q, &keys_q[0], env_q, true),
+    ] {
+        let run = hw(&["rotate", profile]).run().success();
+        eprintln!(
+            "[cli_rotate] rotate {profile}:\n{}{}",
+            run.stdout, run.stderr
+        );
+        let listed = keys_in_aws(&t, user);
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        let new = listed[0].clone();
+        assert_ne!(new, old.id);
+        let sealed = format!(
+            "Sealed it in profile \"{profile}\"'s envelope for YubiKey {serial}{}.",
+            if copy {
+                ", and replaced the kept copy in the keychain store"
+            } else {
+                ""
+            }
+        );
+        assert!(
+            run.stderr.lines().any(|l| l == sealed),
+            "no {sealed:?} in:\n{}",
+            run.stderr
+        );
+        assert_ne!(envelope(profile), before, "the envelope was sealed again");
+        // The envelope unwraps (PIN, touch) to the new key, which works.
+        let (creds, _) = {
+            let run = hw(&["exec", profile, "--no-session", "--json"])
+                .run()
+                .success();
+            (support::JsonCreds::parse(&run.stdout), run)
+        };
+        assert_eq!(creds.access_key_id, new);
+        assert_eq!(
+            stored_key_arn(&t, profile, &[("VAULT_PIN", pin)]),
+            user_arn(user)
+        );
+        // The kept copy follows the envelope; no copy appears where there was none.
+        assert_eq!(
+            stored_id(&t, profile),
+            if copy { Some(new.clone()) } else { None }
+        );
+    }
+}
