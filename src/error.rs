@@ -55,3 +55,12 @@ impl Error {
         }
     }
 }
+
+/// Prints `e` the one way vault reports errors, and gives the exit status.
+pub fn report(e: &Error) -> std::process::ExitCode {
+    eprintln!("vault: {e}");
+    if let Some(h) = e.hint() {
+        eprintln!("vault: hint: {h}");
+    }
+    std::process::ExitCode::FAILURE
+}

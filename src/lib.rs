@@ -13,6 +13,7 @@ pub mod creds;
 pub mod ecs;
 pub mod envelope;
 pub mod error;
+pub mod fast;
 pub mod iam;
 pub mod keys;
 pub mod lock;

@@ -1,46 +1,45 @@
+//! `vault`: the cache-hit path of `vault exec` (see `vault::fast`), and
+//! for everything else, `vault-core` in its place.
 #![forbid(unsafe_code)]
-use clap::Parser;
+use std::ffi::OsString;
 use std::process::ExitCode;
-use vault::app::App;
-use vault::cli::{Cli, Command, HwCommand};
-use vault::cmd;
-use vault::error::Error;
-
-fn run(cli: Cli) -> Result<ExitCode, Error> {
-    // Generated from the clap definitions alone: no store, config or token.
-    match &cli.command {
-        Command::Completion(a) => return cmd::completion::run(a).map(|()| ExitCode::SUCCESS),
-        Command::Man => return cmd::completion::man().map(|()| ExitCode::SUCCESS),
-        _ => {}
-    }
-    let app = App::new(cli.backend.as_deref(), cli.prompt.as_deref())?;
-    match &cli.command {
-        Command::Add(a) => cmd::add::run(&app, a)?,
-        Command::List(a) => cmd::list::run(&app, a)?,
-        Command::Remove(a) => cmd::remove::run(&app, a)?,
-        Command::Clear(a) => cmd::clear::run(&app, a)?,
-        Command::Exec(a) => return cmd::exec::run(&app, a),
-        Command::Export(a) => cmd::export::run(&app, a)?,
-        Command::Login(a) => cmd::login::run(&app, a)?,
-        Command::Rotate(a) => cmd::rotate::run(&app, a)?,
-        Command::Hw(HwCommand::Enroll(a)) => cmd::hw_enroll::run(&app, a)?,
-        Command::Hw(HwCommand::Status(a)) => cmd::hw_status::run(&app, a)?,
-        Command::Completion(_) | Command::Man => {}
-    }
-    Ok(ExitCode::SUCCESS)
-}
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    vault::logging::init(cli.debug);
-    match run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("vault: {e}");
-            if let Some(h) = e.hint() {
-                eprintln!("vault: hint: {h}");
-            }
-            ExitCode::FAILURE
-        }
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if let Some(code) = vault::fast::run(&argv) {
+        return code;
     }
+    let core = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("vault-core")))
+        .unwrap_or_else(|| "vault-core".into());
+    hand_over(&core, &argv)
+}
+
+#[cfg(unix)]
+fn hand_over(core: &std::path::Path, argv: &[OsString]) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    // execve: vault-core takes this process's place, stdio, tty and all.
+    let err = std::process::Command::new(core)
+        .arg0("vault")
+        .args(argv.iter().skip(1))
+        .exec();
+    missing_core(core, err)
+}
+
+#[cfg(not(unix))]
+fn hand_over(core: &std::path::Path, argv: &[OsString]) -> ExitCode {
+    match std::process::Command::new(core)
+        .args(argv.iter().skip(1))
+        .status()
+    {
+        Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(0, 255) as u8),
+        Err(e) => missing_core(core, e),
+    }
+}
+
+fn missing_core(core: &std::path::Path, e: std::io::Error) -> ExitCode {
+    eprintln!("vault: cannot run {}: {e}", core.display());
+    eprintln!("vault: hint: vault-core is installed beside vault; reinstall with `cargo install --path .`");
+    ExitCode::FAILURE
 }

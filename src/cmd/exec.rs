@@ -28,8 +28,19 @@ pub fn run(app: &App, args: &ExecArgs) -> Result<std::process::ExitCode, Error> 
         return run_with_ecs_server(app, args);
     }
     let r = super::credentials(app, &args.profile, &args.session)?;
+    deliver(args, &r.creds, r.region.as_deref())
+}
+
+/// Hands the credentials over: the credential_process JSON on stdout, or
+/// the command run in vault's place. Shared with the cache-hit path of the
+/// `vault` binary (`crate::fast`), so both behave the same.
+pub fn deliver(
+    args: &ExecArgs,
+    creds: &Credentials,
+    region: Option<&str>,
+) -> Result<std::process::ExitCode, Error> {
     if args.json {
-        let mut line = output::credential_process_json(&r.creds);
+        let mut line = output::credential_process_json(creds);
         line.push('\n');
         let mut out = std::io::stdout().lock();
         out.write_all(line.as_bytes())
@@ -37,14 +48,8 @@ pub fn run(app: &App, args: &ExecArgs) -> Result<std::process::ExitCode, Error> 
             .map_err(|e| Error::Other(format!("cannot write to stdout: {e}")))?;
         return Ok(std::process::ExitCode::SUCCESS);
     }
-
     let argv = command_line(args);
-    let env = output::child_env(
-        std::env::vars_os(),
-        &r.creds,
-        r.region.as_deref(),
-        &args.profile,
-    );
+    let env = output::child_env(std::env::vars_os(), creds, region, &args.profile);
     let mut cmd = std::process::Command::new(&argv[0]);
     cmd.args(&argv[1..]).env_clear().envs(env);
     log::debug!(target: "vault", "running {:?} with profile {}", argv[0], args.profile);

@@ -21,7 +21,7 @@ use crate::config::{self, ProfileChain};
 use crate::creds::Credentials;
 use crate::error::Error;
 use crate::mfa::MfaSources;
-use crate::provider::{self, Options, Provider};
+use crate::provider::{Options, Provider};
 use crate::store;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -81,23 +81,10 @@ pub fn credentials(app: &App, profile: &str, args: &SessionArgs) -> Result<Resol
     let cache = app.cache()?;
     let min_remaining = App::min_remaining();
 
-    // The fast path: the config file and the cache, nothing else. The file
-    // alone may resolve a different chain than with stored keys known; then
-    // its cache id is one no slow path ever wrote, and this simply misses.
-    // A profile missing from the file can only work through stored keys of
-    // its own, so it is looked up as if it had them.
-    let cfg = app.config()?;
-    let fast = cfg
-        .resolve(profile, &config::process_env)
-        .or_else(|_| cfg.resolve_with(profile, &config::process_env, &|n| n == profile));
-    if let Ok(chain) = fast {
-        let plan = crate::plan::build(&chain, args, &config::process_env);
-        if let Some(creds) = provider::cached(&plan, cache.as_ref(), min_remaining)? {
-            return Ok(Resolved {
-                creds,
-                region: crate::plan::region(&chain, args),
-            });
-        }
+    if let Some((creds, region)) =
+        crate::fast::lookup(app.config()?, profile, args, cache.as_ref(), min_remaining)?
+    {
+        return Ok(Resolved { creds, region });
     }
 
     let chain = resolve_chain(app, profile)?;
