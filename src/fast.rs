@@ -45,17 +45,53 @@ pub fn lookup(
 /// must run (it reports every error, so none is reported here before
 /// the credentials are in hand).
 pub fn run(argv: &[OsString]) -> Option<ExitCode> {
+    if let Some(profile) = credential_process_form(argv) {
+        let args = crate::cli::ExecArgs {
+            profile,
+            session: SessionArgs {
+                duration: None,
+                no_session: false,
+                region: None,
+                mfa_token: None,
+            },
+            json: true,
+            ecs_server: false,
+            lazy: false,
+            command: Vec::new(),
+        };
+        return serve(&args);
+    }
     let cli = Cli::try_parse_from(argv).ok()?;
     let Command::Exec(a) = &cli.command else {
         return None;
     };
     // Cases whose checks, messages or logs belong to vault-core.
-    if cli.debug
-        || a.ecs_server
-        || a.session.mfa_token.is_some()
-        || a.session.duration.is_some()
-        || std::env::var_os("AWS_VAULT").is_some_and(|v| !v.is_empty())
-    {
+    if cli.debug || a.ecs_server || a.session.mfa_token.is_some() || a.session.duration.is_some() {
+        return None;
+    }
+    serve(a)
+}
+
+/// `vault exec PROFILE --json` exactly, the form `credential_process` lines
+/// use, recognised without building clap's whole command tree.
+fn credential_process_form(argv: &[OsString]) -> Option<String> {
+    let [_, exec, a, b] = argv else {
+        return None;
+    };
+    if exec != "exec" {
+        return None;
+    }
+    let (a, b) = (a.to_str()?, b.to_str()?);
+    let profile = match (a, b) {
+        ("--json" | "-j", p) | (p, "--json" | "-j") => p,
+        _ => return None,
+    };
+    // Anything flag-like is clap's to interpret.
+    (!profile.is_empty() && !profile.starts_with('-')).then(|| profile.to_string())
+}
+
+fn serve(a: &crate::cli::ExecArgs) -> Option<ExitCode> {
+    if std::env::var_os("AWS_VAULT").is_some_and(|v| !v.is_empty()) {
         return None;
     }
     let cfg = ConfigFile::load(config::default_path()).ok()?;
@@ -83,4 +119,25 @@ fn kernel_cache() -> Option<Box<dyn SessionCache>> {
 fn kernel_cache() -> Option<Box<dyn SessionCache>> {
     // Elsewhere the cache is the keychain, which is vault-core's.
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn credential_process_form_is_recognised_and_nothing_else() {
+        let f = |a: &[&str]| credential_process_form(&argv(a));
+        assert_eq!(f(&["vault", "exec", "p", "--json"]).as_deref(), Some("p"));
+        assert_eq!(f(&["vault", "exec", "-j", "p"]).as_deref(), Some("p"));
+        assert_eq!(f(&["vault", "exec", "p", "--debug"]), None);
+        assert_eq!(f(&["vault", "exec", "--json", "--debug"]), None);
+        assert_eq!(f(&["vault", "exec", "p", "--json", "x"]), None);
+        assert_eq!(f(&["vault", "export", "p", "--json"]), None);
+        assert_eq!(f(&["vault", "exec", "", "--json"]), None);
+    }
 }
