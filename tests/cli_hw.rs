@@ -1,0 +1,1358 @@
+//! The hardware token through the real stack: the `vault` binary → pcscd →
+//! a virtual YubiKey 5 (PIV and OATH applets) → moto's STS, run with
+//! `hw/rig -- cargo test -p vault --test cli_hw`.
+//!
+//! Every test plugs in factory-fresh keys of its own in spare reader slots
+//! (`support::vyk`), never the rig's slot-0 key, and drives them with
+//! `virtual-yubikey ctl` (touch, removal); what each key did is read from
+//! its APDU log, what reached STS from moto's recording, and `ykman` is the
+//! outside witness of PIN and slot state.
+//!
+//! The tests run one at a time (`alone()`): vault finds a key by serial by
+//! asking every key present, and asking selects another applet, which on a
+//! YubiKey clears a verified PIN and management-key authentication. One
+//! test's `vault hw status` or OATH lookup in the middle of another's
+//! enrollment would make that one fail for reasons that are not its own,
+//! and the APDU counts would include other tests' probes.
+//!
+//! Outside the rig every test fails with instructions, never passes.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod support;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::vyk::TestKey;
+use support::{
+    assume_role_requests, session_token_requests, Cmd, JsonCreds, Key, Run, TestEnv, VAULT,
+};
+use vault::prompt::{Prompt, PromptError};
+
+// ------------------------------------------------------------------ harness
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Held by every test for its whole run (see the module documentation);
+/// says how long the test took once it had the rig to itself.
+struct Alone {
+    _turn: MutexGuard<'static, ()>,
+    started: Instant,
+}
+
+impl Drop for Alone {
+    fn drop(&mut self) {
+        eprintln!(
+            "[cli_hw] {} took {:?}",
+            std::thread::current().name().unwrap_or("a test"),
+            self.started.elapsed()
+        );
+    }
+}
+
+fn alone() -> Alone {
+    // Outside the rig, fail at once with the instructions.
+    support::rig_dir();
+    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    Alone {
+        _turn: turn,
+        started: Instant::now(),
+    }
+}
+
+/// A key's new PIN and PUK, random for each key, never the factory ones.
+struct Secrets {
+    pin: String,
+    puk: String,
+}
+
+impl Secrets {
+    fn new() -> Secrets {
+        let digits = |n: usize, factory: &str| loop {
+            let s = support::random(b"0123456789", n);
+            if s != factory {
+                return s;
+            }
+        };
+        Secrets {
+            pin: digits(6, "123456"),
+            puk: digits(8, "12345678"),
+        }
+    }
+
+    /// Another 6-digit PIN, for "wrong PIN".
+    fn wrong_pin(&self) -> String {
+        loop {
+            let s = support::random(b"0123456789", 6);
+            if s != self.pin && s != "123456" {
+                return s;
+            }
+        }
+    }
+}
+
+/// `vault ARGS` with what a scripted enrollment and exec need: the rig's
+/// attestation root trusted, the new PIN and PUK, and the PIN.
+fn hw(t: &TestEnv, s: &Secrets, args: &[&str]) -> Cmd {
+    t.vault(args)
+        .env(
+            "VAULT_ATTESTATION_ROOTS",
+            std::env::var("VAULT_RIG_ATTESTATION_ROOT").expect("VAULT_RIG_ATTESTATION_ROOT"),
+        )
+        .env("VAULT_NEW_PIN", &s.pin)
+        .env("VAULT_NEW_PUK", &s.puk)
+        .env("VAULT_PIN", &s.pin)
+}
+
+/// `vault hw enroll --serial N EXTRA…`; asserts it worked.
+fn enroll(t: &TestEnv, key: &TestKey, s: &Secrets, extra: &[&str]) -> Run {
+    let serial = key.serial.to_string();
+    let mut args = vec!["hw", "enroll", "--serial", serial.as_str()];
+    args.extend_from_slice(extra);
+    let started = Instant::now();
+    let run = hw(t, s, &args).run().success();
+    // Flags only: no seed in the test's output.
+    let flags: Vec<&str> = extra
+        .iter()
+        .copied()
+        .filter(|a| a.starts_with("--"))
+        .collect();
+    eprintln!(
+        "[cli_hw] {}: enroll {} took {:?}",
+        t.name,
+        flags.join(" "),
+        started.elapsed()
+    );
+    run
+}
+
+/// `vault exec PROFILE --json EXTRA…` with the key's PIN; asserts it worked.
+fn exec_json(t: &TestEnv, s: &Secrets, profile: &str, extra: &[&str]) -> (JsonCreds, Run) {
+    let mut args = vec!["exec", profile, "--json"];
+    args.extend_from_slice(extra);
+    let run = hw(t, s, &args).run().success();
+    (JsonCreds::parse(&run.stdout), run)
+}
+
+/// `vault hw status --json`.
+fn status(t: &TestEnv) -> Value {
+    let run = t.vault(&["hw", "status", "--json"]).run().success();
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("hw status --json is not JSON ({e}): {}", run.stdout))
+}
+
+fn by_serial(list: &Value, serial: u32) -> Option<&Value> {
+    list.as_array()
+        .expect("a JSON array")
+        .iter()
+        .find(|e| e["serial"] == serial)
+}
+
+/// The `enrolled` entry of `serial` in a status.
+fn enrolled(st: &Value, serial: u32) -> &Value {
+    by_serial(&st["enrolled"], serial)
+        .unwrap_or_else(|| panic!("YubiKey {serial} not enrolled: {st:#}"))
+}
+
+/// The `present` entry of `serial` in a status.
+fn present(st: &Value, serial: u32) -> &Value {
+    by_serial(&st["present"], serial)
+        .unwrap_or_else(|| panic!("YubiKey {serial} not present: {st:#}"))
+}
+
+fn envelope_path(t: &TestEnv, profile: &str) -> PathBuf {
+    t.dir
+        .join("data/vault/envelopes")
+        .join(format!("{}.envelope", hex::encode(profile)))
+}
+
+fn envelope(t: &TestEnv, profile: &str) -> Vec<u8> {
+    let p = envelope_path(t, profile);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn tokens_json_path(t: &TestEnv) -> PathBuf {
+    t.dir.join("config-home/vault/tokens.json")
+}
+
+/// Never asks: the keychain store does not.
+struct NoPrompt;
+
+impl Prompt for NoPrompt {
+    fn mfa_code(&self, _: &str, _: &str) -> Result<vault::secret::MfaCode, PromptError> {
+        Err(PromptError::Unavailable("test".into()))
+    }
+    fn secret(&self, _: &str) -> Result<vault::secret::Passphrase, PromptError> {
+        Err(PromptError::Unavailable("test".into()))
+    }
+    fn text(&self, _: &str) -> Result<String, PromptError> {
+        Err(PromptError::Unavailable("test".into()))
+    }
+    fn notify(&self, _: &str) {}
+}
+
+/// Whether the test's keychain service holds `profile`'s key, asked of the
+/// Secret Service directly (`vault list` also lists token-backed profiles).
+fn keychain_holds(t: &TestEnv, profile: &str) -> bool {
+    let opts = vault::store::StoreOptions {
+        service: t.service.clone(),
+        file_dir: t.dir.join("unused-file-store"),
+        passphrase_env: None,
+    };
+    let store = vault::store::open(vault::store::Backend::Keychain, &opts, &NoPrompt)
+        .unwrap_or_else(|e| panic!("open the keychain: {e}"));
+    store
+        .get(&vault::store::key_item(profile))
+        .unwrap_or_else(|e| panic!("read the keychain: {e}"))
+        .is_some()
+}
+
+/// `ykman --reader R ARGS…`: (success, stdout and stderr).
+fn ykman(key: &TestKey, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("ykman")
+        .arg("--reader")
+        .arg(&key.reader)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("ykman (the rig puts it on PATH)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn ykman_ok(key: &TestKey, args: &[&str]) -> String {
+    let (ok, text) = ykman(key, args);
+    assert!(ok, "ykman {args:?}: {text}");
+    text
+}
+
+/// Pulls the key out and waits until pcscd has seen it go.
+fn pull(key: &TestKey) {
+    key.ctl("remove");
+    key.wait_present(false);
+}
+
+/// Plugs it back in and waits until pcscd sees it.
+fn plug(key: &TestKey) {
+    key.ctl("insert");
+    key.wait_present(true);
+}
+
+/// Out and in again: a power cycle, so no PIN stays verified from before.
+fn replug(key: &TestKey) {
+    pull(key);
+    plug(key);
+}
+
+/// The key's APDU log once it has stopped growing.
+fn settled_log(key: &TestKey) -> Vec<Value> {
+    let mut n = key.apdu_log().len();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let log = key.apdu_log();
+        if log.len() == n {
+            return log;
+        }
+        n = log.len();
+    }
+}
+
+fn apdus(log: &[Value]) -> Vec<&Value> {
+    log.iter().filter(|e| e["kind"] == "apdu").collect()
+}
+
+fn touches(log: &[Value]) -> usize {
+    log.iter().filter(|e| e["touch"] == "given").count()
+}
+
+/// The `[profile NAME]` section of an AWS config file, line by line.
+fn section(config: &str, name: &str) -> Vec<String> {
+    let header = format!("[profile {name}]");
+    config
+        .lines()
+        .skip_while(|l| l.trim() != header)
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// A second test world that shares the first's tokens, envelopes and
+/// config (so the same keys serve it) but has a cache and MFA-code record
+/// of its own: a cold start without waiting for the next TOTP step.
+fn sharing_tokens(from: &TestEnv, name: &str) -> TestEnv {
+    let t = TestEnv::new(name);
+    std::fs::copy(&from.config, &t.config).unwrap();
+    let copy_dir = |rel: &str| {
+        let (src, dst) = (from.dir.join(rel), t.dir.join(rel));
+        std::fs::create_dir_all(&dst).unwrap();
+        for e in std::fs::read_dir(&src).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        }
+    };
+    copy_dir("config-home/vault");
+    copy_dir("data/vault/envelopes");
+    t
+}
+
+/// A stand-in `zenity` in `t.dir/zenity-bin`: logs each call's arguments,
+/// answers an entry dialog with `answer`, and otherwise (notifications)
+/// shouts on its own stdout, which must never reach vault's. Returns (PATH
+/// for vault, the log).
+fn fake_zenity(t: &TestEnv, answer: &str) -> (String, PathBuf) {
+    let bin = t.dir.join("zenity-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = t.dir.join("zenity.log");
+    let script = t.script(
+        "zenity-bin/zenity",
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n\
+             case \"$*\" in *--entry*) echo {answer};; *) echo 'ZENITY WAS HERE';; esac\n",
+            log.display()
+        ),
+    );
+    assert!(script.exists());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    (path, log)
+}
+
+/// Waits up to 5 s for `path` to hold `needle` (a notification is shown
+/// by a child vault does not wait for).
+fn wait_for_text(path: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) || Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// --------------------------------------------------------------------- TOTP
+
+/// RFC 6238 TOTP: HMAC-SHA1, 6 digits, of time step `step`.
+fn totp(seed: &[u8], step: u64) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(seed).unwrap();
+    mac.update(&step.to_be_bytes());
+    let d = mac.finalize().into_bytes();
+    let off = usize::from(d[19] & 0x0F);
+    let bin = u32::from_be_bytes([d[off], d[off + 1], d[off + 2], d[off + 3]]) & 0x7FFF_FFFF;
+    format!("{:06}", bin % 1_000_000)
+}
+
+/// RFC 4648 base32 without padding, as AWS shows MFA seeds.
+fn base32(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::new();
+    let (mut buf, mut bits) = (0u32, 0u32);
+    for &b in bytes {
+        buf = (buf << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((buf >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((buf << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+/// A fresh 20-byte seed (as AWS virtual MFA devices have) and its base32.
+fn new_seed() -> (Vec<u8>, String) {
+    use rand::RngCore;
+    let mut seed = vec![0u8; 20];
+    rand::thread_rng().fill_bytes(&mut seed);
+    let b32 = base32(&seed);
+    (seed, b32)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A GetSessionToken request as moto recorded it, with its signing time.
+#[derive(Debug)]
+struct Signed {
+    /// `X-Amz-Date`, as Unix seconds.
+    date: u64,
+    token_code: Option<String>,
+}
+
+/// GetSessionToken requests signed with `key_id`, with their X-Amz-Date
+/// (`support::sts_requests` has the decoded parameters, not the headers).
+fn signed_session_token_requests(key_id: &str) -> Vec<Signed> {
+    use base64::Engine;
+    let path = std::env::var("VAULT_RIG_RECORDING").expect("VAULT_RIG_RECORDING");
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|e| {
+            let auth = e["headers"]["Authorization"].as_str()?;
+            let id = auth.split_once("Credential=")?.1.split('/').next()?;
+            let body = e["body"].as_str().unwrap_or_default();
+            let body = if e["body_encoded"].as_bool().unwrap_or(false) {
+                String::from_utf8_lossy(
+                    &base64::engine::general_purpose::STANDARD
+                        .decode(body)
+                        .unwrap_or_default(),
+                )
+                .into_owned()
+            } else {
+                body.to_string()
+            };
+            let param = |k: &str| {
+                body.split('&')
+                    .find_map(|p| p.strip_prefix(&format!("{k}=")))
+                    .map(str::to_string)
+            };
+            if id != key_id || param("Action").as_deref() != Some("GetSessionToken") {
+                return None;
+            }
+            let date = e["headers"]["X-Amz-Date"].as_str()?;
+            let date = time::PrimitiveDateTime::parse(date, &format)
+                .unwrap_or_else(|err| panic!("X-Amz-Date {date}: {err}"))
+                .assume_utc()
+                .unix_timestamp();
+            Some(Signed {
+                date: u64::try_from(date).unwrap(),
+                token_code: param("TokenCode"),
+            })
+        })
+        .collect()
+}
+
+/// The code must be the seed's TOTP for the step the request was signed
+/// in (its X-Amz-Date). The step before is accepted only when the exec
+/// began in it: the code was read just before a step boundary and the
+/// request signed just after.
+fn assert_code_is_totp_of_its_time(seed: &[u8], req: &Signed, exec_began: u64) {
+    let code = req.token_code.as_deref().expect("a TokenCode");
+    let signed_step = req.date / 30;
+    let began_step = exec_began / 30;
+    let allowed: Vec<u64> = if began_step < signed_step {
+        vec![signed_step - 1, signed_step]
+    } else {
+        vec![signed_step]
+    };
+    assert!(
+        began_step + 1 >= signed_step,
+        "the exec took over 30 s (began in step {began_step}, signed in {signed_step})"
+    );
+    assert!(
+        allowed.iter().any(|&step| totp(seed, step) == code),
+        "TokenCode {code} is not the TOTP of step {signed_step} (X-Amz-Date {}){}",
+        req.date,
+        if allowed.len() > 1 {
+            " nor of the step before, when the exec began"
+        } else {
+            ""
+        }
+    );
+}
+
+/// `[profile p]` with a key, and `[profile r]`, a role on it.
+fn role_on_p(t: &TestEnv) -> (Key, String) {
+    let role = t.role_arn("hw");
+    t.write_config(&format!(
+        "[profile p]\nregion = us-east-1\n\n[profile r]\nsource_profile = p\nrole_arn = {role}\n"
+    ));
+    let key = Key::random();
+    t.add("p", &key);
+    (key, role)
+}
+
+// -------------------------------------------------------------------- tests
+
+#[test]
+fn enroll_wraps_the_key_loads_the_seed_and_exec_sends_the_cards_code() {
+    let _g = alone();
+    // The TOTP the test computes is RFC 6238's (appendix B, T = 59 s).
+    assert_eq!(totp(b"12345678901234567890", 1), "287082");
+    assert_eq!(base32(b"foobar"), "MZXW6YTBOI");
+
+    let t = TestEnv::new("hw_enroll_exec");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    let (aws, role) = role_on_p(&t);
+    let mfa = t.mfa_serial("alice");
+    let (seed, b32) = new_seed();
+    assert!(keychain_holds(&t, "p"));
+    let before = ykman_ok(&key, &["piv", "info"]);
+    assert!(before.contains("WARNING: Using default PIN!"), "{before}");
+
+    enroll(
+        &t,
+        &key,
+        &s,
+        &[
+            "--profile",
+            "p",
+            "--totp-secret",
+            &b32,
+            "--mfa-serial",
+            &mfa,
+        ],
+    );
+
+    // The store no longer holds the key; the envelope does.
+    assert!(
+        !keychain_holds(&t, "p"),
+        "the clear copy is still in the keychain"
+    );
+    assert!(envelope_path(&t, "p").exists());
+    let table = t.vault(&["list"]).run().success().stdout;
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("p "))
+        .unwrap_or_else(|| panic!("no row for p:\n{table}"));
+    let serial = key.serial.to_string();
+    assert_eq!(
+        row.split_whitespace().collect::<Vec<_>>(),
+        ["p", "YubiKey", serial.as_str(), "-"]
+    );
+
+    // What status reports.
+    let st = status(&t);
+    let e = enrolled(&st, key.serial);
+    assert_eq!(e["role"], "primary", "{e:#}");
+    assert_eq!(e["present"], true, "{e:#}");
+    assert_eq!(e["firmware"], "5.4.3", "{e:#}");
+    let piv = &e["piv"];
+    assert_eq!(piv["slot"], "82", "{e:#}");
+    assert_eq!(piv["algorithm"], "P-256", "{e:#}");
+    assert_eq!(piv["pin_policy"], "once", "{e:#}");
+    assert_eq!(piv["touch_policy"], "always", "{e:#}");
+    assert_eq!(piv["attested"], true, "{e:#}");
+    assert_eq!(e["profiles"], serde_json::json!(["p"]), "{e:#}");
+    assert_eq!(
+        e["oath"],
+        serde_json::json!([{
+            "name": format!("aws:alice-{}@{}", t.tag, support::ACCOUNT),
+            "mfa_serial": mfa,
+            "touch": true,
+        }]),
+        "{e:#}"
+    );
+    assert_eq!(st["pending_backup"], serde_json::json!([]));
+    assert_eq!(
+        present(&st, key.serial)["pin"],
+        serde_json::json!({"verified": false, "tries_left": 3})
+    );
+
+    // mfa_serial was recorded in p, which had none; r was left alone.
+    let config = std::fs::read_to_string(&t.config).unwrap();
+    assert_eq!(
+        section(&config, "p"),
+        [
+            "region = us-east-1".to_string(),
+            format!("mfa_serial = {mfa}")
+        ],
+        "{config}"
+    );
+    assert_eq!(section(&config, "r").len(), 2, "{config}");
+
+    // exec: the key from the envelope, the code from the OATH applet.
+    let began = now_secs();
+    let (creds, _) = exec_json(&t, &s, "r", &[]);
+    assert!(creds.access_key_id.starts_with("ASIA"), "{creds:?}");
+    let gst = session_token_requests(&aws.id);
+    assert_eq!(gst.len(), 1, "one GetSessionToken with the unwrapped key");
+    assert_eq!(gst[0].param("SerialNumber"), Some(mfa.as_str()));
+    let signed = signed_session_token_requests(&aws.id);
+    assert_eq!(signed.len(), 1);
+    assert_code_is_totp_of_its_time(&seed, &signed[0], began);
+    let ar = assume_role_requests(&role);
+    assert_eq!(ar.len(), 1);
+    assert_ne!(ar[0].key_id, aws.id, "role assumed with the long-term key");
+
+    // The factory PIN, PUK and management key are gone: ykman says so,
+    // and the factory PIN and PUK are refused (each costs a try).
+    let after = ykman_ok(&key, &["piv", "info"]);
+    assert!(!after.contains("default"), "{after}");
+    assert!(
+        after.contains("Management key is stored on the YubiKey, protected by PIN."),
+        "{after}"
+    );
+    let (ok, out) = ykman(
+        &key,
+        &[
+            "piv",
+            "access",
+            "change-pin",
+            "-P",
+            "123456",
+            "-n",
+            "13572468",
+        ],
+    );
+    assert!(!ok && out.contains("2 tries left"), "{out}");
+    let (ok, out) = ykman(
+        &key,
+        &[
+            "piv",
+            "access",
+            "change-puk",
+            "-p",
+            "12345678",
+            "-n",
+            "86421357",
+        ],
+    );
+    assert!(!ok && out.contains("2 tries left"), "{out}");
+    let info = ykman_ok(&key, &["piv", "info"]);
+    assert!(info.contains("PIN tries remaining:      2/3"), "{info}");
+    assert!(info.contains("PUK tries remaining:      2/3"), "{info}");
+}
+
+#[test]
+fn an_untouched_key_fails_exec_cleanly_and_leaves_the_envelope_alone() {
+    let _g = alone();
+    let t = TestEnv::new("hw_touch_never");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    let (aws, _) = role_on_p(&t);
+    enroll(&t, &key, &s, &["--profile", "p"]);
+    let sealed = envelope(&t, "p");
+
+    key.ctl("touch never");
+    key.ctl("touch-timeout 1500");
+    let mark = key.apdu_log().len();
+    let run = hw(&t, &s, &["exec", "p", "--json"]).run();
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert!(
+        run.stderr.contains("no touch") && run.stderr.contains("touch the YubiKey"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "gave up only after {:?}",
+        run.elapsed
+    );
+    let log = settled_log(&key);
+    let timed_out: Vec<_> = log[mark..]
+        .iter()
+        .filter(|e| e["touch"] == "timeout")
+        .collect();
+    assert_eq!(timed_out.len(), 1, "{timed_out:?}");
+    assert_eq!(timed_out[0]["ins"], "87");
+    assert_eq!(envelope(&t, "p"), sealed, "the envelope changed");
+    assert!(session_token_requests(&aws.id).is_empty());
+
+    key.ctl("touch now");
+    key.ctl("touch-timeout 15000");
+    exec_json(&t, &s, "p", &[]);
+    assert_eq!(session_token_requests(&aws.id).len(), 1);
+    assert_eq!(envelope(&t, "p"), sealed, "the envelope changed");
+}
+
+#[test]
+fn a_wrong_pin_costs_one_try_and_is_never_retried() {
+    let _g = alone();
+    let t = TestEnv::new("hw_wrong_pin");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    let (aws, _) = role_on_p(&t);
+    enroll(&t, &key, &s, &["--profile", "p"]);
+    // Forget the PIN enrollment verified.
+    replug(&key);
+
+    let mark = key.apdu_log().len();
+    let run = hw(&t, &s, &["exec", "p", "--json"])
+        .env("VAULT_PIN", s.wrong_pin())
+        .run();
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert!(
+        run.stderr.contains("wrong PIN, 2 tries left"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&key.serial.to_string()),
+        "{}",
+        run.stderr
+    );
+    let log = settled_log(&key);
+    let verifies: Vec<&Value> = apdus(&log[mark..])
+        .into_iter()
+        .filter(|e| e["ins"] == "20" && e["lc"].as_u64().unwrap_or(0) > 0)
+        .collect();
+    assert_eq!(verifies.len(), 1, "PIN sent more than once: {verifies:?}");
+    assert_eq!(verifies[0]["sw"], "63C2");
+    assert!(touches(&log[mark..]) == 0, "touched without a PIN");
+    assert!(session_token_requests(&aws.id).is_empty());
+
+    let st = status(&t);
+    assert_eq!(
+        present(&st, key.serial)["pin"],
+        serde_json::json!({"verified": false, "tries_left": 2})
+    );
+    let info = ykman_ok(&key, &["piv", "info"]);
+    assert!(info.contains("PIN tries remaining:      2/3"), "{info}");
+
+    // The right PIN works, and the counter is full again.
+    exec_json(&t, &s, "p", &[]);
+    replug(&key);
+    let st = status(&t);
+    assert_eq!(present(&st, key.serial)["pin"]["tries_left"], 3);
+}
+
+#[test]
+fn a_key_pulled_mid_unwrap_is_named_and_nothing_changes() {
+    let _g = alone();
+    let t = TestEnv::new("hw_removed_mid_unwrap");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    let (aws, _) = role_on_p(&t);
+    enroll(&t, &key, &s, &["--profile", "p"]);
+    let sealed = envelope(&t, "p");
+
+    key.ctl("remove-on 87");
+    let run = hw(&t, &s, &["exec", "p", "--json"])
+        .env("VAULT_TOKEN_WAIT", "2s")
+        .run();
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert!(
+        run.stderr.contains(&format!(
+            "YubiKey {} was removed; insert it and try again",
+            key.serial
+        )),
+        "{}",
+        run.stderr
+    );
+    key.wait_present(false);
+    assert!(key
+        .apdu_log()
+        .iter()
+        .any(|e| e["event"] == "removed-on-ins"));
+    assert_eq!(envelope(&t, "p"), sealed, "the envelope changed");
+    assert!(session_token_requests(&aws.id).is_empty());
+
+    plug(&key);
+    exec_json(&t, &s, "p", &[]);
+    assert_eq!(session_token_requests(&aws.id).len(), 1);
+    assert_eq!(envelope(&t, "p"), sealed, "the envelope changed");
+}
+
+#[test]
+fn a_backup_key_opens_the_envelope_when_the_primary_is_gone() {
+    let _g = alone();
+    let t = TestEnv::new("hw_backup");
+    let (a, b) = (TestKey::start(), TestKey::start());
+    let (sa, sb) = (Secrets::new(), Secrets::new());
+    let (aws, _) = role_on_p(&t);
+
+    let run = enroll(&t, &b, &sb, &["--backup"]);
+    assert!(!run.stderr.contains("envelope"), "{}", run.stderr);
+    let run = enroll(&t, &a, &sa, &["--profile", "p"]);
+    assert!(
+        run.stderr
+            .contains("Wrapped profile \"p\"'s key for 2 recipient(s); unwrap checked."),
+        "{}",
+        run.stderr
+    );
+    let st = status(&t);
+    let (ea, eb) = (enrolled(&st, a.serial), enrolled(&st, b.serial));
+    assert_eq!(ea["role"], "primary", "{st:#}");
+    assert_eq!(eb["role"], "backup", "{st:#}");
+    assert_eq!(ea["profiles"], serde_json::json!(["p"]));
+    assert_eq!(eb["profiles"], serde_json::json!(["p"]));
+    // Enrolling A must not have tried A's PIN on B.
+    assert_eq!(present(&st, b.serial)["pin"]["tries_left"], 3, "{st:#}");
+
+    // Both present: the primary is the one asked.
+    let (a_mark, b_mark) = (a.apdu_log().len(), b.apdu_log().len());
+    exec_json(&t, &sa, "p", &[]);
+    assert_eq!(touches(&settled_log(&a)[a_mark..]), 1, "A not used");
+    assert_eq!(
+        touches(&settled_log(&b)[b_mark..]),
+        0,
+        "B used while A is here"
+    );
+    assert_eq!(session_token_requests(&aws.id).len(), 1);
+
+    // A gone: B alone opens it.
+    t.vault(&["clear"]).run().success();
+    pull(&a);
+    let b_mark = b.apdu_log().len();
+    exec_json(&t, &sb, "p", &[]);
+    assert_eq!(touches(&settled_log(&b)[b_mark..]), 1, "B not used");
+    assert_eq!(session_token_requests(&aws.id).len(), 2);
+
+    let st = status(&t);
+    let (ea, eb) = (enrolled(&st, a.serial), enrolled(&st, b.serial));
+    assert_eq!(ea["role"], "primary", "{st:#}");
+    assert_eq!(ea["present"], false, "{st:#}");
+    assert_eq!(eb["role"], "backup", "{st:#}");
+    assert_eq!(eb["present"], true, "{st:#}");
+    assert_eq!(ea["profiles"], serde_json::json!(["p"]));
+    assert_eq!(eb["profiles"], serde_json::json!(["p"]));
+}
+
+#[test]
+fn a_backup_enrolled_while_the_primary_is_away_is_added_at_its_next_unwrap() {
+    let _g = alone();
+    let t = TestEnv::new("hw_backup_pending");
+    let (a, b) = (TestKey::start(), TestKey::start());
+    let (sa, sb) = (Secrets::new(), Secrets::new());
+    let (aws, _) = role_on_p(&t);
+    enroll(&t, &a, &sa, &["--profile", "p"]);
+    pull(&a);
+
+    let run = enroll(&t, &b, &sb, &["--backup"]);
+    assert!(
+        run.stderr.contains(&format!(
+            "YubiKey {} will be added to profile \"p\"'s envelope the next time it is unwrapped.",
+            b.serial
+        )),
+        "{}",
+        run.stderr
+    );
+    let st = status(&t);
+    assert_eq!(st["pending_backup"], serde_json::json!(["p"]));
+    assert_eq!(enrolled(&st, b.serial)["profiles"], serde_json::json!([]));
+    let sealed = envelope(&t, "p");
+
+    // The next unwrap (with A) re-seals to both.
+    plug(&a);
+    exec_json(&t, &sa, "p", &[]);
+    assert_ne!(envelope(&t, "p"), sealed, "not re-sealed");
+    let st = status(&t);
+    assert_eq!(st["pending_backup"], serde_json::json!([]));
+    assert_eq!(
+        enrolled(&st, b.serial)["profiles"],
+        serde_json::json!(["p"])
+    );
+    assert_eq!(
+        enrolled(&st, a.serial)["profiles"],
+        serde_json::json!(["p"])
+    );
+
+    // And B alone opens it now.
+    pull(&a);
+    t.vault(&["clear"]).run().success();
+    let b_mark = b.apdu_log().len();
+    exec_json(&t, &sb, "p", &[]);
+    assert_eq!(touches(&settled_log(&b)[b_mark..]), 1);
+    assert_eq!(session_token_requests(&aws.id).len(), 2);
+}
+
+#[test]
+fn a_backup_enrolled_next_to_its_primary_is_added_at_once() {
+    let _g = alone();
+    let t = TestEnv::new("hw_backup_now");
+    let (a, b) = (TestKey::start(), TestKey::start());
+    let (sa, sb) = (Secrets::new(), Secrets::new());
+    let (aws, _) = role_on_p(&t);
+    enroll(&t, &a, &sa, &["--profile", "p"]);
+    replug(&a);
+
+    // B's new PIN from VAULT_NEW_PIN; A's, to open the envelope, from VAULT_PIN.
+    let a_mark = a.apdu_log().len();
+    let serial = b.serial.to_string();
+    let run = hw(&t, &sb, &["hw", "enroll", "--serial", &serial, "--backup"])
+        .env("VAULT_PIN", &sa.pin)
+        .run()
+        .success();
+    assert!(
+        run.stderr.contains(&format!(
+            "Added YubiKey {} to profile \"p\"'s envelope.",
+            b.serial
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(touches(&settled_log(&a)[a_mark..]), 1, "A did not open it");
+    let st = status(&t);
+    assert_eq!(st["pending_backup"], serde_json::json!([]));
+    assert_eq!(
+        enrolled(&st, b.serial)["profiles"],
+        serde_json::json!(["p"])
+    );
+
+    // A lost right away: B opens it.
+    pull(&a);
+    exec_json(&t, &sb, "p", &[]);
+    assert_eq!(session_token_requests(&aws.id).len(), 1);
+}
+
+#[test]
+fn an_absent_key_is_named_after_the_wait_and_a_kept_copy_is_used_with_a_warning() {
+    let _g = alone();
+    let t = TestEnv::new("hw_absent");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    t.write_config("[profile p]\nregion = us-east-1\n\n[profile q]\nregion = us-east-1\n");
+    let (kp, kq) = (Key::random(), Key::random());
+    t.add("p", &kp);
+    t.add("q", &kq);
+    enroll(&t, &key, &s, &["--profile", "p"]);
+    let run = enroll(&t, &key, &s, &["--profile", "q", "--keep-keychain-copy"]);
+    assert!(
+        run.stderr.contains("Kept the keychain store's copy"),
+        "{}",
+        run.stderr
+    );
+    assert!(!keychain_holds(&t, "p"));
+    assert!(keychain_holds(&t, "q"));
+    pull(&key);
+
+    let serial = key.serial;
+    let run = hw(&t, &s, &["exec", "p", "--json"])
+        .env("VAULT_TOKEN_WAIT", "2s")
+        .run();
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(
+        (run.stdout.as_str(), run.stderr.as_str()),
+        (
+            "",
+            format!(
+                "vault: Insert YubiKey {serial} to unlock profile \"p\"\n\
+                 vault: profile \"p\" is unlocked by YubiKey {serial}, which is not present\n\
+                 vault: hint: insert YubiKey {serial} and try again (vault waited 2 s; \
+                 VAULT_TOKEN_WAIT changes that)\n"
+            )
+            .as_str()
+        )
+    );
+    assert!(
+        run.elapsed >= Duration::from_secs(2) && run.elapsed < Duration::from_secs(10),
+        "{:?}",
+        run.elapsed
+    );
+    assert!(session_token_requests(&kp.id).is_empty());
+
+    let run = hw(&t, &s, &["exec", "q", "--json"])
+        .env("VAULT_TOKEN_WAIT", "2s")
+        .run()
+        .success();
+    JsonCreds::parse(&run.stdout);
+    assert!(
+        run.stderr.contains(&format!(
+            "vault: warning: YubiKey {serial} is not present; using the keychain store's copy \
+             of profile \"q\"'s key"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(session_token_requests(&kq.id).len(), 1);
+}
+
+#[test]
+fn without_the_token_mfa_falls_back_to_the_code_given() {
+    let _g = alone();
+    let t = TestEnv::new("hw_mfa_fallback");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    t.write_config("[profile p]\nregion = us-east-1\n");
+    let aws = Key::random();
+    t.add("p", &aws);
+    let mfa = t.mfa_serial("bob");
+    let (_, b32) = new_seed();
+    enroll(
+        &t,
+        &key,
+        &s,
+        &[
+            "--profile",
+            "p",
+            "--keep-keychain-copy",
+            "--totp-secret",
+            &b32,
+            "--mfa-serial",
+            &mfa,
+        ],
+    );
+    pull(&key);
+
+    // No other source: the token is looked for, then the prompt, which
+    // cannot ask here.
+    let run = hw(&t, &s, &["exec", "p", "--json"])
+        .env("VAULT_TOKEN_WAIT", "2s")
+        .run();
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout, "");
+    for said in [
+        "is not present; using the keychain store's copy".to_string(),
+        format!(
+            "Insert your YubiKey (serial {}) for the MFA code",
+            key.serial
+        ),
+        "no way to ask you".to_string(),
+        "--mfa-token".to_string(),
+    ] {
+        assert!(
+            run.stderr.contains(&said),
+            "{said:?} not in:\n{}",
+            run.stderr
+        );
+    }
+    assert!(session_token_requests(&aws.id).is_empty());
+
+    // Where a dialog can ask, the code typed there goes to STS.
+    let typed = support::random(b"0123456789", 6);
+    let (path, log) = fake_zenity(&t, &typed);
+    let run = hw(&t, &s, &["exec", "p", "--json", "--prompt", "zenity"])
+        .env("VAULT_TOKEN_WAIT", "2s")
+        .env("PATH", &path)
+        .env("DISPLAY", ":99")
+        .run()
+        .success();
+    JsonCreds::parse(&run.stdout);
+    let asked = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        asked
+            .lines()
+            .any(|l| l.contains("--entry") && l.contains(&mfa)),
+        "{asked}"
+    );
+    let gst = session_token_requests(&aws.id);
+    assert_eq!(gst.len(), 1);
+    assert_eq!(gst[0].param("TokenCode"), Some(typed.as_str()));
+    assert_eq!(gst[0].param("SerialNumber"), Some(mfa.as_str()));
+
+    // --mfa-token: that code goes to STS. (Last: the step of a typed code
+    // is spent, and a later OATH attempt would first wait for the next.)
+    t.vault(&["clear"]).run().success();
+    let code = loop {
+        let c = support::random(b"0123456789", 6);
+        if c != typed {
+            break c;
+        }
+    };
+    let run = hw(&t, &s, &["exec", "p", "--json", "--mfa-token", &code])
+        .env("VAULT_TOKEN_WAIT", "2s")
+        .run()
+        .success();
+    JsonCreds::parse(&run.stdout);
+    assert!(
+        run.stderr.contains("using the keychain store's copy"),
+        "{}",
+        run.stderr
+    );
+    let gst = session_token_requests(&aws.id);
+    assert_eq!(gst.len(), 2);
+    assert_eq!(gst[1].param("TokenCode"), Some(code.as_str()));
+    assert_eq!(gst[1].param("SerialNumber"), Some(mfa.as_str()));
+}
+
+#[test]
+fn cold_cached_and_concurrent_execs_cost_few_apdus_and_two_touches() {
+    let _g = alone();
+    let t = TestEnv::new("hw_apdus");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    let (aws, role) = role_on_p(&t);
+    let mfa = t.mfa_serial("carol");
+    let (_, b32) = new_seed();
+    enroll(
+        &t,
+        &key,
+        &s,
+        &[
+            "--profile",
+            "p",
+            "--totp-secret",
+            &b32,
+            "--mfa-serial",
+            &mfa,
+        ],
+    );
+    replug(&key);
+
+    // Cold: no session cached, PIN not verified. What it takes, on this
+    // key: PIV SELECT, GET VERSION, GET SERIAL (opening it by serial),
+    // an empty VERIFY (PIN state), GET METADATA of the slot, VERIFY,
+    // GENERAL AUTHENTICATE (ECDH, touch); then Management SELECT and READ
+    // CONFIG (finding it by serial for OATH), OATH SELECT, CALCULATE
+    // (touch). 11 round trips, 2 touches.
+    const COLD_MAX_APDUS: usize = 11;
+    let mark = key.apdu_log().len();
+    let (cold_creds, cold) = exec_json(&t, &s, "r", &[]);
+    let log = settled_log(&key);
+    let cold_apdus = apdus(&log[mark..]).len();
+    let cold_touches = touches(&log[mark..]);
+    eprintln!(
+        "[cli_hw] cold exec --json: {cold_apdus} APDUs, {cold_touches} touches, {:?}",
+        cold.elapsed
+    );
+    assert!(
+        cold_apdus <= COLD_MAX_APDUS,
+        "{cold_apdus} APDUs: {:#?}",
+        &log[mark..]
+    );
+    assert_eq!(cold_touches, 2, "unwrap and OATH: {:#?}", &log[mark..]);
+    assert_eq!(session_token_requests(&aws.id).len(), 1);
+
+    // Cached: the card is not asked at all.
+    let mark = key.apdu_log().len();
+    let (cached_creds, cached) = exec_json(&t, &s, "r", &[]);
+    let log = settled_log(&key);
+    let cached_apdus = apdus(&log[mark..]).len();
+    let cached_touches = touches(&log[mark..]);
+    eprintln!(
+        "[cli_hw] cached exec --json: {cached_apdus} APDUs, {cached_touches} touches, {:?}",
+        cached.elapsed
+    );
+    assert_eq!(
+        (cached_apdus, cached_touches),
+        (0, 0),
+        "{:#?}",
+        &log[mark..]
+    );
+    assert_eq!(cached_creds, cold_creds);
+    assert_eq!(session_token_requests(&aws.id).len(), 1);
+
+    // 16 at once on a cold cache (a world sharing this key, with no MFA
+    // code used yet): one unwrap, one code, one session.
+    const N: usize = 16;
+    let t2 = sharing_tokens(&t, "hw_apdus_16");
+    replug(&key);
+    let go = t2.dir.join("go");
+    let gate = "until [ -e \"$1\" ]; do sleep 0.01; done; shift; exec \"$@\"";
+    let go_arg = go.display().to_string();
+    let mark = key.apdu_log().len();
+    let running: Vec<_> = (0..N)
+        .map(|_| {
+            t2.cmd(
+                "sh",
+                &["-c", gate, "sh", &go_arg, VAULT, "exec", "r", "--json"],
+            )
+            .env("VAULT_PIN", &s.pin)
+            .spawn()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    std::fs::write(&go, "").unwrap();
+    let runs: Vec<Run> = running.into_iter().map(|r| r.wait().success()).collect();
+    let took = started.elapsed();
+    let log = settled_log(&key);
+    let many_apdus = apdus(&log[mark..]).len();
+    let many_touches = touches(&log[mark..]);
+    eprintln!(
+        "[cli_hw] {N} concurrent cold exec --json: {many_apdus} APDUs, {many_touches} touches, \
+         {took:?} for all"
+    );
+    let first = JsonCreds::parse(&runs[0].stdout);
+    for r in &runs {
+        assert_eq!(JsonCreds::parse(&r.stdout), first, "not one shared session");
+    }
+    assert_ne!(first, cold_creds);
+    assert_eq!(
+        session_token_requests(&aws.id).len(),
+        2,
+        "one more GetSessionToken"
+    );
+    assert_eq!(assume_role_requests(&role).len(), 2, "one more AssumeRole");
+    assert_eq!(
+        many_touches,
+        cold_touches,
+        "touches beyond one process's: {:#?}",
+        &log[mark..]
+    );
+    assert!(many_apdus <= COLD_MAX_APDUS, "{many_apdus} APDUs");
+}
+
+#[test]
+fn touch_cached_is_the_policy_of_the_generated_key() {
+    let _g = alone();
+    let t = TestEnv::new("hw_touch_cached");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    let run = enroll(&t, &key, &s, &["--touch", "cached"]);
+    assert!(
+        run.stderr.contains("(PIN once, touch cached)"),
+        "{}",
+        run.stderr
+    );
+    let st = status(&t);
+    let piv = &enrolled(&st, key.serial)["piv"];
+    assert_eq!(piv["touch_policy"], "cached", "{st:#}");
+    assert_eq!(piv["pin_policy"], "once", "{st:#}");
+    let info = ykman_ok(&key, &["piv", "keys", "info", "82"]);
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("Touch required") && l.trim_end().ends_with("CACHED")),
+        "{info}"
+    );
+}
+
+#[test]
+fn enroll_among_several_keys_wants_a_serial_and_changes_nothing() {
+    let _g = alone();
+    let t = TestEnv::new("hw_several");
+    let (a, b) = (TestKey::start(), TestKey::start());
+    // A new PIN and PUK no key accepts: should vault pick a key after all
+    // (the rig's own, say), it stops before changing anything on it.
+    let s = Secrets {
+        pin: "1".into(),
+        puk: "1".into(),
+    };
+    let run = hw(&t, &s, &["hw", "enroll"]).run();
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout, "");
+    let (first, hint) = run.stderr.split_once('\n').unwrap();
+    let listed: Vec<u32> = first
+        .strip_prefix("vault: several YubiKeys are plugged in: ")
+        .unwrap_or_else(|| panic!("{}", run.stderr))
+        .split(", ")
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(
+        listed.contains(&a.serial) && listed.contains(&b.serial),
+        "{listed:?}"
+    );
+    assert_eq!(hint, "vault: hint: choose one with --serial N\n");
+    assert!(!tokens_json_path(&t).exists());
+    for k in [&a, &b] {
+        let info = ykman_ok(k, &["piv", "info"]);
+        assert!(info.contains("WARNING: Using default PIN!"), "{info}");
+        assert!(!info.contains("Slot 82"), "{info}");
+    }
+}
+
+#[test]
+fn enrolling_an_enrolled_key_again_keeps_its_slot() {
+    let _g = alone();
+    let t = TestEnv::new("hw_enroll_again");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    enroll(&t, &key, &s, &[]);
+    let first = std::fs::read_to_string(tokens_json_path(&t)).unwrap();
+
+    let run = enroll(&t, &key, &s, &[]);
+    assert!(
+        run.stderr
+            .contains("Already enrolled: slot 82 (touch always); keeping it."),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("Changed"), "{}", run.stderr);
+    assert!(!run.stderr.contains("Generated"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(tokens_json_path(&t)).unwrap(),
+        first
+    );
+    let info = ykman_ok(&key, &["piv", "info"]);
+    assert!(info.contains("Slot 82"), "{info}");
+    assert!(!info.contains("Slot 83"), "{info}");
+}
+
+#[test]
+fn an_attestation_vault_cannot_verify_is_refused_unless_skipped() {
+    let _g = alone();
+    let t = TestEnv::new("hw_attestation");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    let serial = key.serial.to_string();
+    let enroll_untrusted = |extra: &[&str]| {
+        let mut args = vec!["hw", "enroll", "--serial", serial.as_str()];
+        args.extend_from_slice(extra);
+        // Only Yubico's root: the virtual key's chains to the rig's.
+        t.vault(&args)
+            .env("VAULT_NEW_PIN", &s.pin)
+            .env("VAULT_NEW_PUK", &s.puk)
+            .env("VAULT_PIN", &s.pin)
+            .run()
+    };
+
+    let run = enroll_untrusted(&[]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert!(
+        run.stderr.contains("vault: attestation failed:")
+            && run.stderr.contains("not certified by a trusted root"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.lines().any(|l| l.starts_with("vault: hint: ")
+            && l.contains("VAULT_ATTESTATION_ROOTS")
+            && l.contains("--skip-attestation")),
+        "{}",
+        run.stderr
+    );
+    let recorded = std::fs::read_to_string(tokens_json_path(&t)).unwrap_or_default();
+    assert!(!recorded.contains(&serial), "{recorded}");
+
+    let run = enroll_untrusted(&["--skip-attestation"]).success();
+    assert!(
+        run.stderr
+            .contains("vault: warning: attestation not verified"),
+        "{}",
+        run.stderr
+    );
+    let st = status(&t);
+    assert_eq!(enrolled(&st, key.serial)["piv"]["attested"], false);
+}
+
+#[test]
+fn touch_prompts_never_reach_stdout() {
+    let _g = alone();
+    let t = TestEnv::new("hw_stdout");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    role_on_p(&t);
+    let mfa = t.mfa_serial("dan");
+    let (_, b32) = new_seed();
+    let touch = format!("Touch your YubiKey (serial {})", key.serial);
+
+    // No terminal, no display: prompts go to stderr.
+    let run = enroll(
+        &t,
+        &key,
+        &s,
+        &[
+            "--profile",
+            "p",
+            "--totp-secret",
+            &b32,
+            "--mfa-serial",
+            &mfa,
+        ],
+    );
+    assert_eq!(run.stdout, "", "enroll wrote to stdout");
+    assert!(run.stderr.contains(&touch), "{}", run.stderr);
+    let (_, run) = exec_json(&t, &s, "r", &[]);
+    assert!(run.stderr.contains(&touch), "{}", run.stderr);
+    assert!(!run.stdout.contains("Touch"), "{}", run.stdout);
+
+    // A dialog program that writes to its own stdout: still nothing of it
+    // in vault's, and the touch prompts went to it.
+    let t2 = sharing_tokens(&t, "hw_stdout_gui");
+    let (path, log) = fake_zenity(&t2, "000000");
+    let run = hw(&t2, &s, &["exec", "r", "--json", "--prompt", "zenity"])
+        .env("PATH", &path)
+        .env("DISPLAY", ":99")
+        .run()
+        .success();
+    JsonCreds::parse(&run.stdout);
+    assert!(!run.stdout.contains("ZENITY"), "{}", run.stdout);
+    assert!(!run.stderr.contains("Touch"), "{}", run.stderr);
+    let shown = wait_for_text(&log, &touch);
+    assert!(shown.contains("--notification"), "{shown}");
+    assert!(shown.contains(&touch), "{shown}");
+}
