@@ -104,10 +104,19 @@ pub struct EnrollArgs {
     #[arg(long, requires = "profile")]
     pub keep_keychain_copy: bool,
     /// Base32 TOTP seed of the profile's AWS virtual MFA device, loaded into
-    /// the OATH applet as a touch-required credential.
-    #[arg(long, value_name = "BASE32", conflicts_with = "totp_uri")]
+    /// the OATH applet as a touch-required credential. `-` reads it from
+    /// stdin (one line), which keeps it out of the process list and the
+    /// shell history.
+    #[arg(
+        long,
+        value_name = "BASE32",
+        conflicts_with_all = ["totp_uri", "totp_secret_file"]
+    )]
     pub totp_secret: Option<String>,
-    /// The same as an otpauth://totp/... URI.
+    /// The base32 seed from a file instead of the command line.
+    #[arg(long, value_name = "PATH", conflicts_with = "totp_uri")]
+    pub totp_secret_file: Option<std::path::PathBuf>,
+    /// The same as an otpauth://totp/... URI (`-`: read it from stdin).
     #[arg(long, value_name = "URI")]
     pub totp_uri: Option<String>,
     /// The MFA device ARN the seed belongs to (default: the profile's mfa_serial;
@@ -122,14 +131,14 @@ pub struct EnrollArgs {
     #[arg(
         long,
         requires = "profile",
-        conflicts_with_all = ["totp_secret", "totp_uri", "mfa_serial", "fido2"]
+        conflicts_with_all = ["totp_secret", "totp_secret_file", "totp_uri", "mfa_serial", "fido2"]
     )]
     pub create_mfa_device: bool,
     /// Enroll this key as a backup: another recipient of every envelope.
     #[arg(long)]
     pub backup: bool,
     /// Wrap with a FIDO2 security key's hmac-secret instead of a PIV slot.
-    #[arg(long, conflicts_with_all = ["slot", "totp_secret", "totp_uri"])]
+    #[arg(long, conflicts_with_all = ["slot", "totp_secret", "totp_secret_file", "totp_uri"])]
     pub fido2: bool,
     /// How long to wait for the key to be inserted.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]

@@ -316,21 +316,35 @@ impl ConfigFile {
                 })
             }
         };
-        let text = match &bytes {
-            None => "",
-            Some(bytes) => std::str::from_utf8(bytes).map_err(|e| ConfigError::Syntax {
-                file: display.clone(),
-                line: 1 + bytes[..e.valid_up_to()]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count(),
-                message: "is not UTF-8 text".to_owned(),
-            })?,
+        let mut config = match &bytes {
+            None => ConfigFile::parse_named("", display)?,
+            Some(bytes) => ConfigFile::parse_bytes_named(bytes, display)?,
         };
-        let mut config = ConfigFile::parse_named(text, display)?;
         config.path = Some(path.to_path_buf());
         config.on_disk = bytes;
         Ok(config)
+    }
+
+    /// Parses the file's bytes as [`load`](Self::load) does: text that is
+    /// not UTF-8 is an error naming the line. `path_for_messages` is only
+    /// used to name the file in errors.
+    pub fn parse_bytes(
+        bytes: &[u8],
+        path_for_messages: impl AsRef<Path>,
+    ) -> Result<ConfigFile, ConfigError> {
+        ConfigFile::parse_bytes_named(bytes, path_for_messages.as_ref().display().to_string())
+    }
+
+    fn parse_bytes_named(bytes: &[u8], display: String) -> Result<ConfigFile, ConfigError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| ConfigError::Syntax {
+            file: display.clone(),
+            line: 1 + bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count(),
+            message: "is not UTF-8 text".to_owned(),
+        })?;
+        ConfigFile::parse_named(text, display)
     }
 
     /// Parses text; `path_for_messages` is only used to name the file in

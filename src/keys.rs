@@ -71,9 +71,16 @@ pub fn load(app: &App, profile: &str) -> Result<Option<LongTermKey>, ProviderErr
     };
     let item = store::key_item(profile);
     let env = Envelope::decode(&bytes).map_err(|e| {
+        let hint = match e {
+            envelope::EnvelopeError::UnsupportedVersion { .. } => e.hint().to_string(),
+            _ => damaged_hint(profile),
+        };
         token_error(
-            format!("the envelope of profile \"{profile}\" is damaged: {e}"),
-            Some(e.hint().to_string()),
+            format!(
+                "the envelope of profile \"{profile}\" ({}) is damaged: {e}",
+                tokens::envelope_file(profile).display()
+            ),
+            Some(hint),
         )
     })?;
     let prompt = app.prompt();
@@ -122,7 +129,10 @@ pub fn load(app: &App, profile: &str) -> Result<Option<LongTermKey>, ProviderErr
                 return fallback_copy(app, profile, &wanted);
             }
             Err(e) => {
-                let hint = e.hint().map(str::to_string);
+                let hint = match e {
+                    OpenError::Corrupt { .. } => Some(damaged_hint(profile)),
+                    _ => e.hint().map(str::to_string),
+                };
                 return Err(token_error(
                     format!("cannot unwrap the key of profile \"{profile}\": {e}"),
                     hint,
@@ -134,6 +144,16 @@ pub fn load(app: &App, profile: &str) -> Result<Option<LongTermKey>, ProviderErr
     reseal_pending(profile, &secret);
     log::debug!(target: "vault", "unwrapped the key of {profile} with a token");
     Ok(Some(key))
+}
+
+/// What to do about a damaged envelope: vault never deletes or rewrites
+/// one on its own (it is the only copy of the key).
+fn damaged_hint(profile: &str) -> String {
+    format!(
+        "vault left the file as it is: restore it from a backup if you have one; otherwise \
+         remove the profile's key with `vault remove {profile}`, then `vault add {profile}` \
+         and `vault hw enroll --profile {profile}` again"
+    )
 }
 
 fn serials(s: &[u32]) -> String {

@@ -32,13 +32,21 @@ pub enum MfaError {
     Prompt(#[from] PromptError),
     #[error("MFA device: {0}")]
     Device(String),
+    /// The token holding the device's credential failed (pulled out, not
+    /// touched, pcscd gone), and no prompt could ask instead.
+    #[error("no MFA code for {mfa_serial}: {device}; and no way to ask you: {reason}")]
+    DeviceFailed {
+        mfa_serial: String,
+        device: String,
+        reason: String,
+    },
 }
 
 impl MfaError {
     pub fn hint(&self) -> Option<&'static str> {
         match self {
             MfaError::TokenReused { .. } => Some("wait for the next code and pass that one"),
-            MfaError::Prompt(PromptError::Unavailable(_)) => Some(
+            MfaError::Prompt(PromptError::Unavailable(_)) | MfaError::DeviceFailed { .. } => Some(
                 "pass --mfa-token CODE, set mfa_process in the profile, or use --prompt zenity",
             ),
             _ => None,
@@ -74,6 +82,35 @@ fn used_at(rec: &MfaUse, hash: &str, now: u64) -> Option<u64> {
         .map(|(_, t)| *t)
 }
 
+/// How long ago the code with hash `code_hash` was sent, if it was sent
+/// recently enough to be refused now.
+pub fn reused_ago(rec: &MfaUse, code_hash: &str, now: u64) -> Option<u64> {
+    used_at(rec, code_hash, now).map(|t| now - t)
+}
+
+/// How many seconds to wait before asking a device for a code, when the
+/// record says the current time step's code was already sent; `None`
+/// when the current step is free.
+pub fn wait_for_next_step(rec: &MfaUse, now: u64) -> Option<u64> {
+    let last = rec.last_step?;
+    (now / STEP <= last).then(|| (last + 1) * STEP - now + 1)
+}
+
+/// Records in `rec` that the code with hash `code_hash` (computed for TOTP
+/// step `step`, when a device computed it) was sent at `now`, forgetting
+/// the codes too old to matter.
+pub fn record_use(rec: &mut MfaUse, code_hash: String, step: Option<u64>, now: u64) {
+    rec.used
+        .retain(|(_, t)| now.saturating_sub(*t) < REMEMBER_SECS);
+    rec.used.push((code_hash, now));
+    if let Some(step) = step {
+        rec.last_step = Some(rec.last_step.map_or(step, |l| l.max(step)));
+    } else {
+        // A typed code belongs to the current step (or close to it).
+        rec.last_step = Some(rec.last_step.map_or(now / STEP, |l| l.max(now / STEP)));
+    }
+}
+
 /// A code obtained for one STS call, with what must be recorded once it
 /// has been sent.
 pub struct Code {
@@ -105,8 +142,8 @@ pub fn obtain(
 
     if let Some(code) = &src.token_flag {
         let now = now_secs();
-        if let Some(t) = used_at(&rec, &code_hash(mfa_serial, code), now) {
-            return Err(MfaError::TokenReused { ago: now - t });
+        if let Some(ago) = reused_ago(&rec, &code_hash(mfa_serial, code), now) {
+            return Err(MfaError::TokenReused { ago });
         }
         log::debug!(target: "vault", "MFA code from --mfa-token");
         return Ok(Code {
@@ -135,17 +172,16 @@ pub fn obtain(
         return Err(MfaError::ProcessReused);
     }
 
+    // Why the token gave no code, for when no prompt can ask either.
+    let mut device_failure = None;
     if let Some(dev) = src.device {
         let mut step = now_secs() / STEP;
-        if let Some(last) = rec.last_step {
-            if step <= last {
-                let wait = (last + 1) * STEP - now_secs() + 1;
-                src.prompt.notify(&format!(
-                    "This time step's MFA code for {mfa_serial} was already used; waiting {wait} s for the next one"
-                ));
-                std::thread::sleep(Duration::from_secs(wait));
-                step = now_secs() / STEP;
-            }
+        if let Some(wait) = wait_for_next_step(&rec, now_secs()) {
+            src.prompt.notify(&format!(
+                "This time step's MFA code for {mfa_serial} was already used; waiting {wait} s for the next one"
+            ));
+            std::thread::sleep(Duration::from_secs(wait));
+            step = now_secs() / STEP;
         }
         match dev.code(mfa_serial, step) {
             Ok(Some(code)) => {
@@ -159,13 +195,27 @@ pub fn obtain(
                 log::debug!(target: "vault", "no OATH credential for {mfa_serial} on the token; falling back to the prompt")
             }
             Err(e) => {
-                log::debug!(target: "vault", "OATH applet unavailable ({e}); falling back to the prompt")
+                log::debug!(target: "vault", "OATH applet unavailable ({e}); falling back to the prompt");
+                device_failure = Some(e);
             }
         }
     }
 
     for _ in 0..3 {
-        let code = src.prompt.mfa_code(profile, mfa_serial)?;
+        let code = match src.prompt.mfa_code(profile, mfa_serial) {
+            Ok(code) => code,
+            Err(PromptError::Unavailable(reason)) => {
+                return Err(match device_failure.take() {
+                    Some(device) => MfaError::DeviceFailed {
+                        mfa_serial: mfa_serial.to_string(),
+                        device,
+                        reason,
+                    },
+                    None => MfaError::Prompt(PromptError::Unavailable(reason)),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
         let now = now_secs();
         if used_at(&rec, &code_hash(mfa_serial, &code), now).is_none() {
             log::debug!(target: "vault", "MFA code from the prompt");
@@ -179,19 +229,19 @@ pub fn obtain(
     )))
 }
 
+/// Puts `mfa_serial`'s record back as it was before [`mark_used`]: for a
+/// code that, after all, never left this machine.
+pub fn restore(cache: &dyn SessionCache, mfa_serial: &str, before: &MfaUse) {
+    if let Err(e) = session::put_mfa_use(cache, mfa_serial, before) {
+        log::warn!(target: "vault", "could not restore the MFA-use record: {e}");
+    }
+}
+
 /// Records that `code` was sent to AWS, so no later call sends it again.
 pub fn mark_used(cache: &dyn SessionCache, mfa_serial: &str, code: &Code) {
     let now = now_secs();
     let mut rec = session::get_mfa_use(cache, mfa_serial);
-    rec.used
-        .retain(|(_, t)| now.saturating_sub(*t) < REMEMBER_SECS);
-    rec.used.push((code_hash(mfa_serial, &code.code), now));
-    if let Some(step) = code.step {
-        rec.last_step = Some(rec.last_step.map_or(step, |l| l.max(step)));
-    } else {
-        // A typed code belongs to the current step (or close to it).
-        rec.last_step = Some(rec.last_step.map_or(now / STEP, |l| l.max(now / STEP)));
-    }
+    record_use(&mut rec, code_hash(mfa_serial, &code.code), code.step, now);
     if let Err(e) = session::put_mfa_use(cache, mfa_serial, &rec) {
         log::warn!(target: "vault", "could not record the used MFA code: {e}");
     }

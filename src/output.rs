@@ -51,9 +51,20 @@ const KEEP_AWS: &[&str] = &[
     "AWS_USE_DUALSTACK_ENDPOINT",
 ];
 
+/// vault's own secrets that scripts may hand it in the environment: the
+/// file store's passphrase and the tokens' PINs. They are vault's, not the
+/// command's: a shell started by `vault exec` would pass them on to every
+/// program it runs.
+const VAULT_SECRETS: &[&str] = &[
+    crate::store::StoreOptions::PASSPHRASE_ENV,
+    "VAULT_PIN",
+    "VAULT_NEW_PIN",
+    "VAULT_NEW_PUK",
+    "VAULT_FIDO2_PIN",
+];
+
 fn keep_inherited(name: &str) -> bool {
-    // The file store's passphrase is vault's, not the command's.
-    if name == crate::store::StoreOptions::PASSPHRASE_ENV {
+    if VAULT_SECRETS.contains(&name) {
         return false;
     }
     !name.starts_with("AWS_")
@@ -221,6 +232,12 @@ mod tests {
             ("AWS_CONFIG_FILE", "/cfg"),
             ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:1"),
             ("PATH", "/bin"),
+            ("VAULT_PIN", "24681357"),
+            ("VAULT_NEW_PIN", "24681357"),
+            ("VAULT_NEW_PUK", "13572468"),
+            ("VAULT_FIDO2_PIN", "1234"),
+            ("VAULT_FILE_PASSPHRASE", "pass"),
+            ("VAULT_BACKEND", "file"),
         ];
         let env = child_env(
             inherited.into_iter().map(|(k, v)| (k.into(), v.into())),
@@ -248,6 +265,10 @@ mod tests {
         assert_eq!(get("AWS_VAULT").as_deref(), Some("dev"));
         assert_eq!(get("AWS_REGION").as_deref(), Some("eu-west-1"));
         assert_eq!(get("PATH").as_deref(), Some("/bin"));
+        for secret in VAULT_SECRETS {
+            assert_eq!(get(secret), None, "{secret} reached the command");
+        }
+        assert_eq!(get("VAULT_BACKEND").as_deref(), Some("file"));
     }
 
     #[test]

@@ -84,6 +84,11 @@ impl ProviderError {
             ProviderError::Sts(e) => e.hint(),
             ProviderError::Mfa(e) => e.hint().map(str::to_string),
             ProviderError::Token { hint, .. } => hint.clone(),
+            ProviderError::Lock { .. } => Some(
+                "vault keeps its lock files in $XDG_RUNTIME_DIR/vault/locks (else \
+                 ~/.cache/vault/locks): that folder must be writable"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -349,7 +354,7 @@ impl<'a> Provider<'a> {
 
     /// Runs `call` with a fresh code for `serial`, holding that device's
     /// lock so no other vault process uses a code in between, and records
-    /// the code as used once it has reached AWS.
+    /// the code as used before it is sent.
     fn with_mfa<T>(
         &self,
         profile: &str,
@@ -359,10 +364,18 @@ impl<'a> Provider<'a> {
     ) -> Result<T, ProviderError> {
         let _mfa_lock = self.lock(CacheId::new(&["mfa", serial]).as_str())?;
         let code = mfa::obtain(&self.mfa, self.cache, profile, serial, mfa_process)?;
+        // Sent is spent: a code AWS rejected, or whose answer never came
+        // (a timeout, a connection lost mid-request), may still have been
+        // consumed. It is recorded before it is sent, so that when this
+        // process dies waiting for the answer (killed, like any caller of
+        // a credential_process), the next one, taking over the lock, waits
+        // for a new code instead of sending this one, which AWS would
+        // refuse. Only a call that never got a connection gives it back.
+        let before = session::get_mfa_use(self.cache, serial);
+        mfa::mark_used(self.cache, serial, &code);
         let result = call(&code.code);
-        // Sent is spent: a code AWS rejected may still have been consumed.
-        if !matches!(result, Err(StsError::Unreachable { .. })) {
-            mfa::mark_used(self.cache, serial, &code);
+        if matches!(result, Err(StsError::Unreachable { sent: false, .. })) {
+            mfa::restore(self.cache, serial, &before);
         }
         Ok(result?)
     }

@@ -195,7 +195,8 @@ pub trait SessionCache {
 }
 
 /// The entry `id`, when present, well-formed and not expired.
-/// A damaged entry counts as absent: a new session replaces it.
+/// A damaged entry counts as absent (a cache holds nothing that cannot be
+/// fetched again): the new session replaces it. Reading changes nothing.
 pub fn get(cache: &dyn SessionCache, id: &CacheId) -> Result<Option<CachedSession>, CacheError> {
     let Some(raw) = cache.get_raw(id)? else {
         return Ok(None);
@@ -204,7 +205,19 @@ pub fn get(cache: &dyn SessionCache, id: &CacheId) -> Result<Option<CachedSessio
         Ok(s) if s.creds.expiration > SystemTime::now() => Ok(Some(s)),
         Ok(_) => Ok(None),
         Err(e) => {
-            log::warn!(target: "vault", "ignoring damaged session cache entry {}: {e}", id.as_str());
+            // Looked up several times per run (before and after the
+            // lock): said once.
+            static WARNED: std::sync::Mutex<Vec<CacheId>> = std::sync::Mutex::new(Vec::new());
+            let first = WARNED.lock().map_or(true, |mut w| {
+                let first = !w.contains(id);
+                if first {
+                    w.push(id.clone());
+                }
+                first
+            });
+            if first {
+                log::warn!(target: "vault", "ignoring a damaged session cache entry ({}: {e}); getting a new session", id.as_str());
+            }
             Ok(None)
         }
     }
@@ -447,6 +460,44 @@ mod tests {
         let mut good = encode(&sample()).expose().to_vec();
         good.truncate(good.len() / 2);
         assert!(decode(&good).is_err());
+    }
+
+    /// A cache in memory, for `get`'s own behaviour.
+    #[derive(Default)]
+    struct MemCache(std::cell::RefCell<std::collections::BTreeMap<CacheId, Vec<u8>>>);
+
+    impl SessionCache for MemCache {
+        fn name(&self) -> &'static str {
+            "memory"
+        }
+        fn get_raw(&self, id: &CacheId) -> Result<Option<SecretBytes>, CacheError> {
+            Ok(self.0.borrow().get(id).cloned().map(SecretBytes::new))
+        }
+        fn put_raw(&self, id: &CacheId, v: &SecretBytes, _: Duration) -> Result<(), CacheError> {
+            self.0.borrow_mut().insert(id.clone(), v.expose().to_vec());
+            Ok(())
+        }
+        fn remove(&self, id: &CacheId) -> Result<bool, CacheError> {
+            Ok(self.0.borrow_mut().remove(id).is_some())
+        }
+        fn ids(&self) -> Result<Vec<CacheId>, CacheError> {
+            Ok(self.0.borrow().keys().cloned().collect())
+        }
+    }
+
+    #[test]
+    fn a_damaged_entry_reads_as_absent_and_a_new_one_replaces_it() {
+        let cache = MemCache::default();
+        let (good, bad) = (CacheId::new(&["good"]), CacheId::new(&["bad"]));
+        put(&cache, &good, &sample()).unwrap();
+        let damaged = SecretBytes::new(b"{not json".to_vec());
+        cache.put_raw(&bad, &damaged, Duration::ZERO).unwrap();
+        for _ in 0..2 {
+            assert!(get(&cache, &bad).unwrap().is_none());
+        }
+        assert_eq!(get(&cache, &good).unwrap(), Some(sample()));
+        put(&cache, &bad, &sample()).unwrap();
+        assert_eq!(get(&cache, &bad).unwrap(), Some(sample()));
     }
 
     #[test]

@@ -3,8 +3,33 @@
 
 use crate::creds::{Credentials, SessionCredentials};
 use crate::secret::{MfaCode, SecretAccessKey, SessionToken};
+use aws_sdk_sts::config::timeout::TimeoutConfig;
 use aws_sdk_sts::config::{BehaviorVersion, Region};
 use std::time::{Duration, SystemTime};
+
+/// How long one STS call may take in all, retries included, unless
+/// `VAULT_STS_TIMEOUT` (Go-style: `10s`, `1m`) says otherwise. Without a
+/// bound, an endpoint that accepts the connection and never answers would
+/// hang vault (and the MFA lock it holds) forever.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting may take, per attempt (the SDK's own default).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+
+/// `VAULT_STS_TIMEOUT`, else [`DEFAULT_TIMEOUT`].
+pub fn timeout() -> Duration {
+    crate::app::env_var("VAULT_STS_TIMEOUT")
+        .and_then(|v| crate::cli::parse_duration(&v).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(DEFAULT_TIMEOUT)
+}
+
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
 
 /// Where STS is reached.
 #[derive(Debug, Clone)]
@@ -41,6 +66,11 @@ pub enum StsError {
         operation: &'static str,
         endpoint: String,
         detail: String,
+        /// Whether the request may have reached the other end (so an MFA
+        /// code in it may be spent): false only when no connection was made.
+        sent: bool,
+        /// Whether vault gave up waiting ([`timeout`]).
+        timed_out: bool,
     },
     #[error("STS {operation} returned no credentials")]
     NoCredentials { operation: &'static str },
@@ -62,10 +92,35 @@ impl StsError {
                     )
                 } else if code == "ExpiredToken" {
                     Some("the session expired: `vault clear` and try again".into())
+                } else if matches!(
+                    code.as_str(),
+                    "Throttling" | "ThrottlingException" | "RequestLimitExceeded"
+                ) {
+                    Some(
+                        "STS is throttling this account's requests (vault already retried): \
+                         wait a minute and try again"
+                            .into(),
+                    )
+                } else if matches!(
+                    code.as_str(),
+                    "InternalFailure" | "InternalError" | "ServiceUnavailable"
+                ) {
+                    Some(
+                        "STS had an internal error (vault already retried): try again in a \
+                         moment"
+                            .into(),
+                    )
                 } else {
                     None
                 }
             }
+            StsError::Unreachable {
+                timed_out: true, ..
+            } => Some(format!(
+                "check your network, and AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_STS / endpoint_url; \
+                 VAULT_STS_TIMEOUT sets how long vault waits for STS (default {})",
+                seconds(DEFAULT_TIMEOUT)
+            )),
             StsError::Unreachable { .. } => Some(
                 "check your network, and AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_STS / endpoint_url"
                     .into(),
@@ -78,6 +133,8 @@ impl StsError {
 pub struct Sts {
     rt: tokio::runtime::Runtime,
     endpoint: Endpoint,
+    /// Each call's bound, retries included.
+    timeout: Duration,
 }
 
 fn to_sdk_creds(c: &Credentials) -> aws_credential_types::Credentials {
@@ -107,9 +164,23 @@ fn from_sdk(
     })
 }
 
+/// Whether the connection itself failed (refused, unreachable, no such
+/// host, connect timeout): then no byte of the request left this machine.
+fn connect_failed(e: &aws_sdk_sts::error::ConnectorError) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if let Some(h) = s.downcast_ref::<hyper_util::client::legacy::Error>() {
+            return h.is_connect();
+        }
+        src = s.source();
+    }
+    false
+}
+
 fn service_error<E, R>(
     operation: &'static str,
     endpoint: &Endpoint,
+    timeout: Duration,
     e: aws_sdk_sts::error::SdkError<E, R>,
 ) -> StsError
 where
@@ -117,6 +188,12 @@ where
     R: std::fmt::Debug,
 {
     use aws_sdk_sts::error::SdkError;
+    let endpoint = || {
+        endpoint
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("sts.{}.amazonaws.com", endpoint.region))
+    };
     match &e {
         SdkError::ServiceError(se) => {
             let err = se.err();
@@ -126,13 +203,30 @@ where
                 message: err.message().unwrap_or("").to_string(),
             }
         }
+        // The whole call's bound (`timeout`), retries included.
+        SdkError::TimeoutError(_) => StsError::Unreachable {
+            operation,
+            endpoint: endpoint(),
+            detail: format!("timed out after {} without an answer", seconds(timeout)),
+            sent: true,
+            timed_out: true,
+        },
+        SdkError::DispatchFailure(d) => {
+            let connector = d.as_connector_error();
+            StsError::Unreachable {
+                operation,
+                endpoint: endpoint(),
+                detail: error_chain(&e),
+                sent: !connector.is_some_and(connect_failed),
+                timed_out: d.is_timeout(),
+            }
+        }
         _ => StsError::Unreachable {
             operation,
-            endpoint: endpoint
-                .url
-                .clone()
-                .unwrap_or_else(|| format!("sts.{}.amazonaws.com", endpoint.region)),
+            endpoint: endpoint(),
             detail: error_chain(&e),
+            sent: !matches!(e, SdkError::ConstructionFailure(_)),
+            timed_out: false,
         },
     }
 }
@@ -189,7 +283,11 @@ impl Sts {
             .enable_all()
             .build()
             .map_err(|e| StsError::Runtime(e.to_string()))?;
-        Ok(Sts { rt, endpoint })
+        Ok(Sts {
+            rt,
+            endpoint,
+            timeout: timeout(),
+        })
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -200,7 +298,13 @@ impl Sts {
         let mut b = aws_sdk_sts::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(self.endpoint.region.clone()))
-            .credentials_provider(to_sdk_creds(creds));
+            .credentials_provider(to_sdk_creds(creds))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT.min(self.timeout))
+                    .operation_timeout(self.timeout)
+                    .build(),
+            );
         if let Some(url) = &self.endpoint.url {
             b = b.endpoint_url(url);
         }
@@ -222,7 +326,7 @@ impl Sts {
         let out = self
             .rt
             .block_on(req.send())
-            .map_err(|e| service_error(OP, &self.endpoint, e))?;
+            .map_err(|e| service_error(OP, &self.endpoint, self.timeout, e))?;
         from_sdk(OP, out.credentials())
     }
 
@@ -262,7 +366,7 @@ impl Sts {
         let out = self
             .rt
             .block_on(req.send())
-            .map_err(|e| service_error(OP, &self.endpoint, e))?;
+            .map_err(|e| service_error(OP, &self.endpoint, self.timeout, e))?;
         from_sdk(OP, out.credentials())
     }
 
@@ -287,7 +391,7 @@ impl Sts {
         let out = self
             .rt
             .block_on(req.send())
-            .map_err(|e| service_error(OP, &self.endpoint, e))?;
+            .map_err(|e| service_error(OP, &self.endpoint, self.timeout, e))?;
         from_sdk(OP, out.credentials())
     }
 
@@ -298,7 +402,7 @@ impl Sts {
         let out = self
             .rt
             .block_on(client.get_caller_identity().send())
-            .map_err(|e| service_error(OP, &self.endpoint, e))?;
+            .map_err(|e| service_error(OP, &self.endpoint, self.timeout, e))?;
         Ok(out.arn().unwrap_or_default().to_string())
     }
 }

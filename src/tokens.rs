@@ -93,7 +93,8 @@ pub fn envelope_dir() -> PathBuf {
     crate::paths::data_dir().join("envelopes")
 }
 
-fn envelope_file(profile: &str) -> PathBuf {
+/// The file holding `profile`'s envelope.
+pub fn envelope_file(profile: &str) -> PathBuf {
     // Hex keeps any profile name a safe file name.
     envelope_dir().join(format!("{}.envelope", hex::encode(profile.as_bytes())))
 }
@@ -118,11 +119,15 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TokensError> {
         .mode(0o600)
         .open(&tmp)
         .map_err(err)?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        err(e)
-    })
+    // A full disk fails the write half way: the old file stays as it
+    // was, and the half-written temporary goes.
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            err(e)
+        })
 }
 
 impl Tokens {

@@ -18,6 +18,8 @@ use crate::store;
 use crate::token::oath::{self, Algorithm, OathSession};
 use crate::token::piv::{PinPolicy, PivToken, PivUnwrapper, TouchPolicy};
 use crate::tokens::{self, OathRecord, PivSlotRecord, TokenRecord, Tokens};
+use std::io::{BufRead, IsTerminal};
+use zeroize::Zeroizing;
 
 fn token_err(e: impl std::fmt::Display, hint: Option<String>) -> Error {
     Error::Token {
@@ -93,6 +95,9 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
     if args.fido2 {
         return super::hw_fido2::enroll(app, args);
     }
+    // The seed (possibly from stdin or a file) is read and checked before
+    // the card is changed.
+    let seed = totp_seed(args)?;
     // The IAM user and its key are checked before the card is changed.
     let mfa_device = if args.create_mfa_device {
         Some(super::hw_mfa_device::prepare(app, args)?)
@@ -102,6 +107,18 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
     let say = |m: &str| eprintln!("{m}");
     let notify = |m: &str| app.prompt().notify(m);
     let serial = pick_serial(app, args)?;
+    // tokens.json must take a write before the card is changed: a key
+    // generated but never recorded would sit orphaned in its slot.
+    Tokens::load().and_then(|t| t.save()).map_err(|e| {
+        token_err(
+            e,
+            Some(
+                "nothing was changed on the YubiKey: make that folder writable (or free \
+                     some space) and run the command again"
+                    .into(),
+            ),
+        )
+    })?;
     let mut tok = PivToken::open(serial, args.wait, &notify).map_err(piv_err)?;
     say(&format!(
         "YubiKey {serial} (firmware {}) in {:?}",
@@ -251,8 +268,8 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
     drop(tok);
 
     // 5. The MFA seed into the OATH applet.
-    if args.totp_secret.is_some() || args.totp_uri.is_some() {
-        load_totp(app, args, serial, &mut t)?;
+    if let Some(seed) = seed {
+        load_totp(app, args, serial, &mut t, seed)?;
     }
     if let Some(prepared) = &mfa_device {
         super::hw_mfa_device::create(app, prepared, serial, args.wait, &mut t)?;
@@ -451,43 +468,103 @@ fn open_now(app: &App, env: &envelope::Envelope, item: &str, profile: &str) -> O
     }
 }
 
-/// The seed from `--totp-secret` or `--totp-uri`, checked to be what AWS
-/// virtual MFA devices use (SHA-1, 6 digits, 30 s).
-fn totp_seed(args: &EnrollArgs) -> Result<(SecretBytes, Option<String>), Error> {
-    if let Some(uri) = &args.totp_uri {
-        let totp = totp_rs::TOTP::from_url_unchecked(uri).map_err(|e| {
-            Error::usage(format!("--totp-uri is not a valid otpauth URI: {e}"), None)
-        })?;
-        if totp.algorithm != totp_rs::Algorithm::SHA1 || totp.digits != 6 || totp.step != 30 {
-            return Err(Error::usage(
-                "--totp-uri: AWS virtual MFA devices use SHA1, 6 digits and a 30 s period",
-                None,
-            ));
-        }
-        return Ok((
-            SecretBytes::new(totp.secret.clone()),
-            Some(totp.account_name.clone()),
-        ));
+/// `value`, or with `-`, one line read from stdin (hidden when stdin is a
+/// terminal): a seed given that way is in no process's argv.
+fn arg_or_stdin(value: &str, flag: &str) -> Result<Zeroizing<String>, Error> {
+    if value != "-" {
+        return Ok(Zeroizing::new(value.to_string()));
     }
-    let b32 = args.totp_secret.as_deref().unwrap_or_default();
-    let cleaned: String = b32
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '=')
-        .collect();
-    let bytes = totp_rs::Secret::Encoded(cleaned.to_ascii_uppercase())
-        .to_bytes()
-        .map_err(|_| Error::usage("--totp-secret is not valid base32", None))?;
-    if bytes.len() < 10 {
+    let stdin = std::io::stdin();
+    let line = if stdin.is_terminal() {
+        eprint!("{flag}: ");
+        Zeroizing::new(
+            rpassword::read_password()
+                .map_err(|e| Error::usage(format!("{flag} -: cannot read stdin: {e}"), None))?,
+        )
+    } else {
+        let mut line = Zeroizing::new(String::new());
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Error::usage(format!("{flag} -: cannot read stdin: {e}"), None))?;
+        line
+    };
+    let trimmed = Zeroizing::new(line.trim().to_string());
+    if trimmed.is_empty() {
+        return Err(Error::usage(format!("{flag} -: nothing on stdin"), None));
+    }
+    Ok(trimmed)
+}
+
+/// The seed from `--totp-secret`, `--totp-secret-file` or `--totp-uri`
+/// (`None` when none is given), checked to be what AWS virtual MFA devices
+/// use (SHA-1, 6 digits, 30 s).
+fn totp_seed(args: &EnrollArgs) -> Result<Option<(SecretBytes, Option<String>)>, Error> {
+    if let Some(uri) = &args.totp_uri {
+        let uri = arg_or_stdin(uri, "--totp-uri")?;
+        return parse_totp_uri(&uri).map(Some);
+    }
+    let (b32, flag) = match (&args.totp_secret, &args.totp_secret_file) {
+        (Some(s), _) => (arg_or_stdin(s, "--totp-secret")?, "--totp-secret"),
+        (None, Some(path)) => (
+            Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                Error::usage(
+                    format!("--totp-secret-file: cannot read {}: {e}", path.display()),
+                    None,
+                )
+            })?),
+            "--totp-secret-file",
+        ),
+        (None, None) => return Ok(None),
+    };
+    parse_totp_base32(&b32, flag).map(|seed| Some((seed, None)))
+}
+
+/// An `otpauth://totp/...` URI's seed and account name, checked to be what
+/// AWS virtual MFA devices use (SHA-1, 6 digits, 30 s).
+pub fn parse_totp_uri(uri: &str) -> Result<(SecretBytes, Option<String>), Error> {
+    let totp = totp_rs::TOTP::from_url_unchecked(uri)
+        .map_err(|e| Error::usage(format!("--totp-uri is not a valid otpauth URI: {e}"), None))?;
+    if totp.algorithm != totp_rs::Algorithm::SHA1 || totp.digits != 6 || totp.step != 30 {
         return Err(Error::usage(
-            "--totp-secret is too short to be an MFA seed",
+            "--totp-uri: AWS virtual MFA devices use SHA1, 6 digits and a 30 s period",
             None,
         ));
     }
-    Ok((SecretBytes::new(bytes), None))
+    Ok((
+        SecretBytes::new(totp.secret.clone()),
+        Some(totp.account_name.clone()),
+    ))
 }
 
-fn load_totp(app: &App, args: &EnrollArgs, serial: u32, t: &mut Tokens) -> Result<(), Error> {
-    let (seed, _) = totp_seed(args)?;
+/// A base32 seed as AWS shows it (any case, spaces and padding allowed);
+/// `flag` names where it came from in errors.
+pub fn parse_totp_base32(b32: &str, flag: &str) -> Result<SecretBytes, Error> {
+    let cleaned: Zeroizing<String> = Zeroizing::new(
+        b32.chars()
+            .filter(|c| !c.is_whitespace() && *c != '=')
+            .collect::<String>()
+            .to_ascii_uppercase(),
+    );
+    let bytes = totp_rs::Secret::Encoded(cleaned.to_string())
+        .to_bytes()
+        .map_err(|_| Error::usage(format!("{flag} is not valid base32"), None))?;
+    if bytes.len() < 10 {
+        return Err(Error::usage(
+            format!("{flag} is too short to be an MFA seed"),
+            None,
+        ));
+    }
+    Ok(SecretBytes::new(bytes))
+}
+
+fn load_totp(
+    app: &App,
+    args: &EnrollArgs,
+    serial: u32,
+    t: &mut Tokens,
+    (seed, _): (SecretBytes, Option<String>),
+) -> Result<(), Error> {
     let profile_mfa = match &args.profile {
         Some(p) => super::resolve_chain(app, p)
             .ok()
@@ -556,7 +633,20 @@ fn load_totp(app: &App, args: &EnrollArgs, serial: u32, t: &mut Tokens) -> Resul
     if let (Some(p), None) = (&args.profile, &profile_mfa) {
         let mut cfg = crate::config::ConfigFile::load(crate::config::default_path())?;
         cfg.set_value(p, "mfa_serial", &mfa_serial)?;
-        cfg.save()?;
+        // Last of all, so a config that cannot be written (read-only,
+        // full) costs only this line, which the user can add by hand.
+        cfg.save().map_err(|e| {
+            token_err(
+                format!(
+                    "the MFA seed of {mfa_serial} is on YubiKey {serial}, but mfa_serial could \
+                     not be set in profile \"{p}\": {e}"
+                ),
+                Some(format!(
+                    "add `mfa_serial = {mfa_serial}` to [profile {p}] yourself; the rest of \
+                     the enrollment is done"
+                )),
+            )
+        })?;
         eprintln!("Set mfa_serial = {mfa_serial} in profile \"{p}\".");
     }
     Ok(())

@@ -44,10 +44,10 @@ const BACKEND: &str = "file";
 const MAGIC: &[u8; 4] = b"VLTF";
 const VERSION: u8 = 1;
 const KDF_ARGON2ID: u8 = 1;
-const SALT_LEN: usize = 16;
-const NONCE_LEN: usize = 24;
+pub const SALT_LEN: usize = 16;
+pub const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
-const KEY_LEN: usize = 32;
+pub const KEY_LEN: usize = 32;
 const HEADER_LEN: usize = 4 + 1 + 1 + 4 + 4 + 4 + SALT_LEN + NONCE_LEN;
 /// Items are small JSON documents; anything much bigger is not ours.
 const MAX_FILE_LEN: u64 = 1 << 20;
@@ -390,25 +390,11 @@ impl FileStore {
         let header = Header {
             kdf: self.kdf,
             nonce,
-        }
-        .encode();
-        let aad = purpose.aad(&header);
-        let sealed = self
-            .cipher()
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plain,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| StoreError::Other {
-                backend: BACKEND,
-                detail: "encryption failed".to_string(),
-            })?;
-        let mut file = header.to_vec();
-        file.extend_from_slice(&sealed);
-        Ok(file)
+        };
+        seal_file(&self.cipher(), &header, purpose, plain).ok_or_else(|| StoreError::Other {
+            backend: BACKEND,
+            detail: "encryption failed".to_string(),
+        })
     }
 
     fn unseal(&self, file: &[u8], purpose: &Purpose) -> Result<SecretBytes, String> {
@@ -420,20 +406,7 @@ impl FileStore {
                     .to_string(),
             );
         }
-        let aad = purpose.aad(&header.encode());
-        let plain = self
-            .cipher()
-            .decrypt(
-                XNonce::from_slice(&header.nonce),
-                Payload {
-                    msg: sealed,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| {
-                "it does not authenticate: it was altered, or it is another item's file".to_string()
-            })?;
-        Ok(SecretBytes::new(plain))
+        unseal_file(&self.cipher(), &header, sealed, purpose)
     }
 
     fn item_path(&self, item: &str) -> PathBuf {
@@ -486,6 +459,98 @@ impl Store for FileStore {
             .map(|(name, _)| name)
             .collect())
     }
+}
+
+/// A whole file: the header, then `plain` sealed for `purpose`.
+fn seal_file(
+    cipher: &XChaCha20Poly1305,
+    header: &Header,
+    purpose: &Purpose,
+    plain: &[u8],
+) -> Option<Vec<u8>> {
+    let header = header.encode();
+    let aad = purpose.aad(&header);
+    let nonce = XNonce::from_slice(&header[34..58]);
+    let sealed = cipher
+        .encrypt(
+            nonce,
+            Payload {
+                msg: plain,
+                aad: &aad,
+            },
+        )
+        .ok()?;
+    let mut file = header.to_vec();
+    file.extend_from_slice(&sealed);
+    Some(file)
+}
+
+/// The plaintext of a file whose header is `header` and the rest `sealed`.
+fn unseal_file(
+    cipher: &XChaCha20Poly1305,
+    header: &Header,
+    sealed: &[u8],
+    purpose: &Purpose,
+) -> Result<SecretBytes, String> {
+    let aad = purpose.aad(&header.encode());
+    let plain = cipher
+        .decrypt(
+            XNonce::from_slice(&header.nonce),
+            Payload {
+                msg: sealed,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| {
+            "it does not authenticate: it was altered, or it is another item's file".to_string()
+        })?;
+    Ok(SecretBytes::new(plain))
+}
+
+/// Reads item `item`'s file under an already derived `key`, as
+/// [`FileStore`]'s `get` does: the key-derivation parameters and salt it
+/// names, and the plaintext. For the fuzz targets and seed files, which
+/// cannot afford Argon2 on every input.
+#[doc(hidden)]
+pub fn decode_with_key(
+    file: &[u8],
+    key: &[u8; KEY_LEN],
+    item: &str,
+) -> Result<(KdfParams, [u8; SALT_LEN], SecretBytes), String> {
+    let (header, sealed) = Header::parse(file)?;
+    let cipher = XChaCha20Poly1305::new(Key::from_slice(key));
+    let plain = unseal_file(&cipher, &header, sealed, &Purpose::Item(item))?;
+    Ok((header.kdf.params, header.kdf.salt, plain))
+}
+
+/// The inverse of [`decode_with_key`], with the nonce given: what
+/// [`FileStore`]'s `set` writes. For the fuzz targets and seed files.
+#[doc(hidden)]
+pub fn encode_with_key(
+    key: &[u8; KEY_LEN],
+    params: KdfParams,
+    salt: [u8; SALT_LEN],
+    nonce: [u8; NONCE_LEN],
+    item: &str,
+    plain: &[u8],
+) -> Vec<u8> {
+    let header = Header {
+        kdf: Kdf { params, salt },
+        nonce,
+    };
+    let cipher = XChaCha20Poly1305::new(Key::from_slice(key));
+    // XChaCha20-Poly1305 fails only past 256 GiB of plaintext.
+    seal_file(&cipher, &header, &Purpose::Item(item), plain).unwrap_or_default()
+}
+
+/// The item a file in the store's directory holds, from its name: the
+/// item's name in lowercase hex, then `.item`. Anything else is not an
+/// item (temporary files, `.check`, another spelling of a name).
+pub fn item_name_of(file_name: &str) -> Option<String> {
+    let stem = file_name.strip_suffix(ITEM_SUFFIX)?;
+    let name = String::from_utf8(hex::decode(stem).ok()?).ok()?;
+    // Only the spelling vault writes, so one item never lists twice.
+    (item_file_name(&name) == file_name).then_some(name)
 }
 
 /// The key for `kdf`. Argon2's working memory holds state from which the
@@ -561,18 +626,7 @@ fn item_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
     let mut items = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| io_error("listing", dir, e))?;
-        let file_name = entry.file_name();
-        let Some(stem) = file_name.to_str().and_then(|f| f.strip_suffix(ITEM_SUFFIX)) else {
-            continue;
-        };
-        let Some(name) = hex::decode(stem)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-        else {
-            continue;
-        };
-        // Only the spelling vault writes, so one item never lists twice.
-        if item_file_name(&name) == file_name.to_string_lossy() {
+        if let Some(name) = entry.file_name().to_str().and_then(item_name_of) {
             items.push((name, entry.path()));
         }
     }

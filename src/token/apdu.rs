@@ -38,7 +38,7 @@ const DEVICE_INFO_SERIAL: u32 = 0x02;
 const DEVICE_INFO_VERSION: u32 = 0x05;
 
 /// 256 data bytes and the status word: the most a short answer carries.
-const RECV_BUF: usize = 256 + 2;
+pub const RECV_BUF: usize = 256 + 2;
 /// The most data one short command carries; more is chained.
 const CHUNK: usize = 255;
 /// Bounds a `61xx` chain, so a confused card cannot keep us reading.
@@ -527,6 +527,64 @@ impl Response {
     }
 }
 
+/// Splits a card's answer into its data and status word; `None` when it is
+/// shorter than a status word.
+pub fn split_answer(answer: &[u8]) -> Option<(&[u8], Sw)> {
+    let split = answer.len().checked_sub(2)?;
+    let (data, sw) = answer.split_at(split);
+    Some((data, Sw::from_u16(u16::from_be_bytes([sw[0], sw[1]]))))
+}
+
+/// [`Transaction::transmit`] without the card: `exchange` sends one short
+/// APDU and leaves the answer's data at the front of the buffer, returning
+/// its length and the status word. Chained parts must each be accepted
+/// with `9000`; `61xx` is followed with `more` until the card has nothing
+/// left, within bounds, so a confused card cannot keep vault reading.
+pub fn transmit_with(
+    apdu: &Apdu,
+    more: MoreData,
+    mut exchange: impl FnMut(&[u8], &mut [u8; RECV_BUF]) -> Result<(usize, Sw), TokenError>,
+) -> Result<Response, TokenError> {
+    let mut buf = Zeroizing::new([0u8; RECV_BUF]);
+    let mut data = Zeroizing::new(Vec::with_capacity(RECV_BUF));
+    let parts = apdu.encode();
+    let mut sw = Sw::Ok;
+    for (i, part) in parts.iter().enumerate() {
+        let (len, s) = exchange(part, &mut buf)?;
+        sw = s;
+        if i + 1 < parts.len() {
+            if sw != Sw::Ok {
+                log::debug!(target: "vault", "{}: chained part {i} refused: {sw}", apdu.op);
+                return Ok(Response { data, sw });
+            }
+        } else {
+            data.extend_from_slice(&buf[..len]);
+        }
+    }
+    let follow = [0x00, more.ins(), 0x00, 0x00, 0x00];
+    while let Sw::MoreData(_) = sw {
+        if data.len() > MAX_RESPONSE {
+            return Err(TokenError::Malformed {
+                op: apdu.op,
+                what: "the answer never ends",
+            });
+        }
+        let (len, s) = exchange(&follow, &mut buf)?;
+        let answer = &buf[..len];
+        // Grow by doubling into a fresh zeroizing buffer, so no copy of
+        // the answer is left behind in freed memory.
+        if data.len() + answer.len() > data.capacity() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity(2 * (data.len() + answer.len())));
+            bigger.extend_from_slice(&data);
+            data = bigger;
+        }
+        data.extend_from_slice(answer);
+        sw = s;
+    }
+    log::trace!(target: "vault", "{}: {sw}, {} bytes", apdu.op, data.len());
+    Ok(Response { data, sw })
+}
+
 // ------------------------------------------------------------------- cards
 
 /// A YubiKey's firmware version.
@@ -656,44 +714,10 @@ impl Transaction<'_> {
     /// must each be accepted with `9000`, and `61xx` is followed with
     /// `more` until the card has nothing left.
     pub fn transmit(&self, apdu: &Apdu, more: MoreData) -> Result<Response, TokenError> {
-        let mut buf = Zeroizing::new([0u8; RECV_BUF]);
-        let mut data = Zeroizing::new(Vec::with_capacity(RECV_BUF));
-        let parts = apdu.encode();
-        let mut sw = Sw::Ok;
-        for (i, part) in parts.iter().enumerate() {
-            let (answer, s) = self.exchange(apdu.op, part, &mut buf)?;
-            sw = s;
-            if i + 1 < parts.len() {
-                if sw != Sw::Ok {
-                    log::debug!(target: "vault", "{}: chained part {i} refused: {sw}", apdu.op);
-                    return Ok(Response { data, sw });
-                }
-            } else {
-                data.extend_from_slice(answer);
-            }
-        }
-        let follow = [0x00, more.ins(), 0x00, 0x00, 0x00];
-        while let Sw::MoreData(_) = sw {
-            if data.len() > MAX_RESPONSE {
-                return Err(TokenError::Malformed {
-                    op: apdu.op,
-                    what: "the answer never ends",
-                });
-            }
-            let (answer, s) = self.exchange(apdu.op, &follow, &mut buf)?;
-            // Grow by doubling into a fresh zeroizing buffer, so no copy of
-            // the answer is left behind in freed memory.
-            if data.len() + answer.len() > data.capacity() {
-                let mut bigger =
-                    Zeroizing::new(Vec::with_capacity(2 * (data.len() + answer.len())));
-                bigger.extend_from_slice(&data);
-                data = bigger;
-            }
-            data.extend_from_slice(answer);
-            sw = s;
-        }
-        log::trace!(target: "vault", "{}: {sw}, {} bytes", apdu.op, data.len());
-        Ok(Response { data, sw })
+        transmit_with(apdu, more, |raw, buf| {
+            self.exchange(apdu.op, raw, buf)
+                .map(|(data, sw)| (data.len(), sw))
+        })
     }
 
     /// One short APDU out, one answer back, split into data and status.
@@ -707,7 +731,7 @@ impl Transaction<'_> {
             Ok(a) => a,
             Err(e) => return Err(self.transmit_error(e, op)),
         };
-        let Some(split) = answer.len().checked_sub(2) else {
+        let Some((data, sw)) = split_answer(answer) else {
             // pcscd hands back an empty answer when the reader lost the card
             // mid-command (vpcd does when a key is pulled).
             if self.card_gone() {
@@ -720,8 +744,7 @@ impl Transaction<'_> {
                 what: "answer shorter than a status word",
             });
         };
-        let (data, sw) = answer.split_at(split);
-        Ok((data, Sw::from_u16(u16::from_be_bytes([sw[0], sw[1]]))))
+        Ok((data, sw))
     }
 
     /// A failed transmit: when the card is gone that is what the user must

@@ -176,31 +176,12 @@ impl<'a> OathSession<'a> {
             }
             sw => return Err(TokenError::Status { op: OP, sw }),
         }
-        let tlvs = tlv::parse(&resp.data).map_err(|e| TokenError::malformed(OP, e))?;
-        let version = tlv::find(&tlvs, tag::VERSION)
-            .and_then(|v| <[u8; 3]>::try_from(v).ok())
-            .map(Version)
-            .ok_or(TokenError::Malformed {
-                op: OP,
-                what: "no version",
-            })?;
-        let salt = tlv::find(&tlvs, tag::NAME)
-            .ok_or(TokenError::Malformed {
-                op: OP,
-                what: "no salt",
-            })?
-            .to_vec();
-        let challenge = tlv::find(&tlvs, tag::CHALLENGE).map(<[u8]>::to_vec);
-        let access_algorithm =
-            match tlv::find(&tlvs, tag::ALGORITHM) {
-                None => Algorithm::Sha1,
-                Some(v) => v.first().and_then(|&b| Algorithm::from_code(b)).ok_or(
-                    TokenError::Malformed {
-                        op: OP,
-                        what: "unknown password algorithm",
-                    },
-                )?,
-            };
+        let SelectInfo {
+            version,
+            salt,
+            challenge,
+            access_algorithm,
+        } = parse_select(&resp.data)?;
         Ok(OathSession {
             tx,
             version,
@@ -266,11 +247,7 @@ impl<'a> OathSession<'a> {
             Sw::BadData | Sw::NotFound => return Err(TokenError::OathWrongPassword { serial }),
             sw => return Err(TokenError::Status { op: OP, sw }),
         }
-        let tlvs = tlv::parse(&resp.data).map_err(|e| TokenError::malformed(OP, e))?;
-        let theirs = tlv::find(&tlvs, tag::RESPONSE).ok_or(TokenError::Malformed {
-            op: OP,
-            what: "no response to our challenge",
-        })?;
+        let theirs = parse_validate(&resp.data)?;
         let ours = alg.hmac(&key[..], &host_challenge)?;
         if !bool::from(subtle::ConstantTimeEq::ct_eq(&ours[..], theirs)) {
             return Err(TokenError::OathCardAuthFailed { serial });
@@ -371,12 +348,7 @@ impl<'a> OathSession<'a> {
             }
             sw => return Err(TokenError::Status { op: OP, sw }),
         }
-        let tlvs = tlv::parse(&resp.data).map_err(|e| TokenError::malformed(OP, e))?;
-        let value = tlv::find(&tlvs, tag::TRUNCATED).ok_or(TokenError::Malformed {
-            op: OP,
-            what: "no truncated code",
-        })?;
-        code_from_truncated(value).map_err(|what| TokenError::Malformed { op: OP, what })
+        parse_calculate(&resp.data)
     }
 
     /// [`calculate`](Self::calculate), calling `notice` if the key has not
@@ -420,6 +392,75 @@ impl<'a> OathSession<'a> {
     }
 }
 
+/// What SELECT tells about the applet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectInfo {
+    pub version: Version,
+    /// The salt of the access key, and the applet's identity.
+    pub salt: Vec<u8>,
+    /// The card's challenge, present while a password is set.
+    pub challenge: Option<Vec<u8>>,
+    pub access_algorithm: Algorithm,
+}
+
+/// The answer to SELECT: version `79`, salt `71`, and, when a password is
+/// set, challenge `74` and its algorithm `7B`.
+pub fn parse_select(data: &[u8]) -> Result<SelectInfo, TokenError> {
+    const OP: &str = "OATH SELECT";
+    let tlvs = tlv::parse(data).map_err(|e| TokenError::malformed(OP, e))?;
+    let version = tlv::find(&tlvs, tag::VERSION)
+        .and_then(|v| <[u8; 3]>::try_from(v).ok())
+        .map(Version)
+        .ok_or(TokenError::Malformed {
+            op: OP,
+            what: "no version",
+        })?;
+    let salt = tlv::find(&tlvs, tag::NAME)
+        .ok_or(TokenError::Malformed {
+            op: OP,
+            what: "no salt",
+        })?
+        .to_vec();
+    let challenge = tlv::find(&tlvs, tag::CHALLENGE).map(<[u8]>::to_vec);
+    let access_algorithm = match tlv::find(&tlvs, tag::ALGORITHM) {
+        None => Algorithm::Sha1,
+        Some(v) => v
+            .first()
+            .and_then(|&b| Algorithm::from_code(b))
+            .ok_or(TokenError::Malformed {
+                op: OP,
+                what: "unknown password algorithm",
+            })?,
+    };
+    Ok(SelectInfo {
+        version,
+        salt,
+        challenge,
+        access_algorithm,
+    })
+}
+
+/// The answer to VALIDATE: the card's response `75` to vault's challenge.
+pub fn parse_validate(data: &[u8]) -> Result<&[u8], TokenError> {
+    const OP: &str = "OATH VALIDATE";
+    let tlvs = tlv::parse(data).map_err(|e| TokenError::malformed(OP, e))?;
+    tlv::find(&tlvs, tag::RESPONSE).ok_or(TokenError::Malformed {
+        op: OP,
+        what: "no response to our challenge",
+    })
+}
+
+/// The answer to a truncated CALCULATE: the code in `76`.
+pub fn parse_calculate(data: &[u8]) -> Result<MfaCode, TokenError> {
+    const OP: &str = "OATH CALCULATE";
+    let tlvs = tlv::parse(data).map_err(|e| TokenError::malformed(OP, e))?;
+    let value = tlv::find(&tlvs, tag::TRUNCATED).ok_or(TokenError::Malformed {
+        op: OP,
+        what: "no truncated code",
+    })?;
+    code_from_truncated(value).map_err(|what| TokenError::Malformed { op: OP, what })
+}
+
 fn derive_access_key(password: &Passphrase, salt: &[u8]) -> Zeroizing<[u8; ACCESS_KEY_LEN]> {
     let mut key = Zeroizing::new([0u8; ACCESS_KEY_LEN]);
     pbkdf2::pbkdf2_hmac::<sha1::Sha1>(
@@ -457,7 +498,7 @@ fn code_from_truncated(value: &[u8]) -> Result<MfaCode, &'static str> {
 }
 
 /// LIST: `72 L <type|algorithm> <name>` per credential.
-fn parse_list(data: &[u8]) -> Result<Vec<Credential>, &'static str> {
+pub fn parse_list(data: &[u8]) -> Result<Vec<Credential>, &'static str> {
     let tlvs = tlv::parse(data).map_err(|e| e.0)?;
     tlvs.iter()
         .filter(|t| t.tag == tag::NAME_LIST)

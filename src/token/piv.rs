@@ -967,11 +967,7 @@ impl PivToken {
             Err(yubikey::Error::NotFound) => return Ok(None),
             Err(e) => return Err(self.card_error("read a certificate", e)),
         };
-        if data.is_empty() {
-            return Ok(None);
-        }
-        let tlvs = tlv::parse(&data).map_err(|e| TokenError::malformed("PIV GET DATA", e))?;
-        Ok(tlv::find(&tlvs, TAG_CERT).map(<[u8]>::to_vec))
+        Ok(cert_from_object(&data)?)
     }
 
     /// The first retired slot (0x82–0x95) with neither a key nor a
@@ -1110,28 +1106,7 @@ impl PivToken {
         let Some(der) = self.cert_der(slot)? else {
             return Ok(None);
         };
-        let cert = Certificate::from_der(&der).map_err(|_| PivError::Card {
-            serial,
-            op: "parse the slot certificate",
-            err: yubikey::Error::InvalidObject,
-        })?;
-        let tbs = &cert.tbs_certificate;
-        let public_key =
-            p256_of(&tbs.subject_public_key_info).ok_or(PivError::NotP256 { serial, slot })?;
-        let policy = extension(&cert, OID_POLICY);
-        let pin_policy = policy
-            .and_then(|p| p.first().copied())
-            .and_then(PinPolicy::from_code);
-        let touch_policy = policy
-            .and_then(|p| p.get(1).copied())
-            .and_then(TouchPolicy::from_code);
-        Ok(Some(SlotCertificate {
-            public_key,
-            pin_policy,
-            touch_policy,
-            common_name: common_name(&tbs.subject),
-            der,
-        }))
+        parse_slot_certificate(serial, slot, der).map(Some)
     }
 
     /// The key in `slot` with its policies and origin (GET METADATA, once
@@ -1235,63 +1210,7 @@ impl PivToken {
             }
             Err(e) => return Err(self.card_error("read the attestation certificate", e)),
         };
-        let f9_der = tlv::parse(&f9_object)
-            .ok()
-            .and_then(|t| tlv::find(&t, TAG_CERT).map(<[u8]>::to_vec))
-            .ok_or_else(|| fail("the F9 certificate object is malformed".into()))?;
-        let leaf = Certificate::from_der(&leaf_der)
-            .map_err(|e| fail(format!("attestation certificate: {e}")))?;
-        let f9 =
-            Certificate::from_der(&f9_der).map_err(|e| fail(format!("F9 certificate: {e}")))?;
-
-        verify_signed_by(&leaf, &f9)
-            .map_err(|e| fail(format!("not signed by the card's attestation key: {e}")))?;
-        let root = roots.issuer_of(&f9).map_err(|e| {
-            fail(format!(
-                "the card's attestation key is not certified by a trusted root: {e}"
-            ))
-        })?;
-
-        let attested = p256_of(&leaf.tbs_certificate.subject_public_key_info)
-            .ok_or_else(|| fail("the attested key is not P-256".into()))?;
-        if attested != info.public_key {
-            return Err(fail("the attested key is not the key in the slot".into()));
-        }
-        let attested_serial = extension(&leaf, OID_SERIAL)
-            .and_then(|v| u32::from_der(v).ok())
-            .ok_or_else(|| fail("no serial number extension".into()))?;
-        if attested_serial != serial {
-            return Err(fail(format!(
-                "it attests serial {attested_serial}, not {serial}"
-            )));
-        }
-        let firmware = extension(&leaf, OID_FIRMWARE)
-            .and_then(|v| <[u8; 3]>::try_from(v).ok())
-            .map(Version)
-            .ok_or_else(|| fail("no firmware version extension".into()))?;
-        let policy =
-            extension(&leaf, OID_POLICY).ok_or_else(|| fail("no policy extension".into()))?;
-        let pin_policy = policy
-            .first()
-            .copied()
-            .and_then(PinPolicy::from_code)
-            .ok_or_else(|| fail("unknown PIN policy".into()))?;
-        let touch_policy = policy
-            .get(1)
-            .copied()
-            .and_then(TouchPolicy::from_code)
-            .ok_or_else(|| fail("unknown touch policy".into()))?;
-        let form_factor = extension(&leaf, OID_FORM_FACTOR).and_then(|v| v.first().copied());
-        Ok(AttestationReport {
-            serial,
-            slot,
-            firmware,
-            public_key: attested,
-            pin_policy,
-            touch_policy,
-            form_factor,
-            root,
-        })
+        check_attestation(serial, slot, &info.public_key, &leaf_der, &f9_object, roots)
     }
 
     // ------------------------------------------------------------------ use
@@ -1397,6 +1316,123 @@ fn cert_object(slot: u8) -> Option<u32> {
         0x9E => 0x005F_C101,
         s if RETIRED_SLOTS.contains(&s) => 0x005F_C10D + u32::from(s - 0x82),
         _ => return None,
+    })
+}
+
+/// The certificate DER in a certificate object (`70`), as GET DATA returns
+/// it; `None` for an empty object or one without a certificate.
+pub fn cert_from_object(data: &[u8]) -> Result<Option<Vec<u8>>, TokenError> {
+    if data.is_empty() {
+        return Ok(None);
+    }
+    let tlvs = tlv::parse(data).map_err(|e| TokenError::malformed("PIV GET DATA", e))?;
+    Ok(tlv::find(&tlvs, TAG_CERT).map(<[u8]>::to_vec))
+}
+
+/// A slot certificate of YubiKey `serial`: its P-256 key, the policies
+/// recorded in Yubico's policy extension, and its common name.
+pub fn parse_slot_certificate(
+    serial: u32,
+    slot: u8,
+    der: Vec<u8>,
+) -> Result<SlotCertificate, PivError> {
+    let cert = Certificate::from_der(&der).map_err(|_| PivError::Card {
+        serial,
+        op: "parse the slot certificate",
+        err: yubikey::Error::InvalidObject,
+    })?;
+    let tbs = &cert.tbs_certificate;
+    let public_key =
+        p256_of(&tbs.subject_public_key_info).ok_or(PivError::NotP256 { serial, slot })?;
+    let policy = extension(&cert, OID_POLICY);
+    let pin_policy = policy
+        .and_then(|p| p.first().copied())
+        .and_then(PinPolicy::from_code);
+    let touch_policy = policy
+        .and_then(|p| p.get(1).copied())
+        .and_then(TouchPolicy::from_code);
+    Ok(SlotCertificate {
+        public_key,
+        pin_policy,
+        touch_policy,
+        common_name: common_name(&tbs.subject),
+        der,
+    })
+}
+
+/// Checks what a card answered for the attestation of `slot`: `leaf_der`
+/// (the ATTEST answer) must be signed by the certificate in `f9_object`
+/// (the F9 object), which one of `roots` must have signed; it must attest
+/// `slot_key` and YubiKey `serial`.
+pub fn check_attestation(
+    serial: u32,
+    slot: u8,
+    slot_key: &p256::PublicKey,
+    leaf_der: &[u8],
+    f9_object: &[u8],
+    roots: &TrustedRoots,
+) -> Result<AttestationReport, PivError> {
+    let fail = |reason: String| PivError::Attestation {
+        serial,
+        slot,
+        reason,
+    };
+    let f9_der = tlv::parse(f9_object)
+        .ok()
+        .and_then(|t| tlv::find(&t, TAG_CERT).map(<[u8]>::to_vec))
+        .ok_or_else(|| fail("the F9 certificate object is malformed".into()))?;
+    let leaf = Certificate::from_der(leaf_der)
+        .map_err(|e| fail(format!("attestation certificate: {e}")))?;
+    let f9 =
+        Certificate::from_der(&f9_der).map_err(|e| fail(format!("F9 certificate: {e}")))?;
+
+    verify_signed_by(&leaf, &f9)
+        .map_err(|e| fail(format!("not signed by the card's attestation key: {e}")))?;
+    let root = roots.issuer_of(&f9).map_err(|e| {
+        fail(format!(
+            "the card's attestation key is not certified by a trusted root: {e}"
+        ))
+    })?;
+
+    let attested = p256_of(&leaf.tbs_certificate.subject_public_key_info)
+        .ok_or_else(|| fail("the attested key is not P-256".into()))?;
+    if attested != *slot_key {
+        return Err(fail("the attested key is not the key in the slot".into()));
+    }
+    let attested_serial = extension(&leaf, OID_SERIAL)
+        .and_then(|v| u32::from_der(v).ok())
+        .ok_or_else(|| fail("no serial number extension".into()))?;
+    if attested_serial != serial {
+        return Err(fail(format!(
+            "it attests serial {attested_serial}, not {serial}"
+        )));
+    }
+    let firmware = extension(&leaf, OID_FIRMWARE)
+        .and_then(|v| <[u8; 3]>::try_from(v).ok())
+        .map(Version)
+        .ok_or_else(|| fail("no firmware version extension".into()))?;
+    let policy =
+        extension(&leaf, OID_POLICY).ok_or_else(|| fail("no policy extension".into()))?;
+    let pin_policy = policy
+        .first()
+        .copied()
+        .and_then(PinPolicy::from_code)
+        .ok_or_else(|| fail("unknown PIN policy".into()))?;
+    let touch_policy = policy
+        .get(1)
+        .copied()
+        .and_then(TouchPolicy::from_code)
+        .ok_or_else(|| fail("unknown touch policy".into()))?;
+    let form_factor = extension(&leaf, OID_FORM_FACTOR).and_then(|v| v.first().copied());
+    Ok(AttestationReport {
+        serial,
+        slot,
+        firmware,
+        public_key: attested,
+        pin_policy,
+        touch_policy,
+        form_factor,
+        root,
     })
 }
 

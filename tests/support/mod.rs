@@ -600,4 +600,5 @@ pub fn count_lines(p: &Path) -> usize {
         .map(|s| s.lines().count())
         .unwrap_or(0)
 }
+pub mod proxy;
 pub mod vyk;

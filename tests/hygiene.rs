@@ -1,0 +1,954 @@
+//! Secret hygiene, checked after one full run of the hardware-token flow:
+//! `hw/rig -- cargo test -p vault --test hygiene`.
+//!
+//! A fresh virtual YubiKey, an IAM user made in moto with the AWS CLI (so
+//! `rotate` works), and every vault call with `--debug`:
+//! add → hw enroll (the MFA seed on stdin, `--totp-secret -`) → exec --json
+//! → export (every format) → exec -- CMD → hw status --json → list →
+//! rotate → exec --no-session --json (the rotated key, asked for).
+//!
+//! Every secret that exists during the run is collected: the original and
+//! the rotated long-term secret access keys, every session's secret key and
+//! token (the MFA session and the role session, as exec and export print
+//! them; moto's recording shows these are all the sessions made), the TOTP
+//! seed, the new PIN and PUK, the management key vault generated (read from
+//! the card afterwards), and the MFA codes sent. Then each is looked for,
+//! raw and encoded (base64, hex, percent-encoding; base32 for the seed), in:
+//!
+//! - every file under the test's HOME, XDG folders and TMPDIR;
+//! - the whole rig folder (the rig's logs, HOME and TMPDIR, the keys'
+//!   APDU logs, other keys' state), except moto's request recording and
+//!   this key's state file (below), and `/dev/shm`;
+//! - moto's request recording, for the long-term secrets, the seed, the
+//!   PIN, PUK and management key only: it is the AWS side of the wire, and
+//!   a request signed with a session carries the session token in its
+//!   `X-Amz-Security-Token` header and the MFA code in `TokenCode`, as it
+//!   must;
+//! - every stdout and stderr of vault, `--debug` included, except the
+//!   credentials a command was asked to print (exec --json, export, the
+//!   exec'd command's own output of its environment);
+//! - the argv of every process, sampled from `/proc/*/cmdline` on a
+//!   background thread for the whole run, and vault's own argv;
+//! - the environment of every process (`/proc/*/environ`, same sampler):
+//!   session credentials only in the exec'd command's (it asked for them;
+//!   after the execve, vault's PID's environ is the command's), the PIN and
+//!   PUK only in vault's own (the test hands them over in VAULT_PIN,
+//!   VAULT_NEW_PIN, VAULT_NEW_PUK), the long-term key only in `vault add
+//!   --env`'s (the test hands it over that way), the seed and management
+//!   key nowhere.
+//!
+//! This key's state file is not searched: it is the card, and holds the
+//! PIV private keys, the OATH seed and the PIN by design. The APDU log is
+//! searched: it must never hold data bytes.
+//!
+//! And the files and folders vault created under HOME, the XDG folders,
+//! TMPDIR and XDG_RUNTIME_DIR are owner-only (files 0600 or stricter,
+//! folders 0700 or stricter); the list is printed.
+//!
+//! Outside the rig the test fails with instructions, never passes.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod support;
+
+use base64::Engine;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use support::vyk::TestKey;
+use support::{
+    assume_role_requests, session_token_requests, sts_requests, Cmd, JsonCreds, Key, Run, TestEnv,
+    VAULT,
+};
+
+// ------------------------------------------------------------------ secrets
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    LongTerm,
+    Session,
+    Seed,
+    PinPuk,
+    ManagementKey,
+    MfaCode,
+}
+
+/// One secret and the byte strings it is searched as.
+#[derive(Debug, Clone)]
+struct Secret {
+    what: String,
+    kind: Kind,
+    /// The value as vault prints it, when it does (to match "asked for" outputs).
+    value: String,
+    needles: Vec<(&'static str, Vec<u8>)>,
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+impl Secret {
+    /// A text secret: raw, percent-encoded, base64 and hex.
+    fn text(kind: Kind, what: impl Into<String>, value: &str) -> Secret {
+        let mut needles = vec![("raw", value.as_bytes().to_vec())];
+        let p = percent(value);
+        if p != value {
+            needles.push(("percent-encoded", p.into_bytes()));
+            needles.push(("percent-encoded (lower)", percent_lower(value).into_bytes()));
+        }
+        needles.push((
+            "base64",
+            base64::engine::general_purpose::STANDARD
+                .encode(value)
+                .into_bytes(),
+        ));
+        needles.push(("hex", hex::encode(value).into_bytes()));
+        Secret {
+            what: what.into(),
+            kind,
+            value: value.to_string(),
+            needles,
+        }
+    }
+
+    /// A binary secret: raw, hex (both cases), base64 (standard and URL-safe).
+    fn binary(kind: Kind, what: impl Into<String>, bytes: &[u8]) -> Secret {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let needles = vec![
+            ("raw", bytes.to_vec()),
+            ("hex", hex::encode(bytes).into_bytes()),
+            ("HEX", hex::encode_upper(bytes).into_bytes()),
+            // Without its padding, so it also matches inside a longer encoding
+            // that starts with it.
+            ("base64", b64.trim_end_matches('=').as_bytes().to_vec()),
+            (
+                "base64url",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(bytes)
+                    .into_bytes(),
+            ),
+        ];
+        Secret {
+            what: what.into(),
+            kind,
+            value: String::new(),
+            needles,
+        }
+    }
+
+    /// A short numeric secret: raw only (any other form is just as likely
+    /// by chance).
+    fn code(what: impl Into<String>, value: &str) -> Secret {
+        Secret {
+            what: what.into(),
+            kind: Kind::MfaCode,
+            value: value.to_string(),
+            needles: vec![("raw", value.as_bytes().to_vec())],
+        }
+    }
+}
+
+fn percent_lower(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02x}")
+            }
+        })
+        .collect()
+}
+
+/// Whether `needle` occurs in `hay`.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return false;
+    }
+    let last = hay.len() - needle.len();
+    let mut i = 0;
+    while i <= last {
+        match hay[i..=last].iter().position(|&b| b == needle[0]) {
+            None => return false,
+            Some(p) => {
+                i += p;
+                if &hay[i..i + needle.len()] == needle {
+                    return true;
+                }
+                i += 1;
+            }
+        }
+    }
+    false
+}
+
+/// Every (secret, encoding) of `secrets` found in `hay`.
+fn found_in<'a>(hay: &[u8], secrets: impl IntoIterator<Item = &'a Secret>) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in secrets {
+        for (enc, n) in &s.needles {
+            if contains(hay, n) {
+                out.push(format!("{} ({enc})", s.what));
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------- the world
+
+/// The test's world: its TestEnv, a TMPDIR of its own, and the key.
+struct World {
+    t: TestEnv,
+    tmp: PathBuf,
+    pin: String,
+    puk: String,
+    /// What every vault call printed, and which of its values it was asked
+    /// to print.
+    outputs: Mutex<Vec<Output>>,
+}
+
+struct Output {
+    argv: Vec<String>,
+    stdout: String,
+    stderr: String,
+    /// Values the command was asked to print on stdout (credentials).
+    asked: Vec<String>,
+}
+
+impl World {
+    /// `vault --debug ARGS` with the attestation root, the new PIN and PUK,
+    /// the PIN, and this world's TMPDIR.
+    fn vault(&self, args: &[&str]) -> Cmd {
+        let mut full = vec!["--debug"];
+        full.extend_from_slice(args);
+        self.t
+            .vault(&full)
+            .env(
+                "VAULT_ATTESTATION_ROOTS",
+                std::env::var("VAULT_RIG_ATTESTATION_ROOT").expect("VAULT_RIG_ATTESTATION_ROOT"),
+            )
+            .env("VAULT_NEW_PIN", &self.pin)
+            .env("VAULT_NEW_PUK", &self.puk)
+            .env("VAULT_PIN", &self.pin)
+            .env("TMPDIR", &self.tmp)
+    }
+
+    /// Runs it, asserts success, and keeps its output for the search.
+    fn run(&self, args: &[&str], cmd: Cmd) -> Run {
+        let started = Instant::now();
+        let run = cmd.run().success();
+        eprintln!(
+            "[hygiene] vault {} ({:?})",
+            args.join(" "),
+            started.elapsed()
+        );
+        self.keep(args, &run, Vec::new());
+        run
+    }
+
+    fn keep(&self, args: &[&str], run: &Run, asked: Vec<String>) {
+        let mut argv = vec![VAULT.to_string(), "--debug".to_string()];
+        argv.extend(args.iter().map(|s| s.to_string()));
+        self.outputs.lock().unwrap().push(Output {
+            argv,
+            stdout: run.stdout.clone(),
+            stderr: run.stderr.clone(),
+            asked,
+        });
+    }
+
+    /// A command whose stdout is exactly one JSON object (and nothing else).
+    fn json(&self, args: &[&str]) -> Value {
+        let run = self.vault(args).run().success();
+        let mut values = serde_json::Deserializer::from_str(&run.stdout).into_iter::<Value>();
+        let v = values
+            .next()
+            .unwrap_or_else(|| panic!("vault {args:?}: no JSON on stdout"))
+            .unwrap_or_else(|e| panic!("vault {args:?}: stdout is not JSON ({e}): {}", run.stdout));
+        assert!(
+            values.next().is_none(),
+            "vault {args:?}: more than one JSON value on stdout: {}",
+            run.stdout
+        );
+        assert!(v.is_object(), "vault {args:?}: not an object: {v}");
+        self.keep(args, &run, Vec::new());
+        v
+    }
+
+    /// `exec`/`export` printing credentials as the credential_process
+    /// object: exactly one line, one object.
+    fn creds_json(&self, args: &[&str]) -> JsonCreds {
+        let run = self.vault(args).run().success();
+        let c = JsonCreds::parse(&run.stdout);
+        let mut asked = vec![c.secret_access_key.clone()];
+        asked.extend(c.session_token.clone());
+        self.keep(args, &run, asked);
+        c
+    }
+}
+
+/// RFC 4648 base32 without padding, as AWS shows MFA seeds.
+fn base32(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::new();
+    let (mut buf, mut bits) = (0u32, 0u32);
+    for &b in bytes {
+        buf = (buf << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((buf >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((buf << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+/// `aws ARGS… --output json` as moto's admin, with the rig's endpoint.
+fn aws(t: &TestEnv, args: &[&str]) -> Value {
+    let admin = Key::random();
+    let mut a: Vec<&str> = args.to_vec();
+    a.extend_from_slice(&["--output", "json"]);
+    let run = t
+        .cmd("aws", &a)
+        .env("AWS_ACCESS_KEY_ID", &admin.id)
+        .env("AWS_SECRET_ACCESS_KEY", &admin.secret)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_PAGER", "")
+        .run()
+        .success();
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("aws {args:?}: not JSON ({e}): {}", run.stdout))
+}
+
+/// An 8-character PIN or PUK of letters and digits: unlikely to occur by
+/// chance in anything searched, as a 6-digit one would in timestamps.
+fn alnum8() -> String {
+    support::random(
+        b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789",
+        8,
+    )
+}
+
+// ------------------------------------------------------------- /proc sampler
+
+/// What the sampler saw: every distinct argv, and every distinct
+/// (argv, environment) pair, read as cmdline, environ, cmdline (a pair
+/// whose two cmdline reads differ straddled an execve and is dropped).
+#[derive(Default)]
+struct Seen {
+    argvs: BTreeSet<Vec<u8>>,
+    environs: BTreeSet<(Vec<u8>, Vec<u8>)>,
+    rounds: u64,
+}
+
+fn sample(seen: &Mutex<Seen>) {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let me = std::process::id().to_string();
+    let mut argvs = Vec::new();
+    let mut environs = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let dir = e.path();
+        let Ok(cmd1) = std::fs::read(dir.join("cmdline")) else {
+            continue;
+        };
+        if cmd1.is_empty() {
+            continue; // a kernel thread, or a zombie
+        }
+        let env = std::fs::read(dir.join("environ")).unwrap_or_default();
+        let cmd2 = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+        if cmd1 == cmd2 {
+            environs.push((cmd1.clone(), env));
+        }
+        argvs.push(cmd1);
+        if !cmd2.is_empty() {
+            argvs.push(cmd2);
+        }
+    }
+    let mut s = seen.lock().unwrap();
+    s.argvs.extend(argvs);
+    s.environs.extend(environs);
+    s.rounds += 1;
+}
+
+/// argv[0]'s file name.
+fn program(cmdline: &[u8]) -> String {
+    let first = cmdline.split(|&b| b == 0).next().unwrap_or_default();
+    let first = String::from_utf8_lossy(first);
+    first.rsplit('/').next().unwrap_or_default().to_string()
+}
+
+fn argv_words(cmdline: &[u8]) -> Vec<String> {
+    cmdline
+        .split(|&b| b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect()
+}
+
+// ------------------------------------------------------------------ files
+
+/// Regular files under `dir` (symlinks not followed), with their bytes.
+fn files_under(dir: &Path, skip: &[PathBuf], out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if skip.contains(&p) {
+            continue;
+        }
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if m.is_dir() {
+            files_under(&p, skip, out);
+        } else if m.is_file() {
+            out.push(p);
+        }
+    }
+}
+
+/// Every path under `dir` (files and folders, not following symlinks).
+fn paths_under(dir: &Path, out: &mut BTreeSet<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        out.insert(p.clone());
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+            paths_under(&p, out);
+        }
+    }
+}
+
+/// The management key in the PRINTED object's bytes (`88 L 89 L KEY …`).
+fn management_key(printed: &[u8]) -> Option<Vec<u8>> {
+    printed.windows(2).enumerate().find_map(|(i, w)| {
+        let len = usize::from(w[1]);
+        (w[0] == 0x89 && [16, 24, 32].contains(&len) && printed.len() >= i + 2 + len)
+            .then(|| printed[i + 2..i + 2 + len].to_vec())
+    })
+}
+
+// --------------------------------------------------------------------- test
+
+#[test]
+fn no_secret_is_left_in_clear_anywhere_after_a_full_run() {
+    let started = Instant::now();
+    let t = TestEnv::new("hygiene");
+    let key = TestKey::start();
+    let tmp = t.dir.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (pin, puk) = loop {
+        let (a, b) = (alnum8(), alnum8());
+        if a != b {
+            break (a, b);
+        }
+    };
+
+    // The IAM user and its first key, made in moto by the AWS CLI.
+    let user = format!("hyg-{}", t.tag);
+    aws(&t, &["iam", "create-user", "--user-name", &user]);
+    let made = aws(&t, &["iam", "create-access-key", "--user-name", &user]);
+    let original = Key {
+        id: made["AccessKey"]["AccessKeyId"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        secret: made["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    };
+    let role = t.role_arn("hygiene");
+    let mfa = t.mfa_serial("hyg");
+    // Owner-only, as it would be for a careful user; vault must keep it so.
+    t.write_config(&format!(
+        "[profile p]\nregion = us-east-1\n\n[profile r]\nsource_profile = p\nrole_arn = {role}\n"
+    ));
+    std::fs::set_permissions(&t.config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let seed: Vec<u8> = (0..20).map(|_| rand::random::<u8>()).collect();
+    let seed_b32 = base32(&seed);
+
+    // What exists before vault runs (the test made it), for the permission check.
+    let roots: Vec<(&str, PathBuf)> = vec![
+        ("HOME", t.home.clone()),
+        ("XDG_DATA_HOME", t.dir.join("data")),
+        ("XDG_CACHE_HOME", t.dir.join("cache")),
+        ("XDG_CONFIG_HOME", t.dir.join("config-home")),
+        ("XDG_RUNTIME_DIR", t.dir.join("run")),
+        ("TMPDIR", tmp.clone()),
+    ];
+    let mut before = BTreeSet::new();
+    for (_, r) in &roots {
+        paths_under(r, &mut before);
+    }
+
+    let w = World {
+        t,
+        tmp,
+        pin,
+        puk,
+        outputs: Mutex::new(Vec::new()),
+    };
+
+    // The sampler runs for the whole run.
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (seen, stop) = (seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                sample(&seen);
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        })
+    };
+
+    // add: the long-term key from the environment (`--env`).
+    let args = ["add", "p", "--env"];
+    let cmd = w
+        .vault(&args)
+        .env("AWS_ACCESS_KEY_ID", &original.id)
+        .env("AWS_SECRET_ACCESS_KEY", &original.secret);
+    w.run(&args, cmd);
+
+    // enroll: the seed on stdin, never in an argv.
+    let serial = key.serial.to_string();
+    let args = [
+        "hw",
+        "enroll",
+        "--serial",
+        serial.as_str(),
+        "--profile",
+        "p",
+        "--totp-secret",
+        "-",
+        "--mfa-serial",
+        mfa.as_str(),
+    ];
+    let mut cmd = w.vault(&args);
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    writer
+        .write_all(format!("{seed_b32}\n").as_bytes())
+        .unwrap();
+    drop(writer);
+    cmd.cmd.stdin(reader);
+    let enrolled = w.run(&args, cmd);
+    assert!(
+        enrolled.stderr.contains("its code matches"),
+        "{}",
+        enrolled.stderr
+    );
+
+    // exec --json (cold: unwrap, OATH code, GetSessionToken, AssumeRole),
+    // then every export format, for the role and for the MFA session.
+    let role_creds = w.creds_json(&["exec", "r", "--json"]);
+    let mfa_creds = w.creds_json(&["export", "p", "--format", "json"]);
+    assert_eq!(
+        w.creds_json(&["export", "r", "--format", "json"]),
+        role_creds
+    );
+    for format in ["env", "export-env", "ini"] {
+        for profile in ["p", "r"] {
+            let args = ["export", profile, "--format", format];
+            let run = w.vault(&args).run().success();
+            let c = if profile == "p" {
+                &mfa_creds
+            } else {
+                &role_creds
+            };
+            assert!(run.stdout.contains(&c.secret_access_key), "{}", run.stdout);
+            let asked = vec![
+                c.secret_access_key.clone(),
+                c.session_token.clone().unwrap_or_default(),
+            ];
+            w.keep(&args, &run, asked);
+        }
+    }
+
+    // exec -- CMD: the command prints its environment (NUL-separated).
+    let args = [
+        "exec",
+        "r",
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.3; exec env -0",
+        "hygiene-child",
+    ];
+    let run = w.vault(&args).run().success();
+    let child_env: BTreeMap<String, String> = run
+        .stdout
+        .split('\0')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(
+        child_env.get("AWS_SECRET_ACCESS_KEY"),
+        Some(&role_creds.secret_access_key)
+    );
+    assert_eq!(
+        child_env.get("AWS_SESSION_TOKEN"),
+        role_creds.session_token.as_ref()
+    );
+    assert_eq!(child_env.get("AWS_VAULT").map(String::as_str), Some("r"));
+    w.keep(
+        &args,
+        &run,
+        vec![
+            role_creds.secret_access_key.clone(),
+            role_creds.session_token.clone().unwrap_or_default(),
+        ],
+    );
+
+    w.json(&["hw", "status", "--json"]);
+    let args = ["list"];
+    w.run(&args, w.vault(&args));
+
+    // rotate: the cached MFA session serves the IAM calls; the new key is
+    // sealed to the card.
+    let args = ["rotate", "p"];
+    let rotated = w.run(&args, w.vault(&args));
+    assert!(
+        rotated
+            .stdout
+            .starts_with("Rotated the access key of profile \"p\""),
+        "{}",
+        rotated.stdout
+    );
+    // The rotated key, asked for: a plain profile's --no-session gives the
+    // stored key itself.
+    let new_key = w.creds_json(&["exec", "p", "--no-session", "--json"]);
+    assert_ne!(new_key.access_key_id, original.id);
+    assert!(new_key.session_token.is_none());
+    let listed = aws(&w.t, &["iam", "list-access-keys", "--user-name", &user]);
+    let ids: Vec<&str> = listed["AccessKeyMetadata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["AccessKeyId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [new_key.access_key_id.as_str()]);
+
+    stop.store(true, Ordering::SeqCst);
+    sampler.join().unwrap();
+    let vault_done = started.elapsed();
+
+    // Every session made in the run is one collected above: one MFA session
+    // (with the original key; none with the new one) and one role session.
+    let gst = session_token_requests(&original.id);
+    assert_eq!(gst.len(), 1, "GetSessionToken calls");
+    assert!(session_token_requests(&new_key.access_key_id).is_empty());
+    assert_eq!(assume_role_requests(&role).len(), 1, "AssumeRole calls");
+
+    // The management key vault generated, read back from the card with
+    // the PIN (after the sampler: the PIN is in ykman's argv).
+    let out = std::process::Command::new("ykman")
+        .arg("--reader")
+        .arg(&key.reader)
+        .args(["piv", "objects", "export", "PRINTED", "-", "-P", &w.pin])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("ykman");
+    assert!(out.status.success(), "ykman: {out:?}");
+    let mgm = management_key(&out.stdout)
+        .unwrap_or_else(|| panic!("no management key in PRINTED: {:02x?}", out.stdout));
+
+    // ---- The secrets.
+    let mut secrets = vec![
+        Secret::text(
+            Kind::LongTerm,
+            "the original long-term secret",
+            &original.secret,
+        ),
+        Secret::text(
+            Kind::LongTerm,
+            "the rotated long-term secret",
+            &new_key.secret_access_key,
+        ),
+        Secret::text(
+            Kind::Session,
+            "the MFA session's secret key",
+            &mfa_creds.secret_access_key,
+        ),
+        Secret::text(
+            Kind::Session,
+            "the MFA session's token",
+            mfa_creds.session_token.as_deref().unwrap(),
+        ),
+        Secret::text(
+            Kind::Session,
+            "the role session's secret key",
+            &role_creds.secret_access_key,
+        ),
+        Secret::text(
+            Kind::Session,
+            "the role session's token",
+            role_creds.session_token.as_deref().unwrap(),
+        ),
+        Secret::binary(Kind::Seed, "the TOTP seed", &seed),
+        Secret::text(Kind::Seed, "the TOTP seed (base32)", &seed_b32),
+        Secret::text(
+            Kind::Seed,
+            "the TOTP seed (base32, lower case)",
+            &seed_b32.to_ascii_lowercase(),
+        ),
+        Secret::text(Kind::PinPuk, "the PIN", &w.pin),
+        Secret::text(Kind::PinPuk, "the PUK", &w.puk),
+        Secret::binary(Kind::ManagementKey, "the management key", &mgm),
+    ];
+    for r in &gst {
+        let code = r.param("TokenCode").expect("a TokenCode");
+        secrets.push(Secret::code(format!("the MFA code {code}"), code));
+    }
+    let all = |kinds: &[Kind]| -> Vec<&Secret> {
+        secrets.iter().filter(|s| kinds.contains(&s.kind)).collect()
+    };
+    let not_codes = all(&[
+        Kind::LongTerm,
+        Kind::Session,
+        Kind::Seed,
+        Kind::PinPuk,
+        Kind::ManagementKey,
+    ]);
+    let mut leaks: Vec<String> = Vec::new();
+
+    // ---- Files: the test's HOME, XDG folders and TMPDIR, the whole rig
+    // folder and /dev/shm. Not this key's state file (it is the card) nor
+    // moto's recording (the AWS side, below).
+    let rig = support::rig_dir();
+    let recording = PathBuf::from(std::env::var("VAULT_RIG_RECORDING").unwrap());
+    let skip = vec![key.state_path(), recording.clone()];
+    let mut files = Vec::new();
+    for (_, r) in &roots {
+        files_under(r, &skip, &mut files);
+    }
+    files_under(&rig, &skip, &mut files);
+    files_under(Path::new("/dev/shm"), &skip, &mut files);
+    files.sort();
+    files.dedup();
+    assert!(
+        files.contains(&key.log_path()),
+        "the key's APDU log was not searched"
+    );
+    assert!(!key.apdu_log().is_empty(), "the key's APDU log is empty");
+    let mut bytes = 0usize;
+    for f in &files {
+        let Ok(data) = std::fs::read(f) else { continue };
+        bytes += data.len();
+        for hit in found_in(&data, not_codes.iter().copied()) {
+            leaks.push(format!("{hit} in {}", f.display()));
+        }
+    }
+    eprintln!(
+        "[hygiene] searched {} files ({} KiB) under HOME, the XDG folders, TMPDIR, {} and /dev/shm",
+        files.len(),
+        bytes / 1024,
+        rig.display()
+    );
+
+    // ---- moto's recording: no long-term secret, seed, PIN, PUK or
+    // management key (session tokens travel in X-Amz-Security-Token, and
+    // the MFA code in TokenCode, by design).
+    let data = std::fs::read(&recording).unwrap();
+    for hit in found_in(
+        &data,
+        all(&[
+            Kind::LongTerm,
+            Kind::Seed,
+            Kind::PinPuk,
+            Kind::ManagementKey,
+        ]),
+    ) {
+        leaks.push(format!("{hit} in moto's request recording"));
+    }
+    assert!(
+        !sts_requests().is_empty(),
+        "moto's recording is empty: searched nothing"
+    );
+
+    // ---- vault's stdout and stderr (with --debug), but for what a
+    // command was asked to print.
+    let outputs = w.outputs.lock().unwrap();
+    for o in outputs.iter() {
+        let what = o.argv[2..].join(" ");
+        for hit in found_in(o.stderr.as_bytes(), secrets.iter()) {
+            leaks.push(format!("{hit} in the stderr of vault {what}"));
+        }
+        let unasked = secrets
+            .iter()
+            .filter(|s| s.value.is_empty() || !o.asked.contains(&s.value));
+        for hit in found_in(o.stdout.as_bytes(), unasked) {
+            leaks.push(format!("{hit} in the stdout of vault {what}"));
+        }
+    }
+
+    // ---- argv: what the sampler saw, and vault's own.
+    let seen = seen.lock().unwrap();
+    let mut argvs: Vec<Vec<u8>> = seen.argvs.iter().cloned().collect();
+    argvs.extend(outputs.iter().map(|o| o.argv.join("\0").into_bytes()));
+    for a in &argvs {
+        for hit in found_in(a, secrets.iter()) {
+            leaks.push(format!("{hit} in the argv {:?}", argv_words(a)));
+        }
+    }
+    let vault_argvs = seen.argvs.iter().filter(|a| program(a) == "vault").count();
+    assert!(
+        seen.argvs
+            .iter()
+            .any(|a| argv_words(a).contains(&"--totp-secret".to_string())),
+        "the sampler never saw the enroll"
+    );
+    assert!(
+        seen.argvs
+            .iter()
+            .any(|a| argv_words(a).last().map(String::as_str) == Some("hygiene-child")),
+        "the sampler never saw the exec'd command"
+    );
+
+    // ---- Environments.
+    let mut child_envs = 0;
+    for (cmdline, env) in &seen.environs {
+        let vars: Vec<&[u8]> = env.split(|&b| b == 0).collect();
+        let exec_child = vars.iter().any(|v| v.starts_with(b"AWS_VAULT="));
+        let launcher =
+            ["setsid", "keyctl", "vault"].contains(&program(cmdline).as_str()) && !exec_child;
+        let adding = launcher && {
+            let w = argv_words(cmdline);
+            w.contains(&"add".to_string()) && w.contains(&"--env".to_string())
+        };
+        child_envs += usize::from(exec_child);
+        let forbidden: Vec<&Secret> = secrets
+            .iter()
+            .filter(|s| match s.kind {
+                Kind::Session => !exec_child,
+                Kind::PinPuk => !launcher,
+                Kind::LongTerm => !adding,
+                Kind::Seed | Kind::ManagementKey => true,
+                // Six digits: too likely by chance among numbers in environments.
+                Kind::MfaCode => false,
+            })
+            .collect();
+        for hit in found_in(env, forbidden) {
+            leaks.push(format!(
+                "{hit} in the environment of {:?}",
+                argv_words(cmdline)
+            ));
+        }
+    }
+    assert!(
+        child_envs > 0,
+        "the sampler never read the exec'd command's environment"
+    );
+    // The command's environment as it printed it: its credentials, nothing
+    // of vault's own.
+    for (k, v) in &child_env {
+        for hit in found_in(
+            v.as_bytes(),
+            all(&[
+                Kind::LongTerm,
+                Kind::Seed,
+                Kind::PinPuk,
+                Kind::ManagementKey,
+            ]),
+        ) {
+            leaks.push(format!("{hit} in the exec'd command's {k}"));
+        }
+        if k.starts_with("VAULT_PIN") || k.starts_with("VAULT_NEW_") {
+            leaks.push(format!("the exec'd command's environment has {k}"));
+        }
+    }
+    eprintln!(
+        "[hygiene] sampler: {} rounds, {} distinct argvs ({vault_argvs} of vault), {} environments \
+         ({child_envs} of the exec'd command)",
+        seen.rounds,
+        seen.argvs.len(),
+        seen.environs.len()
+    );
+
+    // ---- Permissions of what vault created.
+    let mut after = BTreeSet::new();
+    for (_, r) in &roots {
+        paths_under(r, &mut after);
+    }
+    let created: Vec<&PathBuf> = after.difference(&before).collect();
+    let mut loose = Vec::new();
+    for p in &created {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        let mode = m.permissions().mode() & 0o777;
+        let kind = if m.is_dir() { "dir " } else { "file" };
+        let (name, root) = roots
+            .iter()
+            .find(|(_, r)| p.starts_with(r))
+            .map(|(n, r)| (*n, r))
+            .unwrap();
+        eprintln!(
+            "[hygiene] created {kind} {mode:04o} ${name}/{}",
+            p.strip_prefix(root).unwrap().display()
+        );
+        if mode & 0o077 != 0 || (m.is_file() && mode & 0o100 != 0) {
+            loose.push(format!("{} ({mode:04o})", p.display()));
+        }
+    }
+    for expected in [
+        "config-home/vault/tokens.json",
+        "data/vault/envelopes",
+        "run/vault/locks",
+    ] {
+        assert!(
+            created.iter().any(|p| p.ends_with(expected)),
+            "{expected} was not created: {created:#?}"
+        );
+    }
+    let config_mode = std::fs::metadata(&w.t.config).unwrap().permissions().mode() & 0o777;
+    eprintln!(
+        "[hygiene] kept      0{config_mode:o} $HOME/.aws/config (the test's, rewritten by enroll)"
+    );
+    if config_mode != 0o600 {
+        loose.push(format!(
+            "{} widened to {config_mode:04o}",
+            w.t.config.display()
+        ));
+    }
+
+    eprintln!(
+        "[hygiene] {} secrets ({} needles); vault calls {:?}, checks {:?}",
+        secrets.len(),
+        secrets.iter().map(|s| s.needles.len()).sum::<usize>(),
+        vault_done,
+        started.elapsed() - vault_done
+    );
+    assert!(leaks.is_empty(), "secrets in clear:\n{}", leaks.join("\n"));
+    assert!(loose.is_empty(), "not owner-only:\n{}", loose.join("\n"));
+}
