@@ -297,41 +297,61 @@ pub struct LoginArgs {
     pub stdout: bool,
 }
 
+/// The longest duration vault takes: Go's limit (`time.ParseDuration`,
+/// 2562047h47m16s, about 292 years), so that any duration that parses can
+/// be added to the current time, as a deadline or an expiry is.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(9_223_372_036);
+
 /// Go-style durations as aws-vault takes them: `1h`, `30m`, `1h30m`, `900s`, `900`.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
     if s.is_empty() {
         return Err("empty duration".into());
     }
-    if let Ok(n) = s.parse::<u64>() {
-        return Ok(std::time::Duration::from_secs(n));
-    }
-    let mut total = 0u64;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?}: expected e.g. 1h, 30m, 900s"))?;
-        num.clear();
-        total = total.saturating_add(match c {
-            'h' => n.saturating_mul(3600),
-            'm' => n.saturating_mul(60),
-            's' => n,
-            _ => {
-                return Err(format!(
-                    "invalid duration {s:?}: unknown unit {c:?} (use h, m, s)"
-                ))
+    let too_long = || format!("invalid duration {s:?}: longer than 2562047h (about 292 years)");
+    let total = if let Ok(n) = s.parse::<u64>() {
+        n
+    } else if s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(too_long());
+    } else {
+        let mut total = 0u64;
+        let mut num = String::new();
+        for c in s.chars() {
+            if c.is_ascii_digit() {
+                num.push(c);
+                continue;
             }
-        });
-    }
-    if !num.is_empty() {
-        return Err(format!(
-            "invalid duration {s:?}: a number needs a unit (h, m, s)"
-        ));
+            if num.is_empty() {
+                return Err(format!(
+                    "invalid duration {s:?}: expected e.g. 1h, 30m, 900s"
+                ));
+            }
+            let n: u64 = num.parse().map_err(|_| too_long())?;
+            num.clear();
+            let unit = match c {
+                'h' => 3600,
+                'm' => 60,
+                's' => 1,
+                _ => {
+                    return Err(format!(
+                        "invalid duration {s:?}: unknown unit {c:?} (use h, m, s)"
+                    ))
+                }
+            };
+            total = n
+                .checked_mul(unit)
+                .and_then(|n| total.checked_add(n))
+                .ok_or_else(too_long)?;
+        }
+        if !num.is_empty() {
+            return Err(format!(
+                "invalid duration {s:?}: a number needs a unit (h, m, s)"
+            ));
+        }
+        total
+    };
+    if total > MAX_DURATION.as_secs() {
+        return Err(too_long());
     }
     Ok(std::time::Duration::from_secs(total))
 }

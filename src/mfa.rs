@@ -85,7 +85,8 @@ fn used_at(rec: &MfaUse, hash: &str, now: u64) -> Option<u64> {
 /// How long ago the code with hash `code_hash` was sent, if it was sent
 /// recently enough to be refused now.
 pub fn reused_ago(rec: &MfaUse, code_hash: &str, now: u64) -> Option<u64> {
-    used_at(rec, code_hash, now).map(|t| now - t)
+    // A record from a clock that was ahead says "in the future": just now.
+    used_at(rec, code_hash, now).map(|t| now.saturating_sub(t))
 }
 
 /// How many seconds to wait before asking a device for a code, when the
@@ -93,7 +94,19 @@ pub fn reused_ago(rec: &MfaUse, code_hash: &str, now: u64) -> Option<u64> {
 /// when the current step is free.
 pub fn wait_for_next_step(rec: &MfaUse, now: u64) -> Option<u64> {
     let last = rec.last_step?;
-    (now / STEP <= last).then(|| (last + 1) * STEP - now + 1)
+    let step = now / STEP;
+    // A step more than one ahead of the clock was never sent from here:
+    // the record is damaged or the clock went back. Waiting for it could
+    // take forever, and AWS judges codes by its own clock anyway.
+    if last < step || last > step.saturating_add(1) {
+        return None;
+    }
+    Some(
+        last.saturating_add(1)
+            .saturating_mul(STEP)
+            .saturating_sub(now)
+            .saturating_add(1),
+    )
 }
 
 /// Records in `rec` that the code with hash `code_hash` (computed for TOTP

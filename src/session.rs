@@ -162,6 +162,15 @@ pub fn decode(bytes: &[u8]) -> Result<CachedSession, String> {
     if wire.access_key_id.is_empty() || wire.secret_access_key.is_empty() {
         return Err("cache entry without credentials".into());
     }
+    // Any u64 is valid JSON here, but not every one is a time.
+    let expiration = UNIX_EPOCH
+        .checked_add(Duration::from_secs(wire.expiration))
+        .ok_or_else(|| {
+            format!(
+                "cache entry expiring at {} s is out of range",
+                wire.expiration
+            )
+        })?;
     Ok(CachedSession {
         kind: wire.kind,
         profile: wire.profile.clone(),
@@ -170,7 +179,7 @@ pub fn decode(bytes: &[u8]) -> Result<CachedSession, String> {
             access_key_id: wire.access_key_id.clone(),
             secret_access_key: SecretAccessKey::new(wire.secret_access_key.clone()),
             session_token: SessionToken::new(wire.session_token.clone()),
-            expiration: UNIX_EPOCH + Duration::from_secs(wire.expiration),
+            expiration,
         },
     })
 }

@@ -520,9 +520,24 @@ fn totp_seed(args: &EnrollArgs) -> Result<Option<(SecretBytes, Option<String>)>,
     parse_totp_base32(&b32, flag).map(|seed| Some((seed, None)))
 }
 
+const OTPAUTH_TOTP: &str = "otpauth://totp";
+
 /// An `otpauth://totp/...` URI's seed and account name, checked to be what
 /// AWS virtual MFA devices use (SHA-1, 6 digits, 30 s).
 pub fn parse_totp_uri(uri: &str) -> Result<(SecretBytes, Option<String>), Error> {
+    // totp-rs 5.7 panics on a URI without a host (`otpauth:x`): only one
+    // that names the `totp` host, as every otpauth URI for AWS does, gets
+    // that far.
+    let rest = uri
+        .get(..OTPAUTH_TOTP.len())
+        .filter(|p| p.eq_ignore_ascii_case(OTPAUTH_TOTP))
+        .map(|_| &uri[OTPAUTH_TOTP.len()..]);
+    if !rest.is_some_and(|r| r.is_empty() || r.starts_with(['/', '?', '#'])) {
+        return Err(Error::usage(
+            format!("--totp-uri is not a valid otpauth URI: it must start with {OTPAUTH_TOTP}/"),
+            None,
+        ));
+    }
     let totp = totp_rs::TOTP::from_url_unchecked(uri)
         .map_err(|e| Error::usage(format!("--totp-uri is not a valid otpauth URI: {e}"), None))?;
     if totp.algorithm != totp_rs::Algorithm::SHA1 || totp.digits != 6 || totp.step != 30 {

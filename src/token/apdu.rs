@@ -41,8 +41,11 @@ const DEVICE_INFO_VERSION: u32 = 0x05;
 pub const RECV_BUF: usize = 256 + 2;
 /// The most data one short command carries; more is chained.
 const CHUNK: usize = 255;
-/// Bounds a `61xx` chain, so a confused card cannot keep us reading.
+/// Bounds a `61xx` chain, so a confused card cannot keep us reading: at
+/// most this many bytes, in at most `MAX_FOLLOW_UPS` parts (a card that
+/// answers `61xx` with no data would otherwise never be done).
 const MAX_RESPONSE: usize = 64 * 1024;
+const MAX_FOLLOW_UPS: usize = MAX_RESPONSE / 64;
 /// How often to look again when pcscd cannot wait for changes itself.
 const POLL: Duration = Duration::from_millis(250);
 /// How long pcscd may take to notice a card is gone (it polls readers,
@@ -562,8 +565,10 @@ pub fn transmit_with(
         }
     }
     let follow = [0x00, more.ins(), 0x00, 0x00, 0x00];
+    let mut follow_ups = 0;
     while let Sw::MoreData(_) = sw {
-        if data.len() > MAX_RESPONSE {
+        follow_ups += 1;
+        if data.len() > MAX_RESPONSE || follow_ups > MAX_FOLLOW_UPS {
             return Err(TokenError::Malformed {
                 op: apdu.op,
                 what: "the answer never ends",

@@ -424,13 +424,14 @@ pub fn parse_select(data: &[u8]) -> Result<SelectInfo, TokenError> {
     let challenge = tlv::find(&tlvs, tag::CHALLENGE).map(<[u8]>::to_vec);
     let access_algorithm = match tlv::find(&tlvs, tag::ALGORITHM) {
         None => Algorithm::Sha1,
-        Some(v) => v
-            .first()
-            .and_then(|&b| Algorithm::from_code(b))
-            .ok_or(TokenError::Malformed {
-                op: OP,
-                what: "unknown password algorithm",
-            })?,
+        Some(v) => {
+            v.first()
+                .and_then(|&b| Algorithm::from_code(b))
+                .ok_or(TokenError::Malformed {
+                    op: OP,
+                    what: "unknown password algorithm",
+                })?
+        }
     };
     Ok(SelectInfo {
         version,

@@ -1383,8 +1383,7 @@ pub fn check_attestation(
         .ok_or_else(|| fail("the F9 certificate object is malformed".into()))?;
     let leaf = Certificate::from_der(leaf_der)
         .map_err(|e| fail(format!("attestation certificate: {e}")))?;
-    let f9 =
-        Certificate::from_der(&f9_der).map_err(|e| fail(format!("F9 certificate: {e}")))?;
+    let f9 = Certificate::from_der(&f9_der).map_err(|e| fail(format!("F9 certificate: {e}")))?;
 
     verify_signed_by(&leaf, &f9)
         .map_err(|e| fail(format!("not signed by the card's attestation key: {e}")))?;
@@ -1411,8 +1410,7 @@ pub fn check_attestation(
         .and_then(|v| <[u8; 3]>::try_from(v).ok())
         .map(Version)
         .ok_or_else(|| fail("no firmware version extension".into()))?;
-    let policy =
-        extension(&leaf, OID_POLICY).ok_or_else(|| fail("no policy extension".into()))?;
+    let policy = extension(&leaf, OID_POLICY).ok_or_else(|| fail("no policy extension".into()))?;
     let pin_policy = policy
         .first()
         .copied()
