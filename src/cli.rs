@@ -361,6 +361,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn durations_too_long_to_add_to_now_are_refused() {
+        // Found by fuzzing (fuzz/regressions/cli/duration-past-the-end-of-time):
+        // the hours saturated at u64::MAX seconds, and `Instant::now() + d`
+        // (`hw enroll --wait`, VAULT_TOKEN_WAIT, VAULT_ROTATE_WAIT) panicked.
+        for s in [
+            "008h4444444444444009h008h01s11s1s1s",
+            "18446744073709551615",
+            "99999999999999999999",
+            "2562048h",
+            "2562047h47m17s",
+        ] {
+            assert!(parse_duration(s).is_err(), "{s:?} accepted");
+        }
+        let max = parse_duration("2562047h47m16s").unwrap();
+        assert_eq!(max, MAX_DURATION);
+        assert!(std::time::Instant::now().checked_add(max).is_some());
+        assert!(std::time::SystemTime::now().checked_add(max).is_some());
+    }
+
+    #[test]
     fn durations_like_aws_vault() {
         assert_eq!(parse_duration("1h").unwrap().as_secs(), 3600);
         assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5400);

@@ -259,3 +259,55 @@ pub fn mark_used(cache: &dyn SessionCache, mfa_serial: &str, code: &Code) {
         log::warn!(target: "vault", "could not record the used MFA code: {e}");
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_796_000_000;
+
+    #[test]
+    fn a_code_recorded_in_the_future_counts_as_just_used_not_a_panic() {
+        // Found by fuzzing (fuzz/regressions/mfa_use/code-used-in-the-future):
+        // a record written while the clock was ahead made `now - t` underflow.
+        let rec: MfaUse = serde_json::from_str(
+            r#"{"last_step":5986,"used":[["00112233445566778899aabbccddeeff",3591999980]]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            reused_ago(&rec, "00112233445566778899aabbccddeeff", NOW),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn a_last_step_far_ahead_of_the_clock_is_never_waited_for() {
+        // fuzz/regressions/mfa_use/last-step-at-the-end-of-time: `(last + 1) * STEP`
+        // overflowed, and a step far ahead meant sleeping for years.
+        for last in [u64::MAX, u64::MAX / STEP, NOW / STEP + 2, NOW, 0] {
+            let rec = MfaUse {
+                last_step: Some(last),
+                used: Vec::new(),
+            };
+            assert_eq!(wait_for_next_step(&rec, NOW), None, "last step {last}");
+        }
+        // This step's code was sent: wait for the next step, not longer.
+        let step = NOW / STEP;
+        for (last, at_most) in [(step, STEP + 1), (step + 1, 2 * STEP + 1)] {
+            let rec = MfaUse {
+                last_step: Some(last),
+                used: Vec::new(),
+            };
+            let wait = wait_for_next_step(&rec, NOW).unwrap();
+            assert!(wait <= at_most && (NOW + wait) / STEP > last, "{wait}");
+        }
+        for now in [u64::MAX, u64::MAX - 1] {
+            let rec = MfaUse {
+                last_step: Some(now / STEP),
+                used: Vec::new(),
+            };
+            assert!(wait_for_next_step(&rec, now).is_some_and(|w| w <= 2 * STEP + 1));
+        }
+    }
+}

@@ -9,9 +9,13 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 pub fn rfc3339(t: SystemTime) -> String {
-    OffsetDateTime::from(t)
-        .replace_nanosecond(0)
-        .ok()
+    // Whole seconds, and never `OffsetDateTime::from(t)`: that panics for a
+    // time past year 9999 (a damaged cache entry can hold one).
+    let secs = match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).ok(),
+        Err(e) => i64::try_from(e.duration().as_secs()).ok().map(|s| -s),
+    };
+    secs.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_default()
 }

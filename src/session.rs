@@ -130,6 +130,8 @@ impl Drop for Wire {
 }
 
 const WIRE_VERSION: u8 = 1;
+/// 9999-12-31T23:59:59Z, the last second an expiration can be written in.
+const MAX_EXPIRATION: u64 = 253_402_300_799;
 
 pub fn encode(s: &CachedSession) -> SecretBytes {
     let wire = Wire {
@@ -162,15 +164,15 @@ pub fn decode(bytes: &[u8]) -> Result<CachedSession, String> {
     if wire.access_key_id.is_empty() || wire.secret_access_key.is_empty() {
         return Err("cache entry without credentials".into());
     }
-    // Any u64 is valid JSON here, but not every one is a time.
-    let expiration = UNIX_EPOCH
-        .checked_add(Duration::from_secs(wire.expiration))
-        .ok_or_else(|| {
-            format!(
-                "cache entry expiring at {} s is out of range",
-                wire.expiration
-            )
-        })?;
+    // Any u64 is valid JSON here, but not every one is a time vault can
+    // add to or write out (RFC 3339 ends with year 9999).
+    if wire.expiration > MAX_EXPIRATION {
+        return Err(format!(
+            "cache entry expiring at {} s is out of range",
+            wire.expiration
+        ));
+    }
+    let expiration = UNIX_EPOCH + Duration::from_secs(wire.expiration);
     Ok(CachedSession {
         kind: wire.kind,
         profile: wire.profile.clone(),
@@ -453,6 +455,31 @@ mod tests {
     fn entry_round_trip() {
         let s = sample();
         assert_eq!(decode(encode(&s).expose()).unwrap(), s);
+    }
+
+    #[test]
+    fn expirations_past_what_can_be_written_are_errors_not_panics() {
+        // Found by fuzzing (fuzz/regressions/session/expiration-*): u64::MAX
+        // seconds overflowed `UNIX_EPOCH + d` in `decode`; a time past year
+        // 9999 decoded, then panicked where `vault exec --json` formats it.
+        let entry = |expiration: &str| {
+            format!(
+                r#"{{"v":1,"kind":"AssumeRole","profile":"p","mfa_serial":null,"access_key_id":"ASIA","secret_access_key":"s","session_token":"t","expiration":{expiration}}}"#
+            )
+        };
+        for expiration in [
+            "18446744073709551615",
+            "9223372036854775807",
+            "253402300800",
+        ] {
+            let e = decode(entry(expiration).as_bytes()).unwrap_err();
+            assert!(e.contains("out of range"), "{e}");
+        }
+        let last = decode(entry("253402300799").as_bytes()).unwrap();
+        assert_eq!(
+            crate::output::rfc3339(last.creds.expiration),
+            "9999-12-31T23:59:59Z"
+        );
     }
 
     #[test]

@@ -666,3 +666,31 @@ fn load_totp(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_otpauth_uri_without_a_host_is_refused_not_a_panic() {
+        // Found by fuzzing (fuzz/regressions/otpauth/uri-without-host):
+        // totp-rs 5.7 unwraps the URI's host.
+        for uri in [
+            "otpauth:\0\0\0\0jbxhpk 3px\x01\0\0\0\0\0\0<es",
+            "otpauth:x",
+            "otpauth:/totp/a?secret=JBSWY3DPEHPK3PXP",
+            "otpauth:///a?secret=JBSWY3DPEHPK3PXP",
+            "otpauth://totpx/a?secret=JBSWY3DPEHPK3PXP",
+            "otpauth://",
+        ] {
+            assert!(parse_totp_uri(uri).is_err(), "{uri:?} accepted");
+        }
+        let (seed, account) = parse_totp_uri(
+            "otpauth://totp/Amazon%20Web%20Services:jonsmith@111111111111?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Amazon%20Web%20Services",
+        )
+        .unwrap();
+        assert_eq!(seed.expose().len(), 20);
+        assert_eq!(account.as_deref(), Some("jonsmith@111111111111"));
+    }
+}

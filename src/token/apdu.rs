@@ -1015,6 +1015,71 @@ pub fn list_keys(ctx: &pcsc::Context) -> Vec<KeyInfo> {
 mod tests {
     use super::*;
 
+    /// A card that gives `answers` in turn, then the last one forever.
+    fn card(
+        answers: &[&[u8]],
+    ) -> impl FnMut(&[u8], &mut [u8; RECV_BUF]) -> Result<(usize, Sw), TokenError> {
+        let answers: Vec<Vec<u8>> = answers.iter().map(|a| a.to_vec()).collect();
+        let mut next = 0;
+        move |_, buf| {
+            let answer = &answers[next.min(answers.len() - 1)];
+            next += 1;
+            let (data, sw) = split_answer(answer).ok_or(TokenError::Malformed {
+                op: "TEST",
+                what: "answer shorter than a status word",
+            })?;
+            buf[..data.len()].copy_from_slice(data);
+            Ok((data.len(), sw))
+        }
+    }
+
+    #[test]
+    fn more_data_is_followed_until_the_card_is_done() {
+        let first = [vec![0x11; 256], vec![0x61, 0x20]].concat();
+        let last = [vec![0x22; 32], vec![0x90, 0x00]].concat();
+        let apdu = Apdu::new("TEST", 0xA1, 0, 0).data(Zeroizing::new(vec![0x5A; 300]));
+        let resp = transmit_with(
+            &apdu,
+            MoreData::GetResponse,
+            card(&[&[0x90, 0x00], &first, &last]),
+        )
+        .unwrap();
+        assert_eq!(resp.sw, Sw::Ok);
+        assert_eq!(
+            &resp.data[..],
+            &[first[..256].to_vec(), last[..32].to_vec()].concat()[..]
+        );
+    }
+
+    #[test]
+    fn a_card_answering_more_data_forever_is_cut_off() {
+        // Found by fuzzing (fuzz/regressions/apdu_response/card-answering-61xx-forever):
+        // 16 bytes and `61 39` to every GET RESPONSE took 4096 exchanges to
+        // reach the byte limit, and `61 00` with no data never reached it.
+        let sixteen = b"\x01\x00\xfe\xff\xff\xff\x01\x00\x79\x00\x28\x00\x00\x01\x00\x00\x61\x39";
+        for answer in [&sixteen[..], &[0x61, 0x00][..]] {
+            let apdu = Apdu::new("TEST", 0xA1, 0, 0).data(Zeroizing::new(vec![0xFF]));
+            let mut calls = 0;
+            let mut card = card(&[answer]);
+            let result = transmit_with(&apdu, MoreData::GetResponse, |raw, buf| {
+                calls += 1;
+                card(raw, buf)
+            });
+            assert!(
+                matches!(
+                    result,
+                    Err(TokenError::Malformed {
+                        what: "the answer never ends",
+                        ..
+                    })
+                ),
+                "{:?}",
+                result.map(|r| r.sw)
+            );
+            assert!(calls <= MAX_FOLLOW_UPS + 1, "{calls} exchanges");
+        }
+    }
+
     #[test]
     fn status_words_round_trip_and_have_names() {
         for code in [

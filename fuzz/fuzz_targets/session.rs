@@ -1,0 +1,28 @@
+//! Session cache entries (JSON, in the kernel keyring or a store) and the
+//! names they are listed under: any bytes decode or fail with an error;
+//! what decodes re-encodes to an entry that decodes to the same session,
+//! and can be served (its expiry formatted, its time left computed).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use std::time::SystemTime;
+use vault::creds::Credentials;
+use vault::session::{self, CacheId};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(s) = session::decode(data) {
+        let again = session::decode(session::encode(&s).expose())
+            .unwrap_or_else(|e| panic!("a decoded entry does not re-decode: {e}"));
+        assert_eq!(again, s);
+        let _ = s.creds.remaining(SystemTime::now());
+        let _ = s.kind.label();
+        // What `vault exec --json`, `--ecs-server` and `vault list` make of it.
+        let _ = vault::output::rfc3339(s.creds.expiration);
+        let _ = vault::ecs::credentials_json(&s.creds);
+        let _ = vault::output::credential_process_json(&Credentials::Session(s.creds.clone()));
+    }
+    let name = String::from_utf8_lossy(data);
+    if let Some(id) = CacheId::from_qualified(&name) {
+        assert_eq!(CacheId::from_qualified(&id.qualified()), Some(id));
+    }
+});
