@@ -236,7 +236,8 @@ fn short_hash(bytes: &[u8]) -> [u8; 4] {
 pub trait Unwrapper {
     /// ECDH of `ephemeral` with the key in `slot` of the PIV token `serial`:
     /// the x-coordinate of the shared point. The card code should check
-    /// that the slot still holds `public_key` before asking for a touch.
+    /// that the slot still holds `public_key` before asking for a touch
+    /// (from the card, or from what enrollment recorded of the slot).
     fn piv_ecdh(
         &mut self,
         serial: u32,
@@ -981,9 +982,11 @@ pub fn open(
             }
         };
         let aad = entry.associated_data(context);
-        // The token holds the key this entry names (the card code checks
-        // it), so a failure here is not a wrong key but a changed envelope
-        // or one moved from another item: stop rather than try the others.
+        // The token answered for the key this entry names (the card code
+        // checks it, or trusts what enrollment recorded of the slot), so a
+        // failure here is a changed envelope, one moved from another item,
+        // or a slot regenerated behind vault's back: stop rather than try
+        // the others, and let the caller ask the card which it was.
         return ChaCha20Poly1305::new(Key::from_slice(&key[..]))
             .decrypt(
                 &Nonce::default(),

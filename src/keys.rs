@@ -10,7 +10,7 @@ use crate::prompt::Prompt;
 use crate::provider::ProviderError;
 use crate::secret::{MfaCode, Passphrase};
 use crate::store;
-use crate::token::piv::PivUnwrapper;
+use crate::token::piv::{PinPolicy, PivUnwrapper, SlotInfo, TouchPolicy};
 use crate::tokens::{self, Tokens};
 use std::time::Duration;
 
@@ -92,7 +92,11 @@ pub fn load(app: &App, profile: &str) -> Result<Option<LongTermKey>, ProviderErr
             _ => None,
         })
         .collect();
-    let piv = PivUnwrapper::new(|serial| pin_for(prompt, serial), |m: &str| prompt.notify(m));
+    let recorded = recorded_slots();
+    let mut piv = PivUnwrapper::new(|serial| pin_for(prompt, serial), |m: &str| prompt.notify(m));
+    for (serial, slot, info) in &recorded {
+        piv = piv.with_recorded_slot(*serial, *slot, info.clone());
+    }
     let has_fido2 = env
         .recipients()
         .iter()
@@ -129,6 +133,17 @@ pub fn load(app: &App, profile: &str) -> Result<Option<LongTermKey>, ProviderErr
                 return fallback_copy(app, profile, &wanted);
             }
             Err(e) => {
+                if let OpenError::Corrupt {
+                    recipient: envelope::RecipientId::Piv { serial, slot, .. },
+                } = &e
+                {
+                    if let Some(e) = regenerated(&recorded, *serial, *slot) {
+                        return Err(token_error(
+                            format!("cannot unwrap the key of profile \"{profile}\": {e}"),
+                            e.hint(),
+                        ));
+                    }
+                }
                 let hint = match e {
                     OpenError::Corrupt { .. } => Some(damaged_hint(profile)),
                     _ => e.hint().map(str::to_string),
@@ -144,6 +159,43 @@ pub fn load(app: &App, profile: &str) -> Result<Option<LongTermKey>, ProviderErr
     reseal_pending(profile, &secret);
     log::debug!(target: "vault", "unwrapped the key of {profile} with a token");
     Ok(Some(key))
+}
+
+/// The PIV slots tokens.json recorded at enrollment, with their keys and
+/// policies: what the unwrap would otherwise ask each card for. A record
+/// that cannot be read is left out (the card is asked instead).
+fn recorded_slots() -> Vec<(u32, u8, SlotInfo)> {
+    let Ok(t) = Tokens::load() else {
+        return Vec::new();
+    };
+    t.tokens
+        .iter()
+        .filter_map(|rec| {
+            let p = rec.piv.as_ref()?;
+            let bytes = hex::decode(&p.public_key).ok()?;
+            let info = SlotInfo {
+                public_key: p256::PublicKey::from_sec1_bytes(&bytes).ok()?,
+                pin_policy: p.pin_policy.parse::<PinPolicy>().ok()?,
+                touch_policy: p.touch_policy.parse::<TouchPolicy>().ok()?,
+                origin: None,
+            };
+            Some((rec.serial, p.slot, info))
+        })
+        .collect()
+}
+
+/// After an envelope entry failed authentication with a slot key taken
+/// from tokens.json: whether the card's slot now holds another key, which
+/// is the likelier story than a damaged file.
+fn regenerated(
+    recorded: &[(u32, u8, SlotInfo)],
+    serial: u32,
+    slot: u8,
+) -> Option<crate::token::piv::PivError> {
+    let (_, _, info) = recorded
+        .iter()
+        .find(|(s, sl, _)| *s == serial && *sl == slot)?;
+    crate::token::piv::slot_mismatch(serial, slot, &info.public_key)
 }
 
 /// What to do about a damaged envelope: vault never deletes or rewrites

@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::fmt;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
@@ -627,8 +628,15 @@ pub struct Connected {
 
 impl Connected {
     /// Connects to the card in `reader` and identifies it (serial, version)
-    /// through the Management applet, or PIV where that is absent.
-    pub fn open(ctx: &pcsc::Context, reader: &CStr) -> Result<Connected, TokenError> {
+    /// through the Management applet, or PIV where that is absent. With
+    /// `insertion` (pcscd's event count of the reader, read before this
+    /// call), a card this process already identified in that insertion is
+    /// not asked again, and one identified now is remembered.
+    pub fn open(
+        ctx: &pcsc::Context,
+        reader: &CStr,
+        insertion: Option<u32>,
+    ) -> Result<Connected, TokenError> {
         let name = reader.to_string_lossy().into_owned();
         let card = ctx
             .connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::T1)
@@ -646,10 +654,17 @@ impl Connected {
                 version: None,
             },
         };
-        let (serial, version) = {
-            let tx = conn.transaction()?;
-            identify(&tx)?
+        let known = insertion.and_then(|n| identified(reader, n));
+        let (serial, version) = match known {
+            Some((serial, version)) => (Some(serial), version),
+            None => {
+                let tx = conn.transaction()?;
+                identify(&tx)?
+            }
         };
+        if let (Some(n), Some(s), None) = (insertion, serial, known) {
+            remember_identity(reader, n, s, version);
+        }
         conn.info.serial = serial;
         conn.info.version = version;
         Ok(conn)
@@ -855,6 +870,55 @@ pub fn parse_device_info(data: &[u8]) -> Result<(Option<u32>, Option<Version>), 
     Ok((serial, version))
 }
 
+// ---------------------------------------------------------- identities
+
+/// A card this process has identified, by reader and pcscd's event count
+/// for that reader (which changes with every removal and insertion).
+struct Identified {
+    reader: CString,
+    insertion: u32,
+    serial: u32,
+    version: Option<Version>,
+}
+
+/// What this process learned about the cards it asked: a cold `vault exec`
+/// opens the same key for PIV and then for OATH, and the second opening
+/// need not ask the Management applet again (2 APDUs).
+static IDENTIFIED: Mutex<Vec<Identified>> = Mutex::new(Vec::new());
+
+/// Records that the card in `reader` at event count `insertion` is YubiKey
+/// `serial`. The count must be read *before* the card was asked: a card
+/// swapped in between then has a newer count and never matches.
+pub fn remember_identity(reader: &CStr, insertion: u32, serial: u32, version: Option<Version>) {
+    if let Ok(mut list) = IDENTIFIED.lock() {
+        list.retain(|k| k.reader.as_c_str() != reader);
+        list.push(Identified {
+            reader: reader.to_owned(),
+            insertion,
+            serial,
+            version,
+        });
+    }
+}
+
+fn identified(reader: &CStr, insertion: u32) -> Option<(u32, Option<Version>)> {
+    let list = IDENTIFIED.lock().ok()?;
+    list.iter()
+        .find(|k| k.reader.as_c_str() == reader && k.insertion == insertion)
+        .map(|k| (k.serial, k.version))
+}
+
+/// pcscd's event count of each present reader in `readers` now, for
+/// [`remember_identity`]; readers without a card are left out.
+pub fn insertion_counts(ctx: &pcsc::Context, readers: &[CString]) -> Vec<(CString, u32)> {
+    current_states(ctx, readers)
+        .iter()
+        .skip(1)
+        .filter(|st| is_present(st))
+        .map(|st| (st.name().to_owned(), st.event_count()))
+        .collect()
+}
+
 // --------------------------------------------------------------- discovery
 
 /// Establishes a user-scope PC/SC context, with the pcscd hint on failure.
@@ -933,7 +997,7 @@ pub fn find_by_serial(
             if known.contains_key(&key) {
                 continue;
             }
-            match Connected::open(ctx, st.name()) {
+            match Connected::open(ctx, st.name(), Some(st.event_count())) {
                 Ok(conn) if conn.serial() == Some(serial) => return Ok(conn),
                 Ok(conn) => {
                     known.insert(key, conn.serial());
@@ -997,17 +1061,19 @@ pub fn list_keys(ctx: &pcsc::Context) -> Vec<KeyInfo> {
         .iter()
         .skip(1)
         .filter(|st| is_present(st) && looks_like_yubikey(st.name(), st.atr()))
-        .map(|st| match Connected::open(ctx, st.name()) {
-            Ok(conn) => conn.info().clone(),
-            Err(e) => {
-                log::debug!(target: "vault", "identifying {:?}: {e}", st.name());
-                KeyInfo {
-                    reader: st.name().to_string_lossy().into_owned(),
-                    serial: None,
-                    version: None,
+        .map(
+            |st| match Connected::open(ctx, st.name(), Some(st.event_count())) {
+                Ok(conn) => conn.info().clone(),
+                Err(e) => {
+                    log::debug!(target: "vault", "identifying {:?}: {e}", st.name());
+                    KeyInfo {
+                        reader: st.name().to_string_lossy().into_owned(),
+                        serial: None,
+                        version: None,
+                    }
                 }
-            }
-        })
+            },
+        )
         .collect()
 }
 
@@ -1031,6 +1097,25 @@ mod tests {
             buf[..data.len()].copy_from_slice(data);
             Ok((data.len(), sw))
         }
+    }
+
+    #[test]
+    fn a_card_is_known_only_in_the_insertion_it_was_identified_in() {
+        let reader = CString::new("Unit Test Reader 00 00").unwrap();
+        let other = CString::new("Unit Test Reader 01 00").unwrap();
+        assert_eq!(identified(&reader, 7), None);
+        remember_identity(&reader, 7, 1234, Some(Version([5, 4, 3])));
+        assert_eq!(
+            identified(&reader, 7),
+            Some((1234, Some(Version([5, 4, 3]))))
+        );
+        // Pulled and put back (or swapped): a new count, asked again.
+        assert_eq!(identified(&reader, 8), None);
+        assert_eq!(identified(&other, 7), None);
+        // The newest identification of a reader replaces the older one.
+        remember_identity(&reader, 9, 5678, None);
+        assert_eq!(identified(&reader, 7), None);
+        assert_eq!(identified(&reader, 9), Some((5678, None)));
     }
 
     #[test]

@@ -19,7 +19,7 @@
 
 use crate::envelope::Unwrapper;
 use crate::secret::Passphrase;
-use crate::token::apdu::{tlv, KeyInfo, TokenError, Version};
+use crate::token::apdu::{self, tlv, KeyInfo, TokenError, Version};
 use der::{Decode, DecodePem, Encode};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use std::collections::HashMap;
@@ -518,10 +518,14 @@ fn find_once(serial: u32) -> Result<Result<YubiKey, Missing>, PivError> {
     if let Some(last) = remembered_reader(serial) {
         readers.sort_by_key(|r| r.name() != last.as_str());
     }
+    // Read before any card is asked, so that a card swapped while we ask
+    // it is never taken for the one we identified (see remember_identity).
+    let counts = insertion_counts_of(&readers);
     for reader in readers {
         match reader.open() {
             Ok(yk) if u32::from(yk.serial()) == serial => {
                 remember_reader(serial, yk.name());
+                remember_opened(&counts, &yk);
                 return Ok(Ok(yk));
             }
             Ok(yk) => {
@@ -539,6 +543,36 @@ fn find_once(serial: u32) -> Result<Result<YubiKey, Missing>, PivError> {
         }
     }
     Ok(Err(missing))
+}
+
+/// pcscd's event count of each reader in `readers` that has a card.
+fn insertion_counts_of(readers: &[yubikey::reader::Reader<'_>]) -> Vec<(CString, u32)> {
+    let Ok(ctx) = pcsc::Context::establish(pcsc::Scope::User) else {
+        return Vec::new();
+    };
+    let names: Vec<CString> = readers
+        .iter()
+        .filter_map(|r| CString::new(r.name().as_bytes()).ok())
+        .collect();
+    apdu::insertion_counts(&ctx, &names)
+}
+
+/// Tells the rest of this process which key `yk` is, so that opening it
+/// for OATH next does not identify it again.
+fn remember_opened(counts: &[(CString, u32)], yk: &YubiKey) {
+    let Some((name, n)) = counts
+        .iter()
+        .find(|(r, _)| r.to_bytes() == yk.name().as_bytes())
+    else {
+        return;
+    };
+    let v = yk.version();
+    apdu::remember_identity(
+        name,
+        *n,
+        u32::from(yk.serial()),
+        Some(Version([v.major, v.minor, v.patch])),
+    );
 }
 
 /// Whether the card in `reader` is gone, or goes within a second: a key
@@ -1109,6 +1143,13 @@ impl PivToken {
         parse_slot_certificate(serial, slot, der).map(Some)
     }
 
+    /// Takes `info` as what `slot` holds for the rest of this session,
+    /// unless the card was already asked: [`PivToken::read_slot`] answers
+    /// from it without GET METADATA.
+    pub fn assume_slot(&mut self, slot: u8, info: SlotInfo) {
+        self.slots.entry(slot).or_insert(Some(info));
+    }
+
     /// The key in `slot` with its policies and origin (GET METADATA, once
     /// per session); `None` when the slot is empty. Firmware without GET
     /// METADATA is answered from the certificate vault wrote.
@@ -1655,6 +1696,8 @@ pub struct PivUnwrapper<'a> {
     ask_pin: Box<dyn FnMut(u32) -> Result<Passphrase, String> + 'a>,
     notify: Box<dyn Fn(&str) + 'a>,
     tokens: HashMap<u32, PivToken>,
+    /// Slot keys and policies recorded at enrollment, by (serial, slot).
+    recorded: HashMap<(u32, u8), SlotInfo>,
 }
 
 impl<'a> PivUnwrapper<'a> {
@@ -1668,7 +1711,19 @@ impl<'a> PivUnwrapper<'a> {
             ask_pin: Box::new(ask_pin),
             notify: Box::new(notify),
             tokens: HashMap::new(),
+            recorded: HashMap::new(),
         }
+    }
+
+    /// What enrollment recorded of `slot` on key `serial` (tokens.json).
+    /// When an envelope entry names that same public key, the card is not
+    /// asked for the slot's metadata (one APDU less on every cold unwrap).
+    /// Should the slot have been regenerated since, the ECDH gives another
+    /// secret and the envelope fails authentication; [`slot_mismatch`]
+    /// then tells the two cases apart.
+    pub fn with_recorded_slot(mut self, serial: u32, slot: u8, info: SlotInfo) -> Self {
+        self.recorded.insert((serial, slot), info);
+        self
     }
 
     /// The open session for `serial`, or `None` when no such key is
@@ -1727,9 +1782,17 @@ impl<'a> PivUnwrapper<'a> {
         public_key: &p256::PublicKey,
         ephemeral: &p256::PublicKey,
     ) -> Result<Option<Zeroizing<[u8; 32]>>, PivError> {
+        let recorded = self
+            .recorded
+            .get(&(serial, slot))
+            .filter(|info| info.public_key == *public_key)
+            .cloned();
         let Some(token) = self.token(serial)? else {
             return Ok(None);
         };
+        if let Some(info) = recorded {
+            token.assume_slot(slot, info);
+        }
         // Asks the card (and so finds a stale session) before the user is
         // asked for anything.
         let status = token.pin_status()?;
@@ -1756,6 +1819,20 @@ impl<'a> PivUnwrapper<'a> {
             return Ok(None);
         };
         token.ecdh(slot, ephemeral, &*self.notify).map(Some)
+    }
+}
+
+/// Whether `slot` of YubiKey `serial` now holds another key than
+/// `public_key`: asked of the card (GET METADATA) after an envelope failed
+/// authentication, to say "the slot was regenerated" rather than "the file
+/// is damaged". `None` when the key is not plugged in or cannot tell.
+pub fn slot_mismatch(serial: u32, slot: u8, public_key: &p256::PublicKey) -> Option<PivError> {
+    let mut token = PivToken::open(serial, Duration::ZERO, &|_| {}).ok()?;
+    match token.read_slot(slot) {
+        Ok(Some(info)) if info.public_key == *public_key => None,
+        Ok(Some(_)) => Some(PivError::KeyMismatch { serial, slot }),
+        Ok(None) => Some(PivError::SlotEmpty { serial, slot }),
+        Err(_) => None,
     }
 }
 
