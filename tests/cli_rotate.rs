@@ -10,9 +10,10 @@
 //! so `exec --no-session -- aws sts get-caller-identity` naming the user
 //! proves the stored key is a live one.
 //!
-//! Failures are injected by a small HTTP proxy on 127.0.0.1 in front of
-//! moto (`AWS_ENDPOINT_URL_IAM` / `AWS_ENDPOINT_URL_STS` pointed at it)
-//! that answers chosen actions with an error instead of forwarding them.
+//! Failures are injected by the test proxy (`support::proxy`) on 127.0.0.1
+//! in front of moto (`AWS_ENDPOINT_URL_IAM` / `AWS_ENDPOINT_URL_STS`
+//! pointed at it), which answers chosen actions with an error instead of
+//! forwarding them.
 //!
 //! Outside the rig every test fails with instructions, never passes.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
@@ -21,6 +22,7 @@ mod support;
 
 use serde_json::Value;
 use std::path::PathBuf;
+use support::proxy::{self, Answer};
 use support::vyk::TestKey;
 use support::{session_token_requests, sts_requests, Key, Run, StsRequest, TestEnv};
 use vault::prompt::{Prompt, PromptError};
@@ -194,251 +196,17 @@ fn rotate(t: &TestEnv, profile: &str, env: &[(&str, &str)]) -> Run {
 
 // -------------------------------------------------------- the fault proxy
 
-/// A forwarding HTTP proxy on 127.0.0.1 that answers the requests a rule
-/// picks with an AWS-style error instead of passing them to moto.
-mod proxy {
-    use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
+/// The error every injected fault carries.
+const INJECTED: &str = "injected by the test proxy";
 
-    /// An error answer: HTTP status and AWS error code.
-    pub struct Fault {
-        pub status: u16,
-        pub code: &'static str,
-    }
-
-    /// One request the proxy saw: its action, the key that signed it, and
-    /// whether it was answered with a fault.
-    #[derive(Debug, Clone)]
-    pub struct Seen {
-        pub action: String,
-        pub key_id: String,
-        pub faulted: bool,
-    }
-
-    type Rule = dyn Fn(&str, &str) -> Option<Fault> + Send + Sync;
-
-    pub struct Proxy {
-        pub url: String,
-        pub seen: Arc<Mutex<Vec<Seen>>>,
-    }
-
-    impl Proxy {
-        pub fn faulted(&self, action: &str) -> usize {
-            self.faulted_signers(action).len()
-        }
-
-        /// The keys that signed the requests of `action` answered with a fault.
-        pub fn faulted_signers(&self, action: &str) -> Vec<String> {
-            self.seen
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|s| s.faulted && s.action == action)
-                .map(|s| s.key_id.clone())
-                .collect()
-        }
-    }
-
-    /// Starts the proxy in front of `upstream` (`http://127.0.0.1:PORT`).
-    /// `rule(action, signing_key_id)` picks the requests to fail. It serves
-    /// until the test process ends.
-    pub fn start(
-        upstream: &str,
-        rule: impl Fn(&str, &str) -> Option<Fault> + Send + Sync + 'static,
-    ) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let upstream = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let rule: Arc<Rule> = Arc::new(rule);
-        let seen2 = seen.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let (rule, seen, upstream) = (rule.clone(), seen2.clone(), upstream.clone());
-                std::thread::spawn(move || {
-                    if let Err(e) = serve(conn, &upstream, rule.as_ref(), &seen) {
-                        eprintln!("[proxy] {e}");
-                    }
-                });
-            }
-        });
-        Proxy { url, seen }
-    }
-
-    fn find(h: &[u8], pat: &[u8]) -> Option<usize> {
-        h.windows(pat.len()).position(|w| w == pat)
-    }
-
-    fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-        head.split("\r\n").skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
-        })
-    }
-
-    /// One request: its head (without the blank line) and its body.
-    fn read_request(s: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        let end = loop {
-            if let Some(i) = find(&buf, b"\r\n\r\n") {
-                break i;
-            }
-            let n = s.read(&mut chunk)?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        let len: usize = header(&head, "content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = buf[end + 4..].to_vec();
-        while body.len() < len {
-            let n = s.read(&mut chunk)?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-        Ok((head, body))
-    }
-
-    fn serve(
-        mut client: TcpStream,
-        upstream: &str,
-        rule: &Rule,
-        seen: &Mutex<Vec<Seen>>,
-    ) -> std::io::Result<()> {
-        client.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let (head, body) = read_request(&mut client)?;
-        let form = String::from_utf8_lossy(&body).into_owned();
-        let action = form
-            .split('&')
-            .find_map(|p| p.strip_prefix("Action="))
-            .unwrap_or("")
-            .to_string();
-        let key_id = header(&head, "authorization")
-            .and_then(|a| a.split_once("Credential="))
-            .map(|(_, r)| r.split('/').next().unwrap_or("").to_string())
-            .unwrap_or_default();
-        let fault = rule(&action, &key_id);
-        seen.lock().unwrap().push(Seen {
-            action,
-            key_id,
-            faulted: fault.is_some(),
-        });
-        let response = match fault {
-            Some(f) => fault_response(&f),
-            None => forward(upstream, &head, &body)?,
-        };
-        client.write_all(&response)?;
-        client.flush()
-    }
-
-    fn fault_response(f: &Fault) -> Vec<u8> {
-        let kind = if f.status >= 500 {
-            "Receiver"
-        } else {
-            "Sender"
-        };
-        let body = format!(
-            "<ErrorResponse><Error><Type>{kind}</Type><Code>{}</Code>\
-             <Message>injected by the test proxy</Message></Error>\
-             <RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>",
-            f.code
-        );
-        format!(
-            "HTTP/1.1 {} Injected\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            f.status,
-            body.len()
-        )
-        .into_bytes()
-    }
-
-    /// Passes the request to moto on a connection of its own and returns
-    /// moto's answer with a Content-Length and `Connection: close`.
-    fn forward(upstream: &str, head: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
-        let mut up = TcpStream::connect(upstream)?;
-        up.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let mut req = String::new();
-        for (i, line) in head.split("\r\n").enumerate() {
-            if i > 0 && line.to_ascii_lowercase().starts_with("connection:") {
-                continue;
-            }
-            req.push_str(line);
-            req.push_str("\r\n");
-        }
-        req.push_str("Connection: close\r\n\r\n");
-        up.write_all(req.as_bytes())?;
-        up.write_all(body)?;
-        let mut resp = Vec::new();
-        up.read_to_end(&mut resp)?;
-        let end = find(&resp, b"\r\n\r\n").ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, "no response head")
-        })?;
-        let rhead = String::from_utf8_lossy(&resp[..end]).into_owned();
-        let mut rbody = resp[end + 4..].to_vec();
-        if header(&rhead, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-            rbody = dechunk(&rbody);
-        }
-        let mut out = String::new();
-        for (i, line) in rhead.split("\r\n").enumerate() {
-            let l = line.to_ascii_lowercase();
-            if i > 0
-                && (l.starts_with("connection:")
-                    || l.starts_with("transfer-encoding:")
-                    || l.starts_with("content-length:"))
-            {
-                continue;
-            }
-            out.push_str(line);
-            out.push_str("\r\n");
-        }
-        out.push_str(&format!(
-            "Content-Length: {}\r\nConnection: close\r\n\r\n",
-            rbody.len()
-        ));
-        let mut v = out.into_bytes();
-        v.extend(rbody);
-        Ok(v)
-    }
-
-    fn dechunk(b: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut i = 0;
-        while let Some(j) = find(&b[i..], b"\r\n") {
-            let line = String::from_utf8_lossy(&b[i..i + j]).into_owned();
-            let size =
-                usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
-            i += j + 2;
-            if size == 0 || i >= b.len() {
-                break;
-            }
-            out.extend_from_slice(&b[i..(i + size).min(b.len())]);
-            i += size + 2;
-        }
-        out
-    }
-}
-
-fn moto_url() -> String {
-    std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL: is hw/rig up to date?")
-}
-
+/// A proxy that fails every request of `action` with a 500 ServiceFailure.
 fn iam_fault(action: &'static str) -> proxy::Proxy {
-    proxy::start(&moto_url(), move |a, _| {
-        (a == action).then_some(proxy::Fault {
-            status: 500,
-            code: "ServiceFailure",
-        })
+    proxy::start(&proxy::moto_url(), move |r| {
+        if r.action == action {
+            Answer::fault(500, "ServiceFailure", INJECTED)
+        } else {
+            Answer::Forward
+        }
     })
 }
 
@@ -598,7 +366,7 @@ fn when_the_old_key_cannot_be_deleted_the_new_one_stays_stored_and_both_are_name
     let run = rotate(&t, "p", &[("AWS_ENDPOINT_URL_IAM", proxy.url.as_str())]);
     assert_eq!(run.code, Some(1), "{run:?}");
     assert_eq!(run.stdout, "");
-    assert!(proxy.faulted("DeleteAccessKey") >= 1);
+    assert!(!proxy.faulted("DeleteAccessKey").is_empty());
     let listed = keys_in_aws(&t, &user);
     assert_eq!(listed.len(), 2, "{listed:?}");
     let new = listed.iter().find(|k| **k != old.id).unwrap().clone();
@@ -645,7 +413,7 @@ fn when_no_key_can_be_created_nothing_changes() {
     );
     assert!(run.stderr.contains(&message), "{}", run.stderr);
     // Never retried: a lost answer could have made a key.
-    assert_eq!(proxy.faulted("CreateAccessKey"), 1);
+    assert_eq!(proxy.faulted("CreateAccessKey").len(), 1);
     assert_eq!(keys_in_aws(&t, &user), vec![old.id.clone()]);
     assert_eq!(stored_id(&t, "p"), Some(old.id.clone()));
     assert_eq!(stored_key_arn(&t, "p", &[]), user_arn(&user));
@@ -660,11 +428,12 @@ fn a_new_key_that_cannot_be_proven_is_deleted_again_and_the_old_one_stays() {
     t.add("p", &old);
     // STS refuses every key but the old one.
     let old_id = old.id.clone();
-    let sts = proxy::start(&moto_url(), move |action, key| {
-        (action == "GetCallerIdentity" && key != old_id).then_some(proxy::Fault {
-            status: 403,
-            code: "InvalidClientTokenId",
-        })
+    let sts = proxy::start(&proxy::moto_url(), move |r| {
+        if r.action == "GetCallerIdentity" && r.key_id != old_id {
+            Answer::fault(403, "InvalidClientTokenId", INJECTED)
+        } else {
+            Answer::Forward
+        }
     });
 
     let run = rotate(
@@ -681,7 +450,11 @@ fn a_new_key_that_cannot_be_proven_is_deleted_again_and_the_old_one_stays() {
         .and_then(|r| r.param("AccessKeyId").map(str::to_string))
         .expect("the new key deleted again");
     assert_ne!(new, old.id);
-    let refused = sts.faulted_signers("GetCallerIdentity");
+    let refused: Vec<String> = sts
+        .faulted("GetCallerIdentity")
+        .into_iter()
+        .map(|s| s.key_id)
+        .collect();
     assert!(refused.len() >= 2, "retried while IAM propagates");
     assert!(refused.iter().all(|k| *k == new), "{refused:?}");
     assert!(run
@@ -710,16 +483,12 @@ fn when_an_unproven_key_cannot_be_deleted_either_both_keys_are_named() {
     let old = keys[0].clone();
     t.add("p", &old);
     let old_id = old.id.clone();
-    let both = proxy::start(&moto_url(), move |action, key| match action {
-        "GetCallerIdentity" if key != old_id => Some(proxy::Fault {
-            status: 403,
-            code: "InvalidClientTokenId",
-        }),
-        "DeleteAccessKey" => Some(proxy::Fault {
-            status: 500,
-            code: "ServiceFailure",
-        }),
-        _ => None,
+    let both = proxy::start(&proxy::moto_url(), move |r| match r.action.as_str() {
+        "GetCallerIdentity" if r.key_id != old_id => {
+            Answer::fault(403, "InvalidClientTokenId", INJECTED)
+        }
+        "DeleteAccessKey" => Answer::fault(500, "ServiceFailure", INJECTED),
+        _ => Answer::Forward,
     });
 
     let run = rotate(

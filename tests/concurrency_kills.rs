@@ -17,11 +17,12 @@
 //! so it can be killed mid-touch.
 //!
 //! AWS takes each MFA code once; moto takes any code any number of times.
-//! So every round's callers reach moto through a small front of the
-//! test's own (`front`), which answers a GetSessionToken whose code was
-//! already accepted as AWS does (AccessDenied) and holds each accepted one
-//! for `STS_LATENCY` before passing it on, so a holder can be killed while
-//! AWS has its code and vault does not have the session yet.
+//! So every round's callers reach moto through a front of the test's own
+//! (`front`, a rule of the test proxy `support::proxy`), which answers a
+//! GetSessionToken whose code was already accepted as AWS does
+//! (AccessDenied) and holds each accepted one for `STS_LATENCY` before
+//! passing it on, so a holder can be killed while AWS has its code and
+//! vault does not have the session yet.
 //!
 //! Each kill round runs in a world of its own that shares the key's tokens,
 //! envelope and config (a new kernel keyring and lock folder): a cold cache,
@@ -60,6 +61,7 @@ use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::proxy::{self, Answer, Proxy, Seen};
 use support::vyk::TestKey;
 use support::{assume_role_requests, session_token_requests, JsonCreds, Key, TestEnv, VAULT};
 
@@ -73,206 +75,44 @@ const STS_LATENCY: Duration = Duration::from_millis(700);
 
 // -------------------------------------------------------------- the front
 
-/// AWS's rule that moto leaves out, in front of moto: an MFA code is
-/// accepted once per device. Accepted GetSessionToken requests are held
-/// for a while (the window to kill a holder whose code AWS has taken),
-/// then passed to moto. One per round, so rounds (worlds with MFA-use
-/// records of their own) do not see each other's codes.
-mod front {
-    use std::collections::BTreeSet;
-    use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
-    use std::sync::{Arc, Mutex};
-    use std::time::{Duration, Instant};
-
-    /// A GetSessionToken the front saw.
-    #[derive(Debug, Clone)]
-    pub struct Gst {
-        pub at: Instant,
-        pub code: String,
-        pub rejected: bool,
-    }
-
-    pub struct Front {
-        pub url: String,
-        pub gst: Arc<Mutex<Vec<Gst>>>,
-    }
-
-    impl Front {
-        pub fn seen(&self) -> Vec<Gst> {
-            self.gst.lock().unwrap().clone()
-        }
-    }
-
-    pub fn start(upstream: &str, latency: Duration) -> Front {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let upstream = upstream.trim_start_matches("http://").trim_end_matches('/');
-        let upstream = upstream.to_string();
-        let gst: Arc<Mutex<Vec<Gst>>> = Arc::default();
-        let used: Arc<Mutex<BTreeSet<(String, String)>>> = Arc::default();
-        let gst2 = gst.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let (gst, used, upstream) = (gst2.clone(), used.clone(), upstream.clone());
-                std::thread::spawn(move || {
-                    let _ = serve(conn, &upstream, &gst, &used, latency);
-                });
-            }
-        });
-        Front { url, gst }
-    }
-
-    fn find(h: &[u8], pat: &[u8]) -> Option<usize> {
-        h.windows(pat.len()).position(|w| w == pat)
-    }
-
-    fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-        head.split("\r\n").skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
-        })
-    }
-
-    fn param(form: &str, key: &str) -> Option<String> {
-        form.split('&')
-            .find_map(|p| p.strip_prefix(&format!("{key}=")))
-            .map(str::to_string)
-    }
-
-    fn read_request(s: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        let end = loop {
-            if let Some(i) = find(&buf, b"\r\n\r\n") {
-                break i;
-            }
-            let n = s.read(&mut chunk)?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        let len: usize = header(&head, "content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = buf[end + 4..].to_vec();
-        while body.len() < len {
-            let n = s.read(&mut chunk)?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-        Ok((head, body))
-    }
-
-    fn serve(
-        mut client: TcpStream,
-        upstream: &str,
-        gst: &Mutex<Vec<Gst>>,
-        used: &Mutex<BTreeSet<(String, String)>>,
-        latency: Duration,
-    ) -> std::io::Result<()> {
-        client.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let (head, body) = read_request(&mut client)?;
-        let form = String::from_utf8_lossy(&body).into_owned();
-        if param(&form, "Action").as_deref() == Some("GetSessionToken") {
-            if let (Some(serial), Some(code)) =
-                (param(&form, "SerialNumber"), param(&form, "TokenCode"))
-            {
-                let fresh = used.lock().unwrap().insert((serial, code.clone()));
-                gst.lock().unwrap().push(Gst {
-                    at: Instant::now(),
-                    code,
-                    rejected: !fresh,
-                });
-                if !fresh {
-                    let body = "<ErrorResponse><Error><Type>Sender</Type>\
-                        <Code>AccessDenied</Code><Message>MultiFactorAuthentication failed \
-                        with invalid MFA one time pass code.</Message></Error>\
-                        <RequestId>00000000-0000-0000-0000-000000000000</RequestId>\
-                        </ErrorResponse>";
-                    let resp = format!(
-                        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/xml\r\n\
-                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    client.write_all(resp.as_bytes())?;
-                    return client.flush();
+/// AWS's rule that moto leaves out, in front of moto (`support::proxy`):
+/// an MFA code is accepted once per device. Accepted GetSessionToken
+/// requests are held for `latency` (the window to kill a holder whose code
+/// AWS has taken), then passed to moto. One per round, so rounds (worlds
+/// with MFA-use records of their own) do not see each other's codes.
+fn front(upstream: &str, latency: Duration) -> Proxy {
+    let used = Mutex::new(BTreeSet::<(String, String)>::new());
+    proxy::start(upstream, move |r| {
+        match (r.action.as_str(), &r.serial_number, &r.token_code) {
+            ("GetSessionToken", Some(serial), Some(code)) => {
+                if used.lock().unwrap().insert((serial.clone(), code.clone())) {
+                    // AWS has the code now; the answer takes a while.
+                    Answer::ForwardAfter(latency)
+                } else {
+                    Answer::fault(
+                        403,
+                        "AccessDenied",
+                        "MultiFactorAuthentication failed with invalid MFA one time pass code.",
+                    )
                 }
-                // AWS has the code now; the answer takes a while.
-                std::thread::sleep(latency);
             }
+            _ => Answer::Forward,
         }
-        let response = forward(upstream, &head, &body)?;
-        client.write_all(&response)?;
-        client.flush()
-    }
+    })
+}
 
-    /// Passes the request to moto on a connection of its own and returns
-    /// moto's answer with a Content-Length and `Connection: close`.
-    fn forward(upstream: &str, head: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
-        let mut up = TcpStream::connect(upstream)?;
-        up.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let mut req = String::new();
-        for (i, line) in head.split("\r\n").enumerate() {
-            if i > 0 && line.to_ascii_lowercase().starts_with("connection:") {
-                continue;
-            }
-            req.push_str(line);
-            req.push_str("\r\n");
-        }
-        req.push_str("Connection: close\r\n\r\n");
-        up.write_all(req.as_bytes())?;
-        up.write_all(body)?;
-        let mut resp = Vec::new();
-        up.read_to_end(&mut resp)?;
-        let end = find(&resp, b"\r\n\r\n").ok_or(std::io::ErrorKind::InvalidData)?;
-        let rhead = String::from_utf8_lossy(&resp[..end]).into_owned();
-        let mut rbody = resp[end + 4..].to_vec();
-        if header(&rhead, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-            rbody = dechunk(&rbody);
-        }
-        let mut out = String::new();
-        for (i, line) in rhead.split("\r\n").enumerate() {
-            let l = line.to_ascii_lowercase();
-            if i > 0
-                && (l.starts_with("connection:")
-                    || l.starts_with("transfer-encoding:")
-                    || l.starts_with("content-length:"))
-            {
-                continue;
-            }
-            out.push_str(line);
-            out.push_str("\r\n");
-        }
-        out.push_str(&format!(
-            "Content-Length: {}\r\nConnection: close\r\n\r\n",
-            rbody.len()
-        ));
-        let mut v = out.into_bytes();
-        v.extend(rbody);
-        Ok(v)
-    }
+/// The GetSessionToken requests with an MFA code that the front saw.
+fn mfa_requests(front: &Proxy) -> Vec<Seen> {
+    front
+        .seen_action("GetSessionToken")
+        .into_iter()
+        .filter(|s| s.serial_number.is_some() && s.token_code.is_some())
+        .collect()
+}
 
-    fn dechunk(b: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut i = 0;
-        while let Some(j) = find(&b[i..], b"\r\n") {
-            let line = String::from_utf8_lossy(&b[i..i + j]).into_owned();
-            let size =
-                usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
-            i += j + 2;
-            if size == 0 || i >= b.len() {
-                break;
-            }
-            out.extend_from_slice(&b[i..(i + size).min(b.len())]);
-            i += size + 2;
-        }
-        out
-    }
+/// Whether the front refused the request (its code was used already).
+fn refused(s: &Seen) -> bool {
+    matches!(s.answer, Answer::Fault { .. })
 }
 
 // ------------------------------------------------------------------ harness
@@ -689,7 +529,7 @@ fn round(
     t: &TestEnv,
     key: &TestKey,
     pin: &str,
-    front: &front::Front,
+    front: &Proxy,
     kills: &[Kill],
 ) -> (Vec<Ended>, usize, Duration) {
     let lock_dir = t.dir.join("run/vault/locks");
@@ -759,10 +599,9 @@ fn round(
                     holder
                 }
                 Target::HolderInStsCall
-                    if front
-                        .seen()
+                    if mfa_requests(front)
                         .iter()
-                        .any(|g| !g.rejected && g.at.elapsed() >= Duration::from_millis(200)) =>
+                        .any(|g| !refused(g) && g.at.elapsed() >= Duration::from_millis(200)) =>
                 {
                     holder
                 }
@@ -939,7 +778,7 @@ fn many_cold_callers_share_one_session_even_when_some_are_killed() {
     // session in the cache once the holder lets go of the lock: no APDU.
     let moto = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
     let mark = key.apdu_log().len();
-    let aws_side = front::start(&moto, STS_LATENCY);
+    let aws_side = front(&moto, STS_LATENCY);
     let (ended, killed_holders, took) = round(&t, &key, &pin, &aws_side, &[]);
     assert_eq!(killed_holders, 0);
     let creds = survivors_agree(&ended);
@@ -971,7 +810,8 @@ fn many_cold_callers_share_one_session_even_when_some_are_killed() {
     );
     let gst = session_token_requests(&aws.id);
     assert_eq!(gst.len(), 1, "one GetSessionToken for {N} callers");
-    assert_eq!(aws_side.seen().len(), 1, "{:?}", aws_side.seen());
+    let seen = mfa_requests(&aws_side);
+    assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(gst[0].param("SerialNumber"), Some(mfa.as_str()));
     let ar = assume_role_requests(&role);
     assert_eq!(ar.len(), 1, "one AssumeRole for {N} callers");
@@ -992,17 +832,16 @@ fn many_cold_callers_share_one_session_even_when_some_are_killed() {
         let ar_before = assume_role_requests(&role).len();
         let mark = key.apdu_log().len();
         let kills = plan(seed, r);
-        let aws_side = front::start(&moto, STS_LATENCY);
+        let aws_side = front(&moto, STS_LATENCY);
         let (ended, killed_holders, took) = round(&w, &key, &pin, &aws_side, &kills);
         let killed = ended.iter().filter(|e| e.killed).count();
         let log = settled_log(&key);
         let gst = session_token_requests(&aws.id).len() - gst_before;
         let ar = assume_role_requests(&role).len() - ar_before;
-        let rejected: Vec<String> = aws_side
-            .seen()
-            .iter()
-            .filter(|g| g.rejected)
-            .map(|g| g.code.clone())
+        let rejected: Vec<String> = mfa_requests(&aws_side)
+            .into_iter()
+            .filter(refused)
+            .filter_map(|g| g.token_code)
             .collect();
         eprintln!(
             "[concurrency_kills] kill round {r} (seed {seed}): {took:?}, {killed} killed \

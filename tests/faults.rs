@@ -209,10 +209,6 @@ fn code_unlike(others: &[&str]) -> String {
     }
 }
 
-fn moto_url() -> String {
-    std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL: is hw/rig up to date?")
-}
-
 /// A fresh base32 MFA seed.
 fn new_seed_b32() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -558,7 +554,7 @@ fn sts_http_500() {
     let before = stored(&t, "p");
     let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let b = broken.clone();
-    let p = proxy::start(&moto_url(), move |r| {
+    let p = proxy::start(&proxy::moto_url(), move |r| {
         if r.action == "GetSessionToken" && b.load(std::sync::atomic::Ordering::SeqCst) {
             Answer::fault(500, "InternalFailure", "injected by the test proxy")
         } else {
@@ -615,7 +611,7 @@ fn sts_throttling() {
     let aws = plain_profile(&t, "");
     let before = stored(&t, "p");
     // The first two requests are throttled, then all pass.
-    let p = proxy::start(&moto_url(), |r| {
+    let p = proxy::start(&proxy::moto_url(), |r| {
         if r.action == "GetSessionToken" && r.nth < 2 {
             Answer::fault(400, "Throttling", "Rate exceeded")
         } else {
@@ -637,7 +633,7 @@ fn sts_throttling() {
     );
 
     // Always throttled: vault gives up after the SDK's retries.
-    let p = proxy::start(&moto_url(), |r| {
+    let p = proxy::start(&proxy::moto_url(), |r| {
         if r.action == "GetSessionToken" {
             Answer::fault(400, "Throttling", "Rate exceeded")
         } else {
@@ -670,7 +666,7 @@ fn sts_hang() {
     let before = stored(&t, "p");
     let hanging = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let h = hanging.clone();
-    let p = proxy::start(&moto_url(), move |r| {
+    let p = proxy::start(&proxy::moto_url(), move |r| {
         if r.action == "GetSessionToken" && h.load(std::sync::atomic::Ordering::SeqCst) {
             Answer::Hang
         } else {

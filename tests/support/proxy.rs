@@ -1,25 +1,31 @@
 //! A fault-injecting HTTP proxy on 127.0.0.1 in front of moto, for tests
 //! that point `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_STS`/`_IAM`) at it:
 //! a rule looks at each request (its action, the key that signed it, its
-//! MFA code, how many requests of that action came before) and answers it
-//! with an AWS-style error, forwards it to moto, or hangs (reads the
-//! request and never answers).
+//! MFA device and code, how many requests of that action came before) and
+//! answers it with an AWS-style error, forwards it to moto (at once or
+//! after a while), or hangs (reads the request and never answers).
 //!
 //! One connection per request (`Connection: close` both ways), so every
 //! SDK attempt is seen. The proxy serves until the test process ends.
-//!
-//! (`cli_rotate.rs` keeps a smaller copy of its own.)
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// moto's address, as the rig exports it: what a proxy forwards to.
+pub fn moto_url() -> String {
+    std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL: is hw/rig up to date?")
+}
 
 /// What the proxy does with one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     /// Pass it to moto and its answer back.
     Forward,
+    /// Hold it this long, then pass it to moto (as a slow AWS that has
+    /// the request but has not answered yet).
+    ForwardAfter(Duration),
     /// An AWS query-protocol error: HTTP status, error code, message.
     Fault {
         status: u16,
@@ -46,8 +52,12 @@ pub struct Seen {
     pub action: String,
     /// The access key ID it was signed with.
     pub key_id: String,
+    /// `SerialNumber` (as sent, URL-encoded), when an MFA device was named.
+    pub serial_number: Option<String>,
     /// `TokenCode`, when an MFA code was sent.
     pub token_code: Option<String>,
+    /// When the proxy had read the request.
+    pub at: Instant,
     /// How many requests of this action the proxy saw before this one.
     pub nth: usize,
     pub answer: Answer,
@@ -71,6 +81,14 @@ impl Proxy {
         self.seen()
             .into_iter()
             .filter(|s| s.action == action)
+            .collect()
+    }
+
+    /// The requests of `action` answered with a fault so far.
+    pub fn faulted(&self, action: &str) -> Vec<Seen> {
+        self.seen_action(action)
+            .into_iter()
+            .filter(|s| matches!(s.answer, Answer::Fault { .. }))
             .collect()
     }
 }
@@ -175,7 +193,9 @@ fn serve(
     let mut request = Seen {
         action: form_param(&form, "Action").unwrap_or_default(),
         key_id,
+        serial_number: form_param(&form, "SerialNumber"),
         token_code: form_param(&form, "TokenCode"),
+        at: Instant::now(),
         nth: 0,
         answer: Answer::Forward,
     };
@@ -190,6 +210,10 @@ fn serve(
     };
     let response = match answer {
         Answer::Forward => forward(upstream, &head, &body)?,
+        Answer::ForwardAfter(wait) => {
+            std::thread::sleep(wait);
+            forward(upstream, &head, &body)?
+        }
         Answer::Fault {
             status,
             code,
