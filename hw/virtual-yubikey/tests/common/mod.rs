@@ -1,6 +1,14 @@
-//! Test support for conformance tests: each test gets a factory-fresh
-//! virtual YubiKey of its own, in a reader slot of the rig's pcscd, so tests
-//! that block PINs or reset applets never disturb each other.
+//! Test support for the virtual key's conformance tests, and for vault's
+//! own integration tests, which include this file as `tests/support/vyk.rs`:
+//! each test gets a factory-fresh virtual YubiKey of its own, in a spare
+//! reader slot of the rig's pcscd, so tests that block PINs, reset applets or
+//! pull the key out never disturb each other or the rig's key. Both suites
+//! claim slots the same way (`$VAULT_RIG_DIR/slots/N.lock`, created
+//! exclusively), so they can share one rig.
+//!
+//! Only what both crates have is used here (pcsc, yubikey, serde_json,
+//! base64): vault's tests cannot link the virtual key's library, so the key
+//! is driven through the `virtual-yubikey` binary (`run`, `ctl`, `wait`).
 //!
 //! These tests only make sense inside `hw/rig`; outside it they fail with
 //! a message saying how to run them, never skip.
@@ -31,7 +39,8 @@ pub fn rig_dir() -> PathBuf {
     }
 }
 
-fn env(name: &str) -> String {
+/// A variable the rig exports; panics with instructions when it is missing.
+pub fn rig_env(name: &str) -> String {
     rig_dir();
     std::env::var(name).unwrap_or_else(|_| panic!("{name} not set: is hw/rig up to date?"))
 }
@@ -87,6 +96,21 @@ pub fn skipped_on_real_key(what: &str) -> bool {
     true
 }
 
+/// The `virtual-yubikey` binary: the one cargo built for the conformance
+/// tests, else the one the rig built and linked into its `bin` folder (vault's
+/// tests are another package, for which cargo names no such binary).
+fn vyk_bin() -> PathBuf {
+    if let Some(bin) = option_env!("CARGO_BIN_EXE_virtual-yubikey") {
+        return PathBuf::from(bin);
+    }
+    let in_rig = rig_dir().join("bin").join("virtual-yubikey");
+    if in_rig.exists() {
+        in_rig
+    } else {
+        PathBuf::from("virtual-yubikey")
+    }
+}
+
 /// The reader name of vpcd slot `slot` as the rig configures it.
 pub fn reader_name(slot: u32) -> String {
     if slot == 0 {
@@ -135,7 +159,7 @@ impl TestKey {
             return TestKey::start_real(serial);
         }
         let rig = rig_dir();
-        let slots: u32 = env("VAULT_RIG_SLOTS").parse().expect("VAULT_RIG_SLOTS");
+        let slots: u32 = rig_env("VAULT_RIG_SLOTS").parse().expect("VAULT_RIG_SLOTS");
         let slots_dir = rig.join("slots");
         std::fs::create_dir_all(&slots_dir).expect("slots dir");
         // Slot 0 belongs to the rig's own key; tests share the others.
@@ -157,10 +181,28 @@ impl TestKey {
             std::thread::sleep(Duration::from_millis(100));
         };
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        // Unique across processes and slots, and clearly not the rig's own key.
-        let serial = 20_000_000 + (std::process::id() % 10_000) * 1_000 + n * 10 + slot;
-        let dir = rig.join("keys").join(format!("{serial}"));
-        std::fs::create_dir_all(&dir).expect("key dir");
+        // From 30 000 000 up, clear of the rig's own key (10 000 000 plus a
+        // random 24-bit number, so below 26 777 216; never its serial even
+        // when VAULT_RIG_SERIAL is chosen): tests find keys by serial among
+        // several. The key's folder is created exclusively, so a serial
+        // serves one key per rig, whichever test process of either suite
+        // claims it first: `run` would start from an existing state file,
+        // with that key's serial and PINs, not factory-fresh.
+        let rig_serial = std::env::var("VAULT_RIG_SERIAL").ok();
+        let keys = rig.join("keys");
+        std::fs::create_dir_all(&keys).expect("keys dir");
+        let mut serial = 30_000_000 + (std::process::id() % 10_000) * 1_000 + n * 10 + slot;
+        let dir = loop {
+            let dir = keys.join(format!("{serial}"));
+            if rig_serial.as_deref() != Some(serial.to_string().as_str()) {
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => break dir,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => panic!("{}: {e}", dir.display()),
+                }
+            }
+            serial += 1;
+        };
         let mut key = TestKey {
             serial,
             reader: reader_name(slot),
@@ -220,7 +262,7 @@ impl TestKey {
         }
         // The tests talk to the reader the rig found; it must still hold
         // this key.
-        let reader = env("VAULT_RIG_READER");
+        let reader = rig_env("VAULT_RIG_READER");
         let yk = yubikey::YubiKey::open_by_serial(yubikey::Serial::from(serial))
             .unwrap_or_else(|e| panic!("YubiKey {serial} after the reset: {e}"));
         assert_eq!(
@@ -299,7 +341,9 @@ impl TestKey {
     }
 
     fn port(&self) -> u32 {
-        let base: u32 = env("VAULT_RIG_VPCD_BASE_PORT").parse().expect("base port");
+        let base: u32 = rig_env("VAULT_RIG_VPCD_BASE_PORT")
+            .parse()
+            .expect("base port");
         base + 2 * self.slot
     }
 
@@ -316,14 +360,14 @@ impl TestKey {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_virtual-yubikey"))
+        let child = Command::new(vyk_bin())
             .arg("run")
             .arg("--state")
             .arg(self.state_path())
             .arg("--serial")
             .arg(self.serial.to_string())
             .arg("--root-dir")
-            .arg(env("VAULT_RIG_ROOT_DIR"))
+            .arg(rig_env("VAULT_RIG_ROOT_DIR"))
             .arg("--vpcd")
             .arg(format!("127.0.0.1:{}", self.port()))
             .arg("--control")
@@ -334,15 +378,16 @@ impl TestKey {
             .arg(self.touch_timeout_ms.to_string())
             .stdin(Stdio::null())
             .spawn()
-            .expect("start virtual-yubikey");
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", vyk_bin().display()));
         self.child = Some(child);
         self.wait_present(true);
     }
 
     /// Blocks until pcscd reports the card in (or out of) its reader.
     pub fn wait_present(&self, present: bool) {
-        virtual_yubikey::pcsc_wait::wait_card(&self.reader, present, Duration::from_secs(20))
-            .unwrap_or_else(|e| panic!("key {}: {e}", self.serial));
+        if let Err(e) = wait_card(&self.reader, present, 20_000) {
+            panic!("key {}: {e}", self.serial);
+        }
     }
 
     /// Stops the key process and starts it again from its state file,
@@ -388,9 +433,21 @@ impl TestKey {
              YubiKey {}: guard the test with scripted_touch_available() or removal_available()",
             self.serial
         );
-        let answer = virtual_yubikey::server::send_control(&self.control(), command)
-            .unwrap_or_else(|e| panic!("control socket of key {}: {e}", self.serial));
-        assert!(answer.starts_with("ok"), "control {command:?}: {answer}");
+        let out = Command::new(vyk_bin())
+            .arg("ctl")
+            .arg("--control")
+            .arg(self.control())
+            .args(command.split_whitespace())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {} ctl: {e}", vyk_bin().display()));
+        let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            out.status.success() && answer.starts_with("ok"),
+            "control {command:?} of key {}: {answer} {}",
+            self.serial,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
         answer
     }
 
@@ -404,6 +461,37 @@ impl TestKey {
             self.serial
         );
         read_log(&self.log_path())
+    }
+
+    /// Only the exchanges (`kind == "apdu"`) of the APDU log, not the events.
+    pub fn apdus(&self) -> Vec<serde_json::Value> {
+        self.apdu_log()
+            .into_iter()
+            .filter(|e| e["kind"] == "apdu")
+            .collect()
+    }
+}
+
+/// `virtual-yubikey wait`: blocks until pcscd reports a card in `reader`
+/// (`present`) or none, for at most `timeout_ms`.
+fn wait_card(reader: &str, present: bool, timeout_ms: u64) -> Result<(), String> {
+    let mut cmd = Command::new(vyk_bin());
+    cmd.arg("wait")
+        .arg("--reader")
+        .arg(reader)
+        .arg("--timeout-ms")
+        .arg(timeout_ms.to_string())
+        .stdin(Stdio::null());
+    if !present {
+        cmd.arg("--absent");
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {} wait: {e}", vyk_bin().display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
     }
 }
 
@@ -422,8 +510,7 @@ impl Drop for TestKey {
             let lock = lock.clone();
             self.kill();
             // The next test in this slot must not see this key's ghost.
-            let _ =
-                virtual_yubikey::pcsc_wait::wait_card(&self.reader, false, Duration::from_secs(10));
+            let _ = wait_card(&self.reader, false, 10_000);
             let _ = std::fs::remove_file(&lock);
         }
     }
@@ -447,7 +534,7 @@ pub fn run(program: &str, args: &[&str]) -> (bool, String, String) {
 /// (`Action=GetSessionToken&TokenCode=...`), in order.
 pub fn recorded_requests() -> Vec<String> {
     use base64::Engine;
-    let path = env("VAULT_RIG_RECORDING");
+    let path = rig_env("VAULT_RIG_RECORDING");
     read_log(Path::new(&path))
         .iter()
         .map(|e| {
