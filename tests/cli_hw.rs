@@ -24,11 +24,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::token::{self, envelope, envelope_path, hw, tokens_json_path, Secrets};
 use support::vyk::TestKey;
-use support::{
-    assume_role_requests, session_token_requests, Cmd, JsonCreds, Key, Run, TestEnv, VAULT,
-};
-use vault::prompt::{Prompt, PromptError};
+use support::{assume_role_requests, session_token_requests, JsonCreds, Key, Run, TestEnv, VAULT};
 
 // ------------------------------------------------------------------ harness
 
@@ -61,57 +59,11 @@ fn alone() -> Alone {
     }
 }
 
-/// A key's new PIN and PUK, random for each key, never the factory ones.
-struct Secrets {
-    pin: String,
-    puk: String,
-}
-
-impl Secrets {
-    fn new() -> Secrets {
-        let digits = |n: usize, factory: &str| loop {
-            let s = support::random(b"0123456789", n);
-            if s != factory {
-                return s;
-            }
-        };
-        Secrets {
-            pin: digits(6, "123456"),
-            puk: digits(8, "12345678"),
-        }
-    }
-
-    /// Another 6-digit PIN, for "wrong PIN".
-    fn wrong_pin(&self) -> String {
-        loop {
-            let s = support::random(b"0123456789", 6);
-            if s != self.pin && s != "123456" {
-                return s;
-            }
-        }
-    }
-}
-
-/// `vault ARGS` with what a scripted enrollment and exec need: the rig's
-/// attestation root trusted, the new PIN and PUK, and the PIN.
-fn hw(t: &TestEnv, s: &Secrets, args: &[&str]) -> Cmd {
-    t.vault(args)
-        .env(
-            "VAULT_ATTESTATION_ROOTS",
-            std::env::var("VAULT_RIG_ATTESTATION_ROOT").expect("VAULT_RIG_ATTESTATION_ROOT"),
-        )
-        .env("VAULT_NEW_PIN", &s.pin)
-        .env("VAULT_NEW_PUK", &s.puk)
-        .env("VAULT_PIN", &s.pin)
-}
-
-/// `vault hw enroll --serial N EXTRA…`; asserts it worked.
+/// `vault hw enroll --serial N EXTRA…` (`token::enroll`); asserts it
+/// worked, and says how long it took.
 fn enroll(t: &TestEnv, key: &TestKey, s: &Secrets, extra: &[&str]) -> Run {
-    let serial = key.serial.to_string();
-    let mut args = vec!["hw", "enroll", "--serial", serial.as_str()];
-    args.extend_from_slice(extra);
     let started = Instant::now();
-    let run = hw(t, s, &args).run().success();
+    let run = token::enroll(t, key, s, extra);
     // Flags only: no seed in the test's output.
     let flags: Vec<&str> = extra
         .iter()
@@ -161,51 +113,10 @@ fn present(st: &Value, serial: u32) -> &Value {
         .unwrap_or_else(|| panic!("YubiKey {serial} not present: {st:#}"))
 }
 
-fn envelope_path(t: &TestEnv, profile: &str) -> PathBuf {
-    t.dir
-        .join("data/vault/envelopes")
-        .join(format!("{}.envelope", hex::encode(profile)))
-}
-
-fn envelope(t: &TestEnv, profile: &str) -> Vec<u8> {
-    let p = envelope_path(t, profile);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn tokens_json_path(t: &TestEnv) -> PathBuf {
-    t.dir.join("config-home/vault/tokens.json")
-}
-
-/// Never asks: the keychain store does not.
-struct NoPrompt;
-
-impl Prompt for NoPrompt {
-    fn mfa_code(&self, _: &str, _: &str) -> Result<vault::secret::MfaCode, PromptError> {
-        Err(PromptError::Unavailable("test".into()))
-    }
-    fn secret(&self, _: &str) -> Result<vault::secret::Passphrase, PromptError> {
-        Err(PromptError::Unavailable("test".into()))
-    }
-    fn text(&self, _: &str) -> Result<String, PromptError> {
-        Err(PromptError::Unavailable("test".into()))
-    }
-    fn notify(&self, _: &str) {}
-}
-
 /// Whether the test's keychain service holds `profile`'s key, asked of the
 /// Secret Service directly (`vault list` also lists token-backed profiles).
 fn keychain_holds(t: &TestEnv, profile: &str) -> bool {
-    let opts = vault::store::StoreOptions {
-        service: t.service.clone(),
-        file_dir: t.dir.join("unused-file-store"),
-        passphrase_env: None,
-    };
-    let store = vault::store::open(vault::store::Backend::Keychain, &opts, &NoPrompt)
-        .unwrap_or_else(|e| panic!("open the keychain: {e}"));
-    store
-        .get(&vault::store::key_item(profile))
-        .unwrap_or_else(|e| panic!("read the keychain: {e}"))
-        .is_some()
+    token::stored(t, profile).is_some()
 }
 
 /// `ykman --reader R ARGS…`: (success, stdout and stderr).

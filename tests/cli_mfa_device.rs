@@ -16,6 +16,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support::token::{self, Secrets};
 use support::vyk::TestKey;
 use support::{rig_dir, sts_requests, Key, TestEnv, ACCOUNT};
 
@@ -99,19 +100,15 @@ fn iam_user(env: &TestEnv) -> (String, Key) {
     (user, key)
 }
 
+/// `vault hw enroll --serial N EXTRA…` with `NEW_PIN` and `NEW_PUK`
+/// (`token::hw`), not yet run.
 fn enroll(env: &TestEnv, key: &TestKey, extra: &[&str]) -> support::Cmd {
     let serial = key.serial.to_string();
-    let mut args = vec!["hw", "enroll", "--serial", serial.as_str()];
-    args.extend_from_slice(extra);
-    env.vault(&args)
-        .env(
-            "VAULT_ATTESTATION_ROOTS",
-            support::vyk::rig_env("VAULT_RIG_ATTESTATION_ROOT"),
-        )
-        .env("VAULT_NEW_PIN", NEW_PIN)
-        .env("VAULT_NEW_PUK", NEW_PUK)
-        .env("VAULT_PIN", NEW_PIN)
-        .deadline(Duration::from_secs(120))
+    let s = Secrets {
+        pin: NEW_PIN.into(),
+        puk: NEW_PUK.into(),
+    };
+    token::hw(env, &s, &token::enroll_args(&serial, extra)).deadline(Duration::from_secs(120))
 }
 
 /// The device moto has under `serial`, as list-virtual-mfa-devices shows it.
@@ -255,10 +252,8 @@ fn creates_loads_and_enables_the_device_without_showing_the_seed() {
     assert!(hits.is_empty(), "the seed leaked: {hits:?}");
 
     // Recorded: tokens.json and the profile.
-    let tokens: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(env.dir.join("config-home/vault/tokens.json")).unwrap(),
-    )
-    .unwrap();
+    let tokens: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(token::tokens_json_path(&env)).unwrap()).unwrap();
     let token = tokens["tokens"]
         .as_array()
         .unwrap()

@@ -23,9 +23,9 @@ mod support;
 use serde_json::Value;
 use std::path::PathBuf;
 use support::proxy::{self, Answer};
+use support::token::{self, Secrets};
 use support::vyk::TestKey;
 use support::{session_token_requests, sts_requests, Key, Run, StsRequest, TestEnv};
-use vault::prompt::{Prompt, PromptError};
 use vault::secret::mask_key_id as mask;
 
 // ------------------------------------------------------------------ harness
@@ -93,33 +93,10 @@ fn sorted(ids: &[&str]) -> Vec<String> {
     v
 }
 
-/// Never asks: the keychain store does not.
-struct NoPrompt;
-
-impl Prompt for NoPrompt {
-    fn mfa_code(&self, _: &str, _: &str) -> Result<vault::secret::MfaCode, PromptError> {
-        Err(PromptError::Unavailable("test".into()))
-    }
-    fn secret(&self, _: &str) -> Result<vault::secret::Passphrase, PromptError> {
-        Err(PromptError::Unavailable("test".into()))
-    }
-    fn text(&self, _: &str) -> Result<String, PromptError> {
-        Err(PromptError::Unavailable("test".into()))
-    }
-    fn notify(&self, _: &str) {}
-}
-
 /// The access key ID in the test's keychain for `profile`, read through
 /// the library from the Secret Service directly.
 fn stored_id(t: &TestEnv, profile: &str) -> Option<String> {
-    let opts = vault::store::StoreOptions {
-        service: t.service.clone(),
-        file_dir: t.dir.join("unused-file-store"),
-        passphrase_env: None,
-    };
-    let store = vault::store::open(vault::store::Backend::Keychain, &opts, &NoPrompt)
-        .unwrap_or_else(|e| panic!("open the keychain: {e}"));
-    vault::store::get_key(store.as_ref(), profile)
+    vault::store::get_key(token::keychain(t).as_ref(), profile)
         .unwrap_or_else(|e| panic!("read the keychain: {e}"))
         .map(|k| k.access_key_id)
 }
@@ -576,47 +553,22 @@ fn a_token_backed_profile_is_sealed_again_to_the_new_key() {
     let key = TestKey::start();
     let t = TestEnv::new("rotate_token");
     t.write_config("[profile p]\nregion = us-east-1\n\n[profile q]\nregion = us-east-1\n");
-    let (pin, puk) = ("246810", "13579246");
-    let hw = |args: &[&str]| {
-        t.vault(args)
-            .env(
-                "VAULT_ATTESTATION_ROOTS",
-                std::env::var("VAULT_RIG_ATTESTATION_ROOT").expect("VAULT_RIG_ATTESTATION_ROOT"),
-            )
-            .env("VAULT_NEW_PIN", pin)
-            .env("VAULT_NEW_PUK", puk)
-            .env("VAULT_PIN", pin)
+    let s = Secrets {
+        pin: "246810".into(),
+        puk: "13579246".into(),
     };
+    let hw = |args: &[&str]| token::hw(&t, &s, args);
     let serial = key.serial.to_string();
     // p: the key only in its envelope; q: with the store copy kept.
     let (user_p, keys_p) = iam_user(&t, "p", 1);
     t.add("p", &keys_p[0]);
     let (user_q, keys_q) = iam_user(&t, "q", 1);
     t.add("q", &keys_q[0]);
-    hw(&["hw", "enroll", "--serial", &serial, "--profile", "p"])
-        .run()
-        .success();
-    hw(&[
-        "hw",
-        "enroll",
-        "--serial",
-        &serial,
-        "--profile",
-        "q",
-        "--keep-keychain-copy",
-    ])
-    .run()
-    .success();
+    token::enroll(&t, &key, &s, &["--profile", "p"]);
+    token::enroll(&t, &key, &s, &["--profile", "q", "--keep-keychain-copy"]);
     assert_eq!(stored_id(&t, "p"), None);
     assert_eq!(stored_id(&t, "q"), Some(keys_q[0].id.clone()));
-    let envelope = |profile: &str| {
-        std::fs::read(
-            t.dir
-                .join("data/vault/envelopes")
-                .join(format!("{}.envelope", hex::encode(profile))),
-        )
-        .unwrap()
-    };
+    let envelope = |profile: &str| token::envelope(&t, profile);
     let (env_p, env_q) = (envelope("p"), envelope("q"));
 
     for (profile, user, old, before, copy) in [
@@ -655,7 +607,7 @@ fn a_token_backed_profile_is_sealed_again_to_the_new_key() {
         };
         assert_eq!(creds.access_key_id, new);
         assert_eq!(
-            stored_key_arn(&t, profile, &[("VAULT_PIN", pin)]),
+            stored_key_arn(&t, profile, &[("VAULT_PIN", &s.pin)]),
             user_arn(user)
         );
         // The kept copy follows the envelope; no copy appears where there was none.

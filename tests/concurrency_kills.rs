@@ -62,6 +62,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::proxy::{self, Answer, Proxy, Seen};
+use support::token::{self, Secrets};
 use support::vyk::TestKey;
 use support::{assume_role_requests, session_token_requests, JsonCreds, Key, TestEnv, VAULT};
 
@@ -720,13 +721,7 @@ fn survivors_agree(ended: &[Ended]) -> JsonCreds {
 fn many_cold_callers_share_one_session_even_when_some_are_killed() {
     let t = TestEnv::new("kills");
     let key = TestKey::start();
-    let digits = |n: usize, factory: &str| loop {
-        let s = support::random(b"0123456789", n);
-        if s != factory {
-            return s;
-        }
-    };
-    let (pin, puk) = (digits(6, "123456"), digits(8, "12345678"));
+    let s = Secrets::new();
     // moto answers every GetSessionToken with the same example
     // credentials, but AssumeRole with new ones each time: callers of the
     // role r are told apart by the session they got.
@@ -744,30 +739,21 @@ fn many_cold_callers_share_one_session_even_when_some_are_killed() {
         support::random(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 32),
     )
     .unwrap();
-    let serial = key.serial.to_string();
     let seed_path = seed_file.display().to_string();
     let started = Instant::now();
-    t.vault(&[
-        "hw",
-        "enroll",
-        "--serial",
-        &serial,
-        "--profile",
-        "p",
-        "--totp-secret-file",
-        &seed_path,
-        "--mfa-serial",
-        &mfa,
-    ])
-    .env(
-        "VAULT_ATTESTATION_ROOTS",
-        std::env::var("VAULT_RIG_ATTESTATION_ROOT").expect("VAULT_RIG_ATTESTATION_ROOT"),
-    )
-    .env("VAULT_NEW_PIN", &pin)
-    .env("VAULT_NEW_PUK", &puk)
-    .env("VAULT_PIN", &pin)
-    .run()
-    .success();
+    token::enroll(
+        &t,
+        &key,
+        &s,
+        &[
+            "--profile",
+            "p",
+            "--totp-secret-file",
+            &seed_path,
+            "--mfa-serial",
+            &mfa,
+        ],
+    );
     std::fs::remove_file(&seed_file).unwrap();
     eprintln!("[concurrency_kills] enroll: {:?}", started.elapsed());
 
@@ -779,7 +765,7 @@ fn many_cold_callers_share_one_session_even_when_some_are_killed() {
     let moto = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
     let mark = key.apdu_log().len();
     let aws_side = front(&moto, STS_LATENCY);
-    let (ended, killed_holders, took) = round(&t, &key, &pin, &aws_side, &[]);
+    let (ended, killed_holders, took) = round(&t, &key, &s.pin, &aws_side, &[]);
     assert_eq!(killed_holders, 0);
     let creds = survivors_agree(&ended);
     // Only the holder says anything: its touch prompts (no terminal, no
@@ -833,7 +819,7 @@ fn many_cold_callers_share_one_session_even_when_some_are_killed() {
         let mark = key.apdu_log().len();
         let kills = plan(seed, r);
         let aws_side = front(&moto, STS_LATENCY);
-        let (ended, killed_holders, took) = round(&w, &key, &pin, &aws_side, &kills);
+        let (ended, killed_holders, took) = round(&w, &key, &s.pin, &aws_side, &kills);
         let killed = ended.iter().filter(|e| e.killed).count();
         let log = settled_log(&key);
         let gst = session_token_requests(&aws.id).len() - gst_before;

@@ -27,13 +27,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
-use support::proxy::{self, Answer};
+use support::proxy::{self, Answer, Proxy};
+use support::token::{self, enroll_args, envelope, envelope_path, stored, Secrets};
 use support::vyk::TestKey;
 use support::{session_token_requests, Cmd, JsonCreds, Key, Run, TestEnv, VAULT};
-use vault::prompt::{Prompt, PromptError};
 
 // ------------------------------------------------------------------ harness
 
@@ -87,49 +87,14 @@ fn failed(run: &Run, phrases: &[&str]) {
     }
 }
 
-/// A key's new PIN and PUK, random, never the factory ones.
-#[derive(Clone)]
-struct Secrets {
-    pin: String,
-    puk: String,
-}
-
-impl Secrets {
-    fn new() -> Secrets {
-        let digits = |n: usize, factory: &str| loop {
-            let s = support::random(b"0123456789", n);
-            if s != factory {
-                return s;
-            }
-        };
-        Secrets {
-            pin: digits(6, "123456"),
-            puk: digits(8, "12345678"),
-        }
-    }
-}
-
-/// `vault ARGS` with what a scripted enrollment and exec need.
+/// `vault ARGS` with what a scripted enrollment and exec need
+/// (`token::hw`), waiting 2 s for an absent key.
 fn hw(t: &TestEnv, s: &Secrets, args: &[&str]) -> Cmd {
     hw_env(t.vault(args), s)
 }
 
 fn hw_env(c: Cmd, s: &Secrets) -> Cmd {
-    c.env(
-        "VAULT_ATTESTATION_ROOTS",
-        std::env::var("VAULT_RIG_ATTESTATION_ROOT").expect("VAULT_RIG_ATTESTATION_ROOT"),
-    )
-    .env("VAULT_NEW_PIN", &s.pin)
-    .env("VAULT_NEW_PUK", &s.puk)
-    .env("VAULT_PIN", &s.pin)
-    .env("VAULT_TOKEN_WAIT", "2s")
-}
-
-/// `hw enroll --serial SERIAL EXTRA…` (`serial` is the key's, as text).
-fn enroll_args<'a>(serial: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["hw", "enroll", "--serial", serial];
-    args.extend_from_slice(extra);
-    args
+    token::hw_env(c, s).env("VAULT_TOKEN_WAIT", "2s")
 }
 
 /// `vault hw enroll --serial N EXTRA…`; asserts it worked.
@@ -144,51 +109,8 @@ fn hw_exec(t: &TestEnv, s: &Secrets, profile: &str) -> JsonCreds {
     JsonCreds::parse(&run.stdout)
 }
 
-fn envelope_path(t: &TestEnv, profile: &str) -> PathBuf {
-    t.dir
-        .join("data/vault/envelopes")
-        .join(format!("{}.envelope", hex::encode(profile)))
-}
-
-fn envelope(t: &TestEnv, profile: &str) -> Vec<u8> {
-    let p = envelope_path(t, profile);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
 fn tokens_json(t: &TestEnv) -> Option<Vec<u8>> {
-    std::fs::read(t.dir.join("config-home/vault/tokens.json")).ok()
-}
-
-/// Never asks: the keychain store does not.
-struct NoPrompt;
-
-impl Prompt for NoPrompt {
-    fn mfa_code(&self, _: &str, _: &str) -> Result<vault::secret::MfaCode, PromptError> {
-        Err(PromptError::Unavailable("test".into()))
-    }
-    fn secret(&self, _: &str) -> Result<vault::secret::Passphrase, PromptError> {
-        Err(PromptError::Unavailable("test".into()))
-    }
-    fn text(&self, _: &str) -> Result<String, PromptError> {
-        Err(PromptError::Unavailable("test".into()))
-    }
-    fn notify(&self, _: &str) {}
-}
-
-/// The bytes the test's keychain service holds for `profile`'s key, read
-/// from the Secret Service through the library.
-fn stored(t: &TestEnv, profile: &str) -> Option<Vec<u8>> {
-    let opts = vault::store::StoreOptions {
-        service: t.service.clone(),
-        file_dir: t.dir.join("unused-file-store"),
-        passphrase_env: None,
-    };
-    let store = vault::store::open(vault::store::Backend::Keychain, &opts, &NoPrompt)
-        .unwrap_or_else(|e| panic!("open the keychain: {e}"));
-    store
-        .get(&vault::store::key_item(profile))
-        .unwrap_or_else(|e| panic!("read the keychain: {e}"))
-        .map(|b| b.expose().to_vec())
+    std::fs::read(token::tokens_json_path(t)).ok()
 }
 
 /// `[profile p]` (region only) with a fresh key stored in the keychain.
@@ -545,6 +467,23 @@ fn sts_connection_refused() {
     assert_eq!(stored(&t, "p"), before);
 }
 
+/// After STS saw `code`: an exec through the proxy with the next code
+/// works, that code is the one GetSessionToken (signed with `aws`'s key)
+/// STS got, and the stored key is still `before`.
+fn next_code_works(t: &TestEnv, p: &Proxy, aws: &Key, code: &str, before: &Option<Vec<u8>>) {
+    let next = code_unlike(&[code]);
+    let run = t
+        .vault(&["exec", "p", "--json", "--mfa-token", &next])
+        .env("AWS_ENDPOINT_URL", &p.url)
+        .run()
+        .success();
+    JsonCreds::parse(&run.stdout);
+    let gst = session_token_requests(&aws.id);
+    assert_eq!(gst.len(), 1);
+    assert_eq!(gst[0].param("TokenCode"), Some(next.as_str()));
+    assert_eq!(stored(t, "p"), *before);
+}
+
 #[test]
 fn sts_http_500() {
     let _t = Timer::start("sts_http_500");
@@ -591,17 +530,7 @@ fn sts_http_500() {
     assert_eq!(p.seen_action("GetSessionToken").len(), 3);
 
     // With the next code it works.
-    let next = code_unlike(&[&code]);
-    let run = t
-        .vault(&["exec", "p", "--json", "--mfa-token", &next])
-        .env("AWS_ENDPOINT_URL", &p.url)
-        .run()
-        .success();
-    JsonCreds::parse(&run.stdout);
-    let gst = session_token_requests(&aws.id);
-    assert_eq!(gst.len(), 1);
-    assert_eq!(gst[0].param("TokenCode"), Some(next.as_str()));
-    assert_eq!(stored(&t, "p"), before);
+    next_code_works(&t, &p, &aws, &code, &before);
 }
 
 #[test]
@@ -706,17 +635,7 @@ fn sts_hang() {
         .run();
     failed(&run, &["was already used", "wait for the next code"]);
 
-    let next = code_unlike(&[&code]);
-    let run = t
-        .vault(&["exec", "p", "--json", "--mfa-token", &next])
-        .env("AWS_ENDPOINT_URL", &p.url)
-        .run()
-        .success();
-    JsonCreds::parse(&run.stdout);
-    let gst = session_token_requests(&aws.id);
-    assert_eq!(gst.len(), 1);
-    assert_eq!(gst[0].param("TokenCode"), Some(next.as_str()));
-    assert_eq!(stored(&t, "p"), before);
+    next_code_works(&t, &p, &aws, &code, &before);
 }
 
 // ------------------------------------------------------- damaged data

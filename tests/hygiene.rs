@@ -59,6 +59,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use support::token::{self, Secrets};
 use support::vyk::TestKey;
 use support::{
     assume_role_requests, session_token_requests, sts_requests, Cmd, JsonCreds, Key, Run, TestEnv,
@@ -213,8 +214,8 @@ fn found_in<'a>(hay: &[u8], secrets: impl IntoIterator<Item = &'a Secret>) -> Ve
 struct World {
     t: TestEnv,
     tmp: PathBuf,
-    pin: String,
-    puk: String,
+    /// The key's new PIN and PUK (letters and digits here, see `alnum8`).
+    secrets: Secrets,
     /// What every vault call printed, and which of its values it was asked
     /// to print.
     outputs: Mutex<Vec<Output>>,
@@ -230,20 +231,11 @@ struct Output {
 
 impl World {
     /// `vault --debug ARGS` with the attestation root, the new PIN and PUK,
-    /// the PIN, and this world's TMPDIR.
+    /// the PIN (`token::hw`), and this world's TMPDIR.
     fn vault(&self, args: &[&str]) -> Cmd {
         let mut full = vec!["--debug"];
         full.extend_from_slice(args);
-        self.t
-            .vault(&full)
-            .env(
-                "VAULT_ATTESTATION_ROOTS",
-                std::env::var("VAULT_RIG_ATTESTATION_ROOT").expect("VAULT_RIG_ATTESTATION_ROOT"),
-            )
-            .env("VAULT_NEW_PIN", &self.pin)
-            .env("VAULT_NEW_PUK", &self.puk)
-            .env("VAULT_PIN", &self.pin)
-            .env("TMPDIR", &self.tmp)
+        token::hw(&self.t, &self.secrets, &full).env("TMPDIR", &self.tmp)
     }
 
     /// Runs it, asserts success, and keeps its output for the search.
@@ -517,8 +509,7 @@ fn no_secret_is_left_in_clear_anywhere_after_a_full_run() {
     let w = World {
         t,
         tmp,
-        pin,
-        puk,
+        secrets: Secrets { pin, puk },
         outputs: Mutex::new(Vec::new()),
     };
 
@@ -677,7 +668,15 @@ fn no_secret_is_left_in_clear_anywhere_after_a_full_run() {
     let out = std::process::Command::new("ykman")
         .arg("--reader")
         .arg(&key.reader)
-        .args(["piv", "objects", "export", "PRINTED", "-", "-P", &w.pin])
+        .args([
+            "piv",
+            "objects",
+            "export",
+            "PRINTED",
+            "-",
+            "-P",
+            &w.secrets.pin,
+        ])
         .stdin(std::process::Stdio::null())
         .output()
         .expect("ykman");
@@ -724,8 +723,8 @@ fn no_secret_is_left_in_clear_anywhere_after_a_full_run() {
             "the TOTP seed (base32, lower case)",
             &seed_b32.to_ascii_lowercase(),
         ),
-        Secret::text(Kind::PinPuk, "the PIN", &w.pin),
-        Secret::text(Kind::PinPuk, "the PUK", &w.puk),
+        Secret::text(Kind::PinPuk, "the PIN", &w.secrets.pin),
+        Secret::text(Kind::PinPuk, "the PUK", &w.secrets.puk),
         Secret::binary(Kind::ManagementKey, "the management key", &mgm),
     ];
     for r in &gst {

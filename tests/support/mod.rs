@@ -601,4 +601,5 @@ pub fn count_lines(p: &Path) -> usize {
         .unwrap_or(0)
 }
 pub mod proxy;
+pub mod token;
 pub mod vyk;

@@ -1,0 +1,125 @@
+//! What the tests that drive a YubiKey through the `vault` binary share:
+//! a key's new PIN and PUK, `vault` with what a scripted enrollment and
+//! exec need, `vault hw enroll`, where vault keeps a profile's envelope and
+//! tokens.json, and the test's keychain read through the library.
+
+use super::vyk::TestKey;
+use super::{Cmd, Run, TestEnv};
+use std::path::PathBuf;
+use vault::prompt::{Prompt, PromptError};
+
+/// A key's new PIN and PUK, random for each key, never the factory ones.
+pub struct Secrets {
+    pub pin: String,
+    pub puk: String,
+}
+
+impl Secrets {
+    pub fn new() -> Secrets {
+        let digits = |n: usize, factory: &str| loop {
+            let s = super::random(b"0123456789", n);
+            if s != factory {
+                return s;
+            }
+        };
+        Secrets {
+            pin: digits(6, "123456"),
+            puk: digits(8, "12345678"),
+        }
+    }
+
+    /// Another 6-digit PIN, for "wrong PIN".
+    pub fn wrong_pin(&self) -> String {
+        loop {
+            let s = super::random(b"0123456789", 6);
+            if s != self.pin && s != "123456" {
+                return s;
+            }
+        }
+    }
+}
+
+/// `vault ARGS` with what a scripted enrollment and exec need: the rig's
+/// attestation root trusted, the new PIN and PUK, and the PIN.
+pub fn hw(t: &TestEnv, s: &Secrets, args: &[&str]) -> Cmd {
+    hw_env(t.vault(args), s)
+}
+
+/// What `hw` adds, added to any command (one run in a namespace, say).
+pub fn hw_env(c: Cmd, s: &Secrets) -> Cmd {
+    c.env(
+        "VAULT_ATTESTATION_ROOTS",
+        std::env::var("VAULT_RIG_ATTESTATION_ROOT").expect("VAULT_RIG_ATTESTATION_ROOT"),
+    )
+    .env("VAULT_NEW_PIN", &s.pin)
+    .env("VAULT_NEW_PUK", &s.puk)
+    .env("VAULT_PIN", &s.pin)
+}
+
+/// `hw enroll --serial SERIAL EXTRA…` (`serial` is the key's, as text).
+pub fn enroll_args<'a>(serial: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["hw", "enroll", "--serial", serial];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `vault hw enroll --serial N EXTRA…`; asserts it worked.
+pub fn enroll(t: &TestEnv, key: &TestKey, s: &Secrets, extra: &[&str]) -> Run {
+    let serial = key.serial.to_string();
+    hw(t, s, &enroll_args(&serial, extra)).run().success()
+}
+
+/// Where vault keeps `profile`'s envelope.
+pub fn envelope_path(t: &TestEnv, profile: &str) -> PathBuf {
+    t.dir
+        .join("data/vault/envelopes")
+        .join(format!("{}.envelope", hex::encode(profile)))
+}
+
+/// `profile`'s envelope, which must exist.
+pub fn envelope(t: &TestEnv, profile: &str) -> Vec<u8> {
+    let p = envelope_path(t, profile);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Where vault records the enrolled keys.
+pub fn tokens_json_path(t: &TestEnv) -> PathBuf {
+    t.dir.join("config-home/vault/tokens.json")
+}
+
+/// Never asks: the keychain store does not.
+pub struct NoPrompt;
+
+impl Prompt for NoPrompt {
+    fn mfa_code(&self, _: &str, _: &str) -> Result<vault::secret::MfaCode, PromptError> {
+        Err(PromptError::Unavailable("test".into()))
+    }
+    fn secret(&self, _: &str) -> Result<vault::secret::Passphrase, PromptError> {
+        Err(PromptError::Unavailable("test".into()))
+    }
+    fn text(&self, _: &str) -> Result<String, PromptError> {
+        Err(PromptError::Unavailable("test".into()))
+    }
+    fn notify(&self, _: &str) {}
+}
+
+/// The test's keychain service, opened through the library: the Secret
+/// Service asked directly, not through `vault` (`vault list` also lists
+/// token-backed profiles).
+pub fn keychain(t: &TestEnv) -> Box<dyn vault::store::Store> {
+    let opts = vault::store::StoreOptions {
+        service: t.service.clone(),
+        file_dir: t.dir.join("unused-file-store"),
+        passphrase_env: None,
+    };
+    vault::store::open(vault::store::Backend::Keychain, &opts, &NoPrompt)
+        .unwrap_or_else(|e| panic!("open the keychain: {e}"))
+}
+
+/// The bytes the test's keychain service holds for `profile`'s key.
+pub fn stored(t: &TestEnv, profile: &str) -> Option<Vec<u8>> {
+    keychain(t)
+        .get(&vault::store::key_item(profile))
+        .unwrap_or_else(|e| panic!("read the keychain: {e}"))
+        .map(|b| b.expose().to_vec())
+}
