@@ -24,6 +24,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::otp::{base32, totp};
 use support::token::{self, envelope, envelope_path, hw, tokens_json_path, Secrets};
 use support::vyk::TestKey;
 use support::{assume_role_requests, session_token_requests, JsonCreds, Key, Run, TestEnv, VAULT};
@@ -252,36 +253,6 @@ fn wait_for_text(path: &Path, needle: &str) -> String {
 }
 
 // --------------------------------------------------------------------- TOTP
-
-/// RFC 6238 TOTP: HMAC-SHA1, 6 digits, of time step `step`.
-fn totp(seed: &[u8], step: u64) -> String {
-    use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(seed).unwrap();
-    mac.update(&step.to_be_bytes());
-    let d = mac.finalize().into_bytes();
-    let off = usize::from(d[19] & 0x0F);
-    let bin = u32::from_be_bytes([d[off], d[off + 1], d[off + 2], d[off + 3]]) & 0x7FFF_FFFF;
-    format!("{:06}", bin % 1_000_000)
-}
-
-/// RFC 4648 base32 without padding, as AWS shows MFA seeds.
-fn base32(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut out = String::new();
-    let (mut buf, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        buf = (buf << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(ALPHABET[((buf >> bits) & 31) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((buf << (5 - bits)) & 31) as usize] as char);
-    }
-    out
-}
 
 /// A fresh 20-byte seed (as AWS virtual MFA devices have) and its base32.
 fn new_seed() -> (Vec<u8>, String) {

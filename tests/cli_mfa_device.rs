@@ -13,9 +13,10 @@
 mod support;
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support::aws_admin as aws;
+use support::otp::{base32_decode, totp};
 use support::token::{self, Secrets};
 use support::vyk::TestKey;
 use support::{rig_dir, sts_requests, Key, TestEnv, ACCOUNT};
@@ -28,55 +29,6 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-/// RFC 6238, SHA-1, 6 digits, computed here.
-fn totp(secret: &[u8], step: u64) -> String {
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).unwrap();
-    mac.update(&step.to_be_bytes());
-    let d = mac.finalize().into_bytes();
-    let off = (d[19] & 0x0F) as usize;
-    let n = u32::from_be_bytes(d[off..off + 4].try_into().unwrap()) & 0x7FFF_FFFF;
-    format!("{:06}", n % 1_000_000)
-}
-
-fn base32_decode(s: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.trim_end_matches('=').bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => panic!("not base32: {c}"),
-        } as u32;
-        acc = (acc << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
-}
-
-/// The AWS CLI against moto, as some admin; returns its JSON output.
-fn aws(env: &TestEnv, args: &[&str]) -> serde_json::Value {
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend_from_slice(&["--output", "json"]);
-    let run = env
-        .cmd("aws", &all)
-        .env("AWS_ACCESS_KEY_ID", "AKIAADMINEXAMPLE0000")
-        .env("AWS_SECRET_ACCESS_KEY", "admin-secret-not-checked-by-moto")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_PAGER", "")
-        .run()
-        .success();
-    if run.stdout.trim().is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
-    }
 }
 
 /// An IAM user with an access key of its own in moto, stored in vault as

@@ -22,6 +22,7 @@ mod support;
 
 use serde_json::Value;
 use std::path::PathBuf;
+use support::aws_admin as aws;
 use support::proxy::{self, Answer};
 use support::token::{self, Secrets};
 use support::vyk::TestKey;
@@ -29,28 +30,6 @@ use support::{session_token_requests, sts_requests, Key, Run, StsRequest, TestEn
 use vault::secret::mask_key_id as mask;
 
 // ------------------------------------------------------------------ harness
-
-/// `aws ARGS… --output json` as moto's admin (any credentials will do),
-/// with the rig's endpoint; asserts success and returns the parsed output.
-fn aws(t: &TestEnv, args: &[&str]) -> Value {
-    let admin = Key::random();
-    let mut a: Vec<&str> = args.to_vec();
-    a.extend_from_slice(&["--output", "json"]);
-    let run = t
-        .cmd("aws", &a)
-        .env("AWS_ACCESS_KEY_ID", &admin.id)
-        .env("AWS_SECRET_ACCESS_KEY", &admin.secret)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_PAGER", "")
-        .run()
-        .success();
-    if run.stdout.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&run.stdout)
-            .unwrap_or_else(|e| panic!("aws {args:?}: not JSON ({e}): {}", run.stdout))
-    }
-}
 
 /// A new IAM user of this test (`rot-TAG-NAME`) with `keys` access keys.
 fn iam_user(t: &TestEnv, name: &str, keys: usize) -> (String, Vec<Key>) {

@@ -59,6 +59,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use support::aws_admin as aws;
+use support::otp::base32;
 use support::token::{self, Secrets};
 use support::vyk::TestKey;
 use support::{
@@ -290,42 +292,6 @@ impl World {
         self.keep(args, &run, asked);
         c
     }
-}
-
-/// RFC 4648 base32 without padding, as AWS shows MFA seeds.
-fn base32(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut out = String::new();
-    let (mut buf, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        buf = (buf << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(ALPHABET[((buf >> bits) & 31) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((buf << (5 - bits)) & 31) as usize] as char);
-    }
-    out
-}
-
-/// `aws ARGS… --output json` as moto's admin, with the rig's endpoint.
-fn aws(t: &TestEnv, args: &[&str]) -> Value {
-    let admin = Key::random();
-    let mut a: Vec<&str> = args.to_vec();
-    a.extend_from_slice(&["--output", "json"]);
-    let run = t
-        .cmd("aws", &a)
-        .env("AWS_ACCESS_KEY_ID", &admin.id)
-        .env("AWS_SECRET_ACCESS_KEY", &admin.secret)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_PAGER", "")
-        .run()
-        .success();
-    serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("aws {args:?}: not JSON ({e}): {}", run.stdout))
 }
 
 /// An 8-character PIN or PUK of letters and digits: unlikely to occur by

@@ -600,6 +600,30 @@ pub fn count_lines(p: &Path) -> usize {
         .map(|s| s.lines().count())
         .unwrap_or(0)
 }
+pub mod otp;
 pub mod proxy;
 pub mod token;
 pub mod vyk;
+
+/// `aws ARGS… --output json` as moto's admin (moto takes any credentials),
+/// with the rig's endpoint; asserts success and returns the parsed output
+/// (`Null` when the command prints nothing).
+pub fn aws_admin(t: &TestEnv, args: &[&str]) -> serde_json::Value {
+    let admin = Key::random();
+    let mut a: Vec<&str> = args.to_vec();
+    a.extend_from_slice(&["--output", "json"]);
+    let run = t
+        .cmd("aws", &a)
+        .env("AWS_ACCESS_KEY_ID", &admin.id)
+        .env("AWS_SECRET_ACCESS_KEY", &admin.secret)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_PAGER", "")
+        .run()
+        .success();
+    if run.stdout.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("aws {args:?}: not JSON ({e}): {}", run.stdout))
+    }
+}
