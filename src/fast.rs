@@ -36,9 +36,21 @@ pub fn lookup(
     let Ok(chain) = chain else {
         return Ok(None);
     };
-    let plan = crate::plan::build(&chain, args, &config::process_env);
-    Ok(crate::provider::cached(&plan, cache, min_remaining)?
-        .map(|c| (c, crate::plan::region(&chain, args))))
+    // Keys first, as the full lookup decides; a root with a
+    // credential_process and no stored keys caches under the other plan.
+    let mut roots = vec![crate::provider::RootSource::Keys];
+    if let Some(command) = &chain.root().credential_process {
+        roots.push(crate::provider::RootSource::Process {
+            command: command.clone(),
+        });
+    }
+    for root in roots {
+        let plan = crate::plan::build(&chain, args, &config::process_env, root);
+        if let Some(c) = crate::provider::cached(&plan, cache, min_remaining)? {
+            return Ok(Some((c, crate::plan::region(&chain, args))));
+        }
+    }
+    Ok(None)
 }
 
 /// Serves `vault exec` from the cache when it can; `None` means vault-core

@@ -22,6 +22,7 @@ pub mod mfa;
 pub mod output;
 pub mod paths;
 pub mod plan;
+pub mod process;
 pub mod prompt;
 pub mod provider;
 pub mod secret;

@@ -20,11 +20,21 @@ use std::time::{Duration, SystemTime};
 /// AWS caps a role assumed with role credentials (role chaining) at one hour.
 pub const ROLE_CHAINING_MAX: Duration = Duration::from_secs(3600);
 
+/// Where the root profile's own credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootSource {
+    /// Its long-term key, from its envelope or the store.
+    Keys,
+    /// The output of its `credential_process` (it has no stored key).
+    Process { command: String },
+}
+
 /// What to do to get credentials for a profile, derived from its config.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The profile whose long-term keys start the chain.
+    /// The profile whose credentials start the chain.
     pub root_profile: String,
+    pub root: RootSource,
     pub endpoint: Endpoint,
     /// GetSessionToken on the root keys first (off with `--no-session`).
     pub session: Option<SessionStep>,
@@ -56,6 +66,9 @@ pub struct RoleStep {
 pub enum ProviderError {
     #[error("no credentials stored for profile {profile:?}")]
     NoStoredKey { profile: String },
+    /// The root's `credential_process` failed or printed something unusable.
+    #[error("credential_process of profile {profile:?} {problem}")]
+    Process { profile: String, problem: String },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -80,6 +93,11 @@ impl ProviderError {
             ProviderError::NoStoredKey { profile } => {
                 Some(format!("add them with `vault add {profile}`"))
             }
+            ProviderError::Process { .. } => Some(
+                "run the command by hand: it must print one JSON object \
+                 ({\"Version\": 1, \"AccessKeyId\": …, \"SecretAccessKey\": …}) on stdout"
+                    .into(),
+            ),
             ProviderError::Store(e) => e.hint().map(str::to_string),
             ProviderError::Sts(e) => e.hint(),
             ProviderError::Mfa(e) => e.hint().map(str::to_string),
@@ -134,7 +152,7 @@ impl Plan {
         let prev = if i == 0 {
             self.session_id()
                 .map(|id| id.as_str().to_string())
-                .unwrap_or_else(|| format!("keys:{}", self.root_profile))
+                .unwrap_or_else(|| self.root_id_str())
         } else {
             self.role_id(i - 1).as_str().to_string()
         };
@@ -164,10 +182,33 @@ impl Plan {
         ])
     }
 
+    /// What the first role's id builds on when no session precedes it.
+    fn root_id_str(&self) -> String {
+        match &self.root {
+            RootSource::Keys => format!("keys:{}", self.root_profile),
+            RootSource::Process { .. } => self
+                .process_id()
+                .map(|id| id.as_str().to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The cache id of the root's `credential_process` output.
+    fn process_id(&self) -> Option<CacheId> {
+        match &self.root {
+            RootSource::Process { command } => Some(CacheId::new(&[
+                "credential_process",
+                &self.root_profile,
+                command,
+            ])),
+            RootSource::Keys => None,
+        }
+    }
+
     /// The id of the entry that answers for the target, if it is cached at all.
     pub fn target_id(&self) -> Option<CacheId> {
         if self.roles.is_empty() {
-            self.session_id()
+            self.session_id().or_else(|| self.process_id())
         } else {
             Some(self.role_id(self.roles.len() - 1))
         }
@@ -176,6 +217,7 @@ impl Plan {
     /// Every cache id this plan uses (for `vault clear PROFILE`).
     pub fn all_ids(&self) -> Vec<CacheId> {
         let mut ids: Vec<CacheId> = self.session_id().into_iter().collect();
+        ids.extend(self.process_id());
         ids.extend((0..self.roles.len()).map(|i| self.role_id(i)));
         ids
     }
@@ -257,6 +299,60 @@ impl<'a> Provider<'a> {
         Ok(Credentials::LongTerm(key))
     }
 
+    fn root_credentials(&self, plan: &Plan) -> Result<Credentials, ProviderError> {
+        match &plan.root {
+            RootSource::Keys => self.root_key(plan),
+            RootSource::Process { command } => self.process(plan, command),
+        }
+    }
+
+    /// The root's `credential_process` output, cached (as aws-vault does)
+    /// while it has more than the minimum left; output without an
+    /// expiration is used once and never cached.
+    fn process(&self, plan: &Plan, command: &str) -> Result<Credentials, ProviderError> {
+        let id = plan.process_id();
+        if let Some(id) = &id {
+            if let Some(s) = self.fresh(id)? {
+                log::debug!(target: "vault", "reusing cached credential_process output of {}", s.profile);
+                return Ok(Credentials::Session(s.creds));
+            }
+        }
+        let _lock = match &id {
+            Some(id) => Some(self.lock(id.as_str())?),
+            None => None,
+        };
+        if let Some(id) = &id {
+            if let Some(s) = self.fresh(id)? {
+                return Ok(Credentials::Session(s.creds));
+            }
+        }
+        log::debug!(target: "vault", "running credential_process of profile {}", plan.root_profile);
+        let creds = crate::process::credential_process(command).map_err(|problem| {
+            ProviderError::Process {
+                profile: plan.root_profile.clone(),
+                problem,
+            }
+        })?;
+        let lasts = |s: &crate::creds::SessionCredentials| {
+            s.remaining(SystemTime::now()) > self.opts.min_remaining
+        };
+        if let (Some(id), Credentials::Session(s)) = (&id, &creds) {
+            if !lasts(s) {
+                return Ok(creds);
+            }
+            self.keep(
+                id,
+                &CachedSession {
+                    kind: SessionKind::CredentialProcess,
+                    profile: plan.root_profile.clone(),
+                    mfa_serial: None,
+                    creds: s.clone(),
+                },
+            );
+        }
+        Ok(creds)
+    }
+
     /// Credentials for the plan's target, from the cache or from STS.
     pub fn credentials(&self, plan: &Plan) -> Result<Credentials, ProviderError> {
         if plan.roles.is_empty() {
@@ -268,8 +364,8 @@ impl<'a> Provider<'a> {
     /// The credentials roles start from: the MFA session, or the keys.
     fn base(&self, plan: &Plan) -> Result<Credentials, ProviderError> {
         let (Some(step), Some(id)) = (&plan.session, plan.session_id()) else {
-            log::debug!(target: "vault", "no session step (--no-session): using the stored key directly");
-            return self.root_key(plan);
+            log::debug!(target: "vault", "no session step: using the root's own credentials");
+            return self.root_credentials(plan);
         };
         if let Some(s) = self.fresh(&id)? {
             log::debug!(target: "vault", "reusing cached GetSessionToken session of {}", s.profile);
@@ -322,9 +418,12 @@ impl<'a> Provider<'a> {
             self.role(plan, i - 1)?
         };
         let mut request = step.request.clone();
-        if i > 0 && request.duration > ROLE_CHAINING_MAX {
+        // AWS decides by the caller's credentials: any temporary ones (an
+        // MFA session, another role, a credential_process session) make
+        // this role chaining, capped at one hour.
+        if request.duration > ROLE_CHAINING_MAX && matches!(source, Credentials::Session(_)) {
             self.warnings.borrow_mut().push(format!(
-                "profile {}: role chaining (assuming {} with the credentials of another role) is capped by AWS at 1 hour; using 3600 s instead of {} s",
+                "profile {}: AWS caps a role assumed with temporary credentials (role chaining) at 1 hour; assuming {} for 3600 s instead of {} s",
                 step.profile, request.role_arn, request.duration.as_secs()
             ));
             request.duration = ROLE_CHAINING_MAX;

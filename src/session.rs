@@ -87,6 +87,8 @@ pub enum SessionKind {
     GetSessionToken,
     AssumeRole,
     GetFederationToken,
+    /// A `credential_process` source profile's output.
+    CredentialProcess,
 }
 
 impl SessionKind {
@@ -95,6 +97,7 @@ impl SessionKind {
             SessionKind::GetSessionToken => "sts.GetSessionToken",
             SessionKind::AssumeRole => "sts.AssumeRole",
             SessionKind::GetFederationToken => "sts.GetFederationToken",
+            SessionKind::CredentialProcess => "credential_process",
         }
     }
 }

@@ -92,7 +92,7 @@ fn run_with_ecs_server(app: &App, args: &ExecArgs) -> Result<std::process::ExitC
     // The first session now (so a touch or code is asked before the command
     // starts), or, with --lazy, only a check that the profile can work.
     let (first, region) = if args.lazy {
-        let chain = super::resolve_chain(app, &args.profile)?;
+        let (chain, _) = super::resolve_chain(app, &args.profile)?;
         (None, crate::plan::region(&chain, &args.session))
     } else {
         let r = super::credentials(app, &args.profile, &session)?;

@@ -583,7 +583,7 @@ fn load_totp(
     let profile_mfa = match &args.profile {
         Some(p) => super::resolve_chain(app, p)
             .ok()
-            .and_then(|c| c.target().mfa_serial.clone()),
+            .and_then(|(c, _)| c.target().mfa_serial.clone()),
         None => None,
     };
     let mfa_serial = match (&args.mfa_serial, &profile_mfa) {

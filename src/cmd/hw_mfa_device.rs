@@ -78,7 +78,7 @@ pub fn prepare(app: &App, args: &EnrollArgs) -> Result<Prepared, Error> {
             None,
         ));
     };
-    let chain = super::resolve_chain(app, profile)?;
+    let (chain, _) = super::resolve_chain(app, profile)?;
     if chain.root().name != profile {
         return Err(fail(
             format!(
@@ -118,7 +118,12 @@ pub fn prepare(app: &App, args: &EnrollArgs) -> Result<Prepared, Error> {
         region: None,
         mfa_token: None,
     };
-    let plan = crate::plan::build(&chain, &no_args, &config::process_env);
+    let plan = crate::plan::build(
+        &chain,
+        &no_args,
+        &config::process_env,
+        crate::provider::RootSource::Keys,
+    );
     let sts = Sts::new(plan.endpoint.clone()).map_err(crate::provider::ProviderError::from)?;
     let arn = sts.caller_arn(&creds).map_err(|e| {
         let hint = e.hint();

@@ -37,8 +37,8 @@ pub fn run(app: &App, args: &LoginArgs) -> Result<(), Error> {
     if let Some(d) = args.session.duration {
         super::check_duration(d)?;
     }
-    let chain = super::resolve_chain(app, &args.profile)?;
-    let plan = crate::plan::build(&chain, &args.session, &config::process_env);
+    let (chain, root) = super::resolve_chain(app, &args.profile)?;
+    let plan = crate::plan::build(&chain, &args.session, &config::process_env, root);
     let region = crate::plan::region(&chain, &args.session);
     if let Some(r) = &region {
         check_region(r)?;

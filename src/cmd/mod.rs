@@ -21,7 +21,7 @@ use crate::config::{self, ProfileChain};
 use crate::creds::Credentials;
 use crate::error::Error;
 use crate::mfa::MfaSources;
-use crate::provider::{Options, Provider};
+use crate::provider::{Options, Provider, RootSource};
 use crate::store;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -53,19 +53,22 @@ pub fn stored_key_check(app: &App) -> impl Fn(&str) -> bool + '_ {
 }
 
 /// The chain for `profile` with stored keys taken into account (a profile
-/// with keys ends the chain), checked for sources vault cannot use.
-pub fn resolve_chain(app: &App, profile: &str) -> Result<ProfileChain, Error> {
+/// with keys ends the chain), checked for sources vault cannot use, and
+/// where its root's credentials come from.
+pub fn resolve_chain(app: &App, profile: &str) -> Result<(ProfileChain, RootSource), Error> {
     let has_keys = stored_key_check(app);
     let chain = app
         .config()?
         .resolve_with(profile, &config::process_env, &has_keys)?;
     let root = chain.root();
-    if root.source_profile.is_none() && !has_keys(&root.name) {
+    let root_has_keys = has_keys(&root.name);
+    if root.source_profile.is_none() && !root_has_keys && root.credential_process.is_none() {
         if let Some(e) = root.unsupported() {
             return Err(e.into());
         }
     }
-    Ok(chain)
+    let source = crate::plan::root_source(&chain, root_has_keys);
+    Ok((chain, source))
 }
 
 pub fn credentials(app: &App, profile: &str, args: &SessionArgs) -> Result<Resolved, Error> {
@@ -87,9 +90,9 @@ pub fn credentials(app: &App, profile: &str, args: &SessionArgs) -> Result<Resol
         return Ok(Resolved { creds, region });
     }
 
-    let chain = resolve_chain(app, profile)?;
+    let (chain, root) = resolve_chain(app, profile)?;
     log::debug!(target: "vault", "profile chain: {chain}");
-    let plan = crate::plan::build(&chain, args, &config::process_env);
+    let plan = crate::plan::build(&chain, args, &config::process_env, root);
     let keys = |name: &str| crate::keys::load(app, name);
     let token_mfa = crate::keys::TokenMfa {
         prompt: app.prompt(),
@@ -157,7 +160,9 @@ pub fn session_ids_involving(app: &App, profile: &str) -> Vec<crate::session::Ca
                 region: None,
                 mfa_token: None,
             };
-            ids.extend(crate::plan::build(&chain, &args, &config::process_env).all_ids());
+            for root in [RootSource::Keys, crate::plan::root_source(&chain, false)] {
+                ids.extend(crate::plan::build(&chain, &args, &config::process_env, root).all_ids());
+            }
         }
     }
     ids.sort();

@@ -358,7 +358,7 @@ pub fn run(app: &App, args: &RotateArgs) -> Result<(), Error> {
         None => None,
     };
     let profile = args.profile.as_str();
-    let chain = super::resolve_chain(app, profile)?;
+    let (chain, _) = super::resolve_chain(app, profile)?;
     let root = chain.root();
     if root.name != profile {
         return Err(fail(
@@ -397,7 +397,12 @@ pub fn run(app: &App, args: &RotateArgs) -> Result<(), Error> {
         region: None,
         mfa_token: None,
     };
-    let mut plan = crate::plan::build(&chain, &session_args, &config::process_env);
+    let mut plan = crate::plan::build(
+        &chain,
+        &session_args,
+        &config::process_env,
+        crate::provider::RootSource::Keys,
+    );
     // Only the profile's own session: a role it may assume is not needed.
     plan.roles.clear();
     if plan
