@@ -139,7 +139,9 @@ impl App {
 
     /// How much validity a cached session must have left to be reused.
     pub fn min_remaining() -> Duration {
+        // aws-vault's name for the same knob, when vault's is not set.
         env_var("VAULT_MIN_REMAINING")
+            .or_else(|| env_var("AWS_MIN_TTL"))
             .and_then(|v| crate::cli::parse_duration(&v).ok())
             .unwrap_or(DEFAULT_MIN_REMAINING)
     }

@@ -209,8 +209,9 @@ pub struct ClearArgs {
 /// Options shared by everything that produces credentials.
 #[derive(Debug, Args, Clone)]
 pub struct SessionArgs {
-    /// Session duration (e.g. 1h, 45m, 3600s). Defaults to 1h, or the
-    /// profile's duration_seconds for roles.
+    /// Session duration (e.g. 1h, 45m, 3600s): every role's, and the MFA
+    /// session's of a profile without role. Defaults: roles 1h (or
+    /// AWS_ASSUME_ROLE_TTL, or duration_seconds), the MFA session 12h.
     #[arg(long, short, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<std::time::Duration>,
     /// Use the stored long-term key for roles (or directly) without a

@@ -120,6 +120,10 @@ fn federation_session(
     let duration = args
         .session
         .duration
+        .or_else(|| {
+            crate::app::env_var("AWS_FEDERATION_TOKEN_TTL")
+                .and_then(|v| crate::cli::parse_duration(&v).ok())
+        })
         .unwrap_or(crate::plan::DEFAULT_DURATION);
     log::debug!(target: "vault", "calling GetFederationToken as {name} for {} s", duration.as_secs());
     sts.get_federation_token(&key, &name, duration)

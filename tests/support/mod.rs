@@ -82,6 +82,51 @@ impl Key {
     }
 }
 
+/// An IAM user made in the rig's IAM for one test (`TestEnv::user`):
+/// a real access key the strict STS knows, and an enabled virtual MFA
+/// device whose seed the test knows, so it can compute and check codes.
+#[derive(Debug, Clone)]
+pub struct IamUser {
+    pub name: String,
+    pub arn: String,
+    pub key: Key,
+    pub mfa_serial: String,
+    /// The device's base32 seed.
+    pub seed: String,
+}
+
+impl IamUser {
+    /// RFC 6238 code of this user's device for TOTP step `step`.
+    pub fn code_at(&self, step: u64) -> String {
+        otp::totp(&otp::base32_decode(&self.seed), step)
+    }
+
+    /// The code for the current time step.
+    pub fn code(&self) -> String {
+        self.code_at(now_secs() / 30)
+    }
+
+    /// Whether `code` is the device's code for a step within one of now,
+    /// the window STS accepts.
+    pub fn is_current_code(&self, code: &str) -> bool {
+        let step = now_secs() / 30;
+        (step - 2..=step + 1).any(|s| self.code_at(s) == code)
+    }
+
+    /// An `mfa_process` that prints the device's current code, computed by
+    /// oathtool (Debian's, an RFC 6238 implementation nobody here wrote).
+    pub fn mfa_process(&self) -> String {
+        format!("oathtool --totp -b {}", self.seed)
+    }
+}
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 /// One test's world. See the module documentation.
 pub struct TestEnv {
     pub name: String,
@@ -96,6 +141,10 @@ pub struct TestEnv {
     pub service: String,
     /// A random suffix for role names and MFA serials of this test.
     pub tag: String,
+    /// IAM users made so far, by short name.
+    users: std::sync::Mutex<BTreeMap<String, IamUser>>,
+    /// Roles made so far, by short name.
+    roles: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 impl TestEnv {
@@ -140,6 +189,8 @@ impl TestEnv {
             keyring_id: id,
             service: format!("vault-test-{name}-{tag}"),
             tag,
+            users: Default::default(),
+            roles: Default::default(),
         }
     }
 
@@ -158,14 +209,95 @@ impl TestEnv {
         std::fs::write(&self.config, text).expect("write config");
     }
 
-    /// A role ARN unique to this test.
-    pub fn role_arn(&self, role: &str) -> String {
-        format!("arn:aws:iam::{ACCOUNT}:role/{role}-{}", self.tag)
+    /// Runs hw/sts/provision.py (boto3, with the rig's admin credentials)
+    /// on `spec` and returns its answer.
+    pub fn provision(&self, spec: serde_json::Value) -> serde_json::Value {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/hw/sts/provision.py");
+        let mut cmd = self
+            .cmd("python3", &[script])
+            .env(
+                "VAULT_RIG_ADMIN_AWS_ACCESS_KEY_ID",
+                rig_env("VAULT_RIG_ADMIN_AWS_ACCESS_KEY_ID"),
+            )
+            .env(
+                "VAULT_RIG_ADMIN_AWS_SECRET_ACCESS_KEY",
+                rig_env("VAULT_RIG_ADMIN_AWS_SECRET_ACCESS_KEY"),
+            );
+        let input = self.dir.join(format!("provision-{}.json", random(LOWER_DIGITS, 6)));
+        std::fs::write(&input, spec.to_string()).expect("write provision spec");
+        cmd.cmd.stdin(std::fs::File::open(&input).expect("open provision spec"));
+        let run = cmd.run().success();
+        serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("provision.py: not JSON ({e}): {}", run.stdout))
     }
 
-    /// An MFA device serial unique to this test.
+    /// The IAM user `NAME-TAG` of this test, made on first use with an
+    /// access key and an enabled virtual MFA device.
+    pub fn user(&self, name: &str) -> IamUser {
+        if let Some(u) = self.users.lock().unwrap().get(name) {
+            return u.clone();
+        }
+        let full = format!("{name}-{}", self.tag);
+        let out = self.provision(serde_json::json!({"users": [{"name": full, "mfa": true}]}));
+        let u = &out["users"][&full];
+        let s = |k: &str| {
+            u[k].as_str()
+                .unwrap_or_else(|| panic!("provision.py: no {k} in {out}"))
+                .to_string()
+        };
+        let user = IamUser {
+            name: full.clone(),
+            arn: s("arn"),
+            key: Key {
+                id: s("access_key_id"),
+                secret: s("secret_access_key"),
+            },
+            mfa_serial: s("mfa_serial"),
+            seed: s("seed"),
+        };
+        self.users
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), user.clone());
+        user
+    }
+
+    /// A real access key (of the IAM user `NAME-TAG`, made on first use).
+    pub fn key(&self, user: &str) -> Key {
+        self.user(user).key
+    }
+
+    /// The ARN of role `NAME-TAG`, made on first use in the rig's IAM:
+    /// trusted by the account (so any of its users may assume it), with a
+    /// 12-hour MaxSessionDuration.
+    pub fn role_arn(&self, role: &str) -> String {
+        self.role_with(role, 43_200, false)
+    }
+
+    /// Role `NAME-TAG` with its MaxSessionDuration and, if `require_mfa`,
+    /// the aws:MultiFactorAuthPresent condition in its trust policy.
+    pub fn role_with(&self, role: &str, max_session: u64, require_mfa: bool) -> String {
+        if let Some(arn) = self.roles.lock().unwrap().get(role) {
+            return arn.clone();
+        }
+        let full = format!("{role}-{}", self.tag);
+        let out = self.provision(serde_json::json!({"roles": [{
+            "name": full, "max_session": max_session, "require_mfa": require_mfa
+        }]}));
+        let arn = out["roles"][&full]["arn"]
+            .as_str()
+            .unwrap_or_else(|| panic!("provision.py: no role in {out}"))
+            .to_string();
+        self.roles
+            .lock()
+            .unwrap()
+            .insert(role.to_string(), arn.clone());
+        arn
+    }
+
+    /// The serial of IAM user `NAME-TAG`'s MFA device (made on first use).
     pub fn mfa_serial(&self, user: &str) -> String {
-        format!("arn:aws:iam::{ACCOUNT}:mfa/{user}-{}", self.tag)
+        self.user(user).mfa_serial
     }
 
     /// Writes an executable script into the test folder and returns its path.
@@ -185,6 +317,22 @@ impl TestEnv {
             &format!(
                 "#!/bin/sh\necho run >> '{}'\necho {code}\n",
                 counter.display()
+            ),
+        );
+        (script.display().to_string(), counter)
+    }
+
+    /// An `mfa_process` that appends a line to a counter file each time it
+    /// runs and prints `user`'s current code. Returns (the command, the
+    /// counter file).
+    pub fn counting_mfa_process_of(&self, user: &IamUser) -> (String, PathBuf) {
+        let counter = self.dir.join("mfa-process-runs");
+        let script = self.script(
+            "mfa-process.sh",
+            &format!(
+                "#!/bin/sh\necho run >> '{}'\nexec {}\n",
+                counter.display(),
+                user.mfa_process()
             ),
         );
         (script.display().to_string(), counter)
@@ -492,9 +640,13 @@ impl JsonCreds {
     }
 }
 
-/// One request moto recorded.
+/// One request the rig's STS recorded.
 #[derive(Debug, Clone)]
 pub struct StsRequest {
+    /// The HTTP status it was answered with.
+    pub status: u16,
+    /// The AWS error code it was refused with, if it was.
+    pub error: Option<String>,
     /// The access key ID it was signed with (`Credential=ID/…`).
     pub key_id: String,
     /// The signing region (`Credential=ID/DATE/REGION/…`).
@@ -536,20 +688,34 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Every STS request moto recorded so far, in order (all tests' requests:
-/// pick yours by key ID or role ARN).
+/// Every request the rig's STS recorded so far, in order (all tests'
+/// requests: pick yours by key ID or role ARN). The recording must exist,
+/// start with the server's own "started" line and hold only well-formed
+/// lines: an unreadable recording fails the test instead of reading as
+/// "no request was made".
 pub fn sts_requests() -> Vec<StsRequest> {
     use base64::Engine;
     let path = rig_env("VAULT_RIG_RECORDING");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("the STS recording {path} cannot be read: {e}"));
+    let mut lines = text.lines();
+    let first: serde_json::Value = lines
+        .next()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("the STS recording {path} has no \"started\" line: is hw/rig's strict STS running?"));
+    assert_eq!(first["event"], "started", "first line of {path}: {first}");
+    lines
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap_or_else(|e| panic!("unreadable line in the STS recording {path} ({e}): {l}"))
+        })
+        .filter(|e| e.get("event").is_none())
         .map(|e| {
             let body = e["body"].as_str().unwrap_or_default();
             let body = if e["body_encoded"].as_bool().unwrap_or(false) {
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(body)
-                    .unwrap_or_default();
+                    .unwrap_or_else(|err| panic!("body is not base64 ({err}): {e}"));
                 String::from_utf8_lossy(&raw).into_owned()
             } else {
                 body.to_string()
@@ -570,6 +736,11 @@ pub fn sts_requests() -> Vec<StsRequest> {
                 .split('/')
                 .collect();
             StsRequest {
+                status: e["status"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("recorded request without status: {e}"))
+                    as u16,
+                error: e["error"].as_str().map(str::to_string),
                 key_id: scope.first().unwrap_or(&"").to_string(),
                 region: scope.get(2).unwrap_or(&"").to_string(),
                 params,
@@ -605,17 +776,22 @@ pub mod proxy;
 pub mod token;
 pub mod vyk;
 
-/// `aws ARGS… --output json` as moto's admin (moto takes any credentials),
-/// with the rig's endpoint; asserts success and returns the parsed output
-/// (`Null` when the command prints nothing).
+/// `aws ARGS… --output json` as the rig's administrator
+/// (`VAULT_RIG_ADMIN_AWS_*`), with the rig's endpoint; asserts success and
+/// returns the parsed output (`Null` when the command prints nothing).
 pub fn aws_admin(t: &TestEnv, args: &[&str]) -> serde_json::Value {
-    let admin = Key::random();
     let mut a: Vec<&str> = args.to_vec();
     a.extend_from_slice(&["--output", "json"]);
     let run = t
         .cmd("aws", &a)
-        .env("AWS_ACCESS_KEY_ID", &admin.id)
-        .env("AWS_SECRET_ACCESS_KEY", &admin.secret)
+        .env(
+            "AWS_ACCESS_KEY_ID",
+            rig_env("VAULT_RIG_ADMIN_AWS_ACCESS_KEY_ID"),
+        )
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            rig_env("VAULT_RIG_ADMIN_AWS_SECRET_ACCESS_KEY"),
+        )
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_PAGER", "")
         .run()
