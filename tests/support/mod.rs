@@ -223,9 +223,12 @@ impl TestEnv {
                 "VAULT_RIG_ADMIN_AWS_SECRET_ACCESS_KEY",
                 rig_env("VAULT_RIG_ADMIN_AWS_SECRET_ACCESS_KEY"),
             );
-        let input = self.dir.join(format!("provision-{}.json", random(LOWER_DIGITS, 6)));
+        let input = self
+            .dir
+            .join(format!("provision-{}.json", random(LOWER_DIGITS, 6)));
         std::fs::write(&input, spec.to_string()).expect("write provision spec");
-        cmd.cmd.stdin(std::fs::File::open(&input).expect("open provision spec"));
+        cmd.cmd
+            .stdin(std::fs::File::open(&input).expect("open provision spec"));
         let run = cmd.run().success();
         serde_json::from_str(&run.stdout)
             .unwrap_or_else(|e| panic!("provision.py: not JSON ({e}): {}", run.stdout))
@@ -702,12 +705,17 @@ pub fn sts_requests() -> Vec<StsRequest> {
     let first: serde_json::Value = lines
         .next()
         .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("the STS recording {path} has no \"started\" line: is hw/rig's strict STS running?"));
+        .unwrap_or_else(|| {
+            panic!(
+                "the STS recording {path} has no \"started\" line: is hw/rig's strict STS running?"
+            )
+        });
     assert_eq!(first["event"], "started", "first line of {path}: {first}");
     lines
         .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .unwrap_or_else(|e| panic!("unreadable line in the STS recording {path} ({e}): {l}"))
+            serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| {
+                panic!("unreadable line in the STS recording {path} ({e}): {l}")
+            })
         })
         .filter(|e| e.get("event").is_none())
         .map(|e| {
