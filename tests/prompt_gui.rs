@@ -18,13 +18,16 @@ const SERIAL: &str = "arn:aws:iam::123456789012:mfa/alice";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// Does nothing in a normal run; with `CHILD` set it asks through the driver
-/// `VAULT_PROMPT` selects and writes the outcome to the file `OUT` names.
+/// Not a test: the child the tests below start (`--exact child_entry
+/// --include-ignored`), so a normal run lists it as ignored, never as
+/// passed. With `CHILD` set it asks through the driver `VAULT_PROMPT`
+/// selects and writes the outcome to the file `OUT` names.
 #[test]
+#[ignore = "helper, not a test: run as a child by the dialog tests in this file"]
 fn child_entry() {
-    let Ok(action) = std::env::var(CHILD) else {
-        return;
-    };
+    let action = std::env::var(CHILD).unwrap_or_else(|_| {
+        panic!("child_entry is a helper run by this file's tests ({CHILD} unset)")
+    });
     let out = std::env::var(OUT).expect("OUT set with CHILD");
     let kind = PromptKind::parse(&std::env::var("VAULT_PROMPT").unwrap_or_default()).unwrap();
     let r: Result<String, PromptError> = driver(kind).and_then(|p| match action.as_str() {
@@ -110,7 +113,13 @@ impl Rig {
         let mut cmd = Command::new(setsid);
         cmd.arg("-w")
             .arg(std::env::current_exe().unwrap())
-            .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "child_entry",
+                "--include-ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD, action)
             .env(OUT, &out)
             .env("VAULT_PROMPT", kind)

@@ -1314,15 +1314,17 @@ mod tests {
     const END: &str = "<<fido2-child-end>>";
     const CONTROL: &str = "<<fido2-child-control>>";
 
-    /// In a normal run this does nothing. Re-invoked by a test with `CHILD`
-    /// set, it runs the HID code between two markers on its real stdout
-    /// (the harness runs it with `--nocapture`, so any print reaches fd 1)
-    /// and writes what happened to the file `OUT` names.
+    /// Not a test: the child `run_child` starts (`--exact ...child_entry
+    /// --include-ignored`), so a normal run lists it as ignored, never as
+    /// passed. With `CHILD` set it runs the HID code between two markers on
+    /// its real stdout (the harness runs it with `--nocapture`, so any
+    /// print reaches fd 1) and writes what happened to the file `OUT` names.
     #[test]
+    #[ignore = "helper, not a test: run as a child by the stdout tests below"]
     fn child_entry() {
-        let Ok(action) = std::env::var(CHILD) else {
-            return;
-        };
+        let action = std::env::var(CHILD).unwrap_or_else(|_| {
+            panic!("child_entry is a helper run by the tests below ({CHILD} unset)")
+        });
         let out = std::env::var(OUT).unwrap();
         let mut stdout = std::io::stdout();
         stdout.write_all(BEGIN.as_bytes()).unwrap();
@@ -1377,6 +1379,7 @@ mod tests {
             .args([
                 "--exact",
                 "token::fido2::tests::child_entry",
+                "--include-ignored",
                 "--nocapture",
                 "--test-threads=1",
             ])
