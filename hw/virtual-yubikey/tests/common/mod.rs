@@ -495,11 +495,40 @@ fn wait_card(reader: &str, present: bool, timeout_ms: u64) -> Result<(), String>
     }
 }
 
+/// Every entry of a JSON-lines log (the APDU log, the STS recording). The
+/// test fails if the file is missing or unreadable, or if a line is not a
+/// JSON object: an empty list must mean "nothing happened", never "nothing
+/// could be read". The writers write each line with one `write`; a last
+/// line without its newline is read again until it is complete (for at
+/// most 2 s, then the test fails).
 pub fn read_log(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let text = loop {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("cannot read the log {}: {e}", path.display()));
+        if text.is_empty() || text.ends_with('\n') {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the log {} ends in a line that was never finished: {:?}",
+            path.display(),
+            text.lines().last().unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    text.lines()
+        .enumerate()
+        .map(
+            |(i, l)| match serde_json::from_str::<serde_json::Value>(l) {
+                Ok(v) if v.is_object() => v,
+                Ok(_) | Err(_) => panic!(
+                    "line {} of the log {} is not a JSON object: {l:?}",
+                    i + 1,
+                    path.display()
+                ),
+            },
+        )
         .collect()
 }
 
@@ -542,7 +571,7 @@ pub fn recorded_requests() -> Vec<String> {
             if e["body_encoded"].as_bool().unwrap_or(false) {
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(body)
-                    .unwrap_or_default();
+                    .unwrap_or_else(|err| panic!("a recorded body is not base64 ({err}): {e}"));
                 String::from_utf8_lossy(&raw).into_owned()
             } else {
                 body.to_string()
