@@ -71,7 +71,7 @@ fn rig_exports_what_hw_readme_documents() {
             "{k} leaked into the rig from the caller"
         );
     }
-    if real_key().is_some() {
+    if skipped_on_real_key("checking the attestation root the virtual rig exports") {
         return;
     }
     let pem = std::fs::read_to_string(var("VAULT_RIG_ATTESTATION_ROOT")).unwrap();
@@ -172,14 +172,85 @@ fn secret_service_is_up_and_unlocked() {
     );
 }
 
+/// A shell line printing whether `keyctl search KEYRING user DESC` finds the key.
+fn keyctl_search_script(keyring: &str, desc: &str) -> String {
+    format!("keyctl search {keyring} user {desc} >/dev/null 2>&1 && echo found-in-{keyring} || echo absent-from-{keyring}")
+}
+
+/// The rig's kernel session keyring is its own: a fresh anonymous `_ses`
+/// keyring (not `_uid_ses.UID`, the user-session keyring every process of
+/// the user without a session of its own shares), and a key added to it is
+/// seen in this session only: not in the user and user-session keyrings,
+/// not from a fresh session, and not from another rig (a nested one, whose
+/// processes are outside this rig's session).
 #[test]
 fn kernel_keyring_session_is_private() {
-    let (ok, id, err) = run("keyctl", &["add", "user", "vault-rig-test", "x", "@s"]);
+    let desc = format!("vault-rig-test-private-{}", std::process::id());
+    let (ok, id, err) = run("keyctl", &["add", "user", &desc, "x", "@s"]);
     assert!(ok, "keyctl add: {err}");
-    let (ok, val, _) = run("keyctl", &["pipe", id.trim()]);
-    assert!(ok);
-    assert_eq!(val, "x");
-    let (_, _, _) = run("keyctl", &["unlink", id.trim(), "@s"]);
+    let id = id.trim().to_string();
+    let (ok, val, err) = run("keyctl", &["pipe", &id]);
+    assert!(ok, "keyctl pipe: {err}");
+    assert_eq!(val, "x", "this session reads its own key");
+
+    let (ok, described, err) = run("keyctl", &["rdescribe", "@s"]);
+    assert!(ok, "keyctl rdescribe @s: {err}");
+    assert!(
+        described.trim().ends_with(";_ses"),
+        "the rig's session keyring is an anonymous session keyring of its own, \
+         not the user's shared one: {described}"
+    );
+    let (ok, here, err) = run("keyctl", &["id", "@s"]);
+    assert!(ok, "keyctl id @s: {err}");
+    let (ok, user_session, err) = run("keyctl", &["id", "@us"]);
+    assert!(ok, "keyctl id @us: {err}");
+    assert_ne!(
+        here.trim(),
+        user_session.trim(),
+        "@s is the user-session keyring"
+    );
+
+    for keyring in ["@u", "@us"] {
+        let (found, _, _) = run("keyctl", &["search", keyring, "user", &desc]);
+        assert!(!found, "the rig's session key is reachable from {keyring}");
+    }
+    // A process in a session of its own (keyctl session - CMD) sees nothing.
+    let (ok, out, err) = run(
+        "keyctl",
+        &[
+            "session",
+            "-",
+            "sh",
+            "-c",
+            &keyctl_search_script("@s", &desc),
+        ],
+    );
+    assert!(ok, "keyctl session: {err}");
+    assert_eq!(
+        out.trim(),
+        "absent-from-@s",
+        "a fresh session found the key"
+    );
+
+    // Another rig: its session keyring is another one, and the key is not there.
+    let _turn = daemons_turn();
+    let script = format!("{}; keyctl id @s", keyctl_search_script("@s", &desc));
+    let out = nested_rig(&script);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "nested rig: {}", text(&out));
+    let mut lines = stdout.lines().rev();
+    let nested_id = lines.next().unwrap_or_default().trim().to_string();
+    let nested_found = lines.next().unwrap_or_default().trim().to_string();
+    assert_eq!(nested_found, "absent-from-@s", "{}", text(&out));
+    assert!(!nested_id.is_empty(), "{}", text(&out));
+    assert_ne!(
+        nested_id,
+        here.trim(),
+        "the nested rig shares this rig's session keyring"
+    );
+
+    let (ok, _, err) = run("keyctl", &["unlink", &id, "@s"]);
+    assert!(ok, "keyctl unlink: {err}");
 }
 
 #[test]
