@@ -94,6 +94,8 @@ impl Rig {
         let mut r = replies.join("\n");
         r.push('\n');
         std::fs::write(dir.path().join("replies"), r).unwrap();
+        // The stand-ins append to it: an empty log is "no call", never "no log".
+        std::fs::write(dir.path().join("log"), "").unwrap();
         Rig { dir }
     }
 
@@ -158,7 +160,8 @@ impl Rig {
 
     /// Every call the stand-ins received: program name, then argv.
     fn calls(&self) -> Vec<Vec<String>> {
-        let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+        let log = std::fs::read_to_string(self.dir.path().join("log"))
+            .expect("the stand-ins' call log (created by Rig::new)");
         log.split_terminator("--\n")
             .map(|c| c.lines().map(str::to_string).collect())
             .collect()
