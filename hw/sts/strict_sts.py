@@ -578,8 +578,9 @@ class StrictSts:
     def _check_enable_codes(self, params: dict, caller: Caller) -> None:
         """EnableMFADevice's two codes: consecutive codes of the device's seed.
 
-        The first may be the current step's or the one before (a person
-        reads one code, waits for the next); each within the usual window.
+        The second must be within the usual window of one step either side
+        of now; the first is the step before it, so it may be two steps old:
+        a person reads one code, waits for the next, then types both.
         """
         serial = params.get("SerialNumber")
         c1, c2 = params.get("AuthenticationCode1"), params.get("AuthenticationCode2")
@@ -593,7 +594,7 @@ class StrictSts:
         seed = device.base32_string_seed
         key = totp.seed_bytes(seed)
         here = totp.current_step(now())
-        for step in (here - 1, here):
+        for step in (here - 2, here - 1, here):
             if (hmac.compare_digest(totp.code(key, step), c1)
                     and hmac.compare_digest(totp.code(key, step + 1), c2)):
                 if self.used_codes.take(serial, seed, step) and \

@@ -412,6 +412,11 @@ def test_enable_mfa_device_checks_both_codes(srv):
                                AuthenticationCode1=totp(seed, here),
                                AuthenticationCode2=totp(seed, here + 5))
     assert (code, status) == ("InvalidAuthenticationCode", 403)
+    # Consecutive, but the later one two steps old: outside the window.
+    code, _, _ = error_of(admin.enable_mfa_device, UserName=u.name, SerialNumber=serial,
+                          AuthenticationCode1=totp(seed, here - 3),
+                          AuthenticationCode2=totp(seed, here - 2))
+    assert code == "InvalidAuthenticationCode"
     assert admin.list_mfa_devices(UserName=u.name)["MFADevices"] == []
     # The card's way (vault hw enroll): the current step and the next.
     admin.enable_mfa_device(UserName=u.name, SerialNumber=serial,
