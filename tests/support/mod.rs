@@ -701,7 +701,13 @@ pub fn sts_requests() -> Vec<StsRequest> {
     let path = rig_env("VAULT_RIG_RECORDING");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("the STS recording {path} cannot be read: {e}"));
-    let mut lines = text.lines();
+    // A line still being written by the STS (another test's request) has
+    // no newline yet: it is not part of what was recorded so far.
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..=end],
+        None => "",
+    };
+    let mut lines = complete.lines();
     let first: serde_json::Value = lines
         .next()
         .and_then(|l| serde_json::from_str(l).ok())
@@ -757,9 +763,47 @@ pub fn sts_requests() -> Vec<StsRequest> {
         .collect()
 }
 
+/// Every request recorded before a marker request this call sends now.
+/// The marker proves the recording is being written up to this moment, so
+/// an answer without some request means it was never sent, not that the
+/// recording stopped or was never written.
+pub fn sts_requests_until_now() -> Vec<StsRequest> {
+    use std::io::{Read as _, Write as _};
+    let marker = random(LOWER_DIGITS, 20);
+    let endpoint = rig_env("AWS_ENDPOINT_URL");
+    let host = endpoint
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("AWS_ENDPOINT_URL {endpoint} is not http://"))
+        .trim_end_matches('/');
+    let body = format!("Action=GetCallerIdentity&Version=2011-06-15&VaultTestMarker={marker}");
+    let mut conn = std::net::TcpStream::connect(host)
+        .unwrap_or_else(|e| panic!("the rig's STS at {host} does not answer: {e}"));
+    write!(
+        conn,
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send the marker request");
+    // The STS records a request before it answers: once the answer is in,
+    // so is the marker.
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer)
+        .expect("read the marker's answer");
+    let mut reqs = sts_requests();
+    let at = reqs
+        .iter()
+        .position(|r| r.param("VaultTestMarker") == Some(marker.as_str()))
+        .unwrap_or_else(|| {
+            panic!("the marker request is not in the STS recording: the recording is not being written")
+        });
+    reqs.truncate(at);
+    reqs
+}
+
 /// GetSessionToken requests signed with `key_id`.
 pub fn session_token_requests(key_id: &str) -> Vec<StsRequest> {
-    sts_requests()
+    sts_requests_until_now()
         .into_iter()
         .filter(|r| r.action() == "GetSessionToken" && r.key_id == key_id)
         .collect()
@@ -767,7 +811,7 @@ pub fn session_token_requests(key_id: &str) -> Vec<StsRequest> {
 
 /// AssumeRole requests for `role_arn`.
 pub fn assume_role_requests(role_arn: &str) -> Vec<StsRequest> {
-    sts_requests()
+    sts_requests_until_now()
         .into_iter()
         .filter(|r| r.action() == "AssumeRole" && r.param("RoleArn") == Some(role_arn))
         .collect()
