@@ -1,18 +1,42 @@
 //! `vault exec PROFILE -- CMD`: what the command's environment holds, what
 //! it does not, its exit status, and the options that shape the session
-//! (checked in moto's recording).
+//! (checked in the strict STS's recording).
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod support;
-use support::{session_token_requests, Key, TestEnv};
+use support::{session_token_requests, sts_requests_until_now, Key, StsRequest, TestEnv};
 
-/// A test env with profile `p` (region eu-west-1) and its key stored.
+/// A test env with profile `p` (region eu-west-1) and the real key of IAM
+/// user `alice` stored for it.
 fn plain(name: &str) -> (TestEnv, Key) {
     let t = TestEnv::new(name);
     t.write_config("[profile p]\nregion = eu-west-1\n");
-    let key = Key::random();
+    let key = t.key("alice");
     t.add("p", &key);
     (t, key)
+}
+
+/// Every request signed with `key_id` so far, whatever its action, read
+/// from the recording proven written up to now (a marker request).
+fn requests_signed_with(key_id: &str) -> Vec<StsRequest> {
+    sts_requests_until_now()
+        .into_iter()
+        .filter(|r| r.key_id == key_id)
+        .collect()
+}
+
+/// The one GetSessionToken signed with `key_id`, asserted accepted: the
+/// strict STS verifies the signature with the secret it issued, so a 200
+/// proves vault signed with the stored secret, not just the stored key id.
+fn one_accepted_session_token_request(key_id: &str) -> StsRequest {
+    let reqs = session_token_requests(key_id);
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert_eq!(
+        (reqs[0].status, reqs[0].error.as_deref()),
+        (200, None),
+        "{reqs:?}"
+    );
+    reqs[0].clone()
 }
 
 #[test]
@@ -35,15 +59,30 @@ fn exec_gives_the_command_session_credentials_and_the_profile() {
     assert_eq!(env["AWS_VAULT"], "p");
     assert!(run.stderr.is_empty(), "{}", run.stderr);
 
-    // It is the session STS gave for the stored key.
-    let reqs = session_token_requests(&key.id);
-    assert_eq!(reqs.len(), 1);
-    assert_eq!(reqs[0].region, "eu-west-1");
-    assert_eq!(reqs[0].param("DurationSeconds"), Some("3600"));
-    assert_eq!(reqs[0].param("SerialNumber"), None);
+    // It is the session STS gave for the stored key (accepted, so signed
+    // with the stored secret), 12 hours long by default.
+    let req = one_accepted_session_token_request(&key.id);
+    assert_eq!(req.region, "eu-west-1");
+    assert_eq!(req.param("DurationSeconds"), Some("43200"));
+    assert_eq!(req.param("SerialNumber"), None);
+    assert_eq!(req.param("TokenCode"), None);
+    let exp =
+        time::OffsetDateTime::parse(exp, &time::format_description::well_known::Rfc3339).unwrap();
+    let left = (exp - time::OffsetDateTime::now_utc()).whole_seconds();
+    assert!((43_000..=43_300).contains(&left), "expires in {left} s");
+
+    // The next run gets that same session from the cache: the strict STS
+    // gives fresh random credentials on every call, so equal credentials
+    // and still one request prove no second session was made.
     let (json, _) = t.exec_json("p", &[]);
     assert_eq!(&json.access_key_id, id);
+    assert_eq!(json.secret_access_key, env["AWS_SECRET_ACCESS_KEY"]);
     assert_eq!(json.session_token.as_ref(), Some(&env["AWS_SESSION_TOKEN"]));
+    assert_eq!(
+        json.expiration.as_ref(),
+        Some(&env["AWS_CREDENTIAL_EXPIRATION"])
+    );
+    one_accepted_session_token_request(&key.id);
 }
 
 #[test]
@@ -119,7 +158,9 @@ fn exec_refuses_to_nest() {
              vault: hint: exit that shell first, or unset AWS_VAULT if you mean it\n",
         );
     }
-    assert!(session_token_requests(&key.id).is_empty());
+    // Proven read: the recording is written up to now, and holds nothing
+    // signed with the stored key.
+    assert!(requests_signed_with(&key.id).is_empty());
 }
 
 #[test]
@@ -135,7 +176,7 @@ fn exec_no_session_gives_the_stored_key() {
     assert_eq!(env.get("AWS_SESSION_TOKEN"), None);
     assert_eq!(env.get("AWS_CREDENTIAL_EXPIRATION"), None);
     assert_eq!(env["AWS_VAULT"], "p");
-    assert!(session_token_requests(&key.id).is_empty());
+    assert!(requests_signed_with(&key.id).is_empty());
 }
 
 #[test]
@@ -148,7 +189,10 @@ fn exec_region_flag_overrides_the_profiles() {
         .env_map();
     assert_eq!(env["AWS_REGION"], "ap-southeast-2");
     assert_eq!(env["AWS_DEFAULT_REGION"], "ap-southeast-2");
-    assert_eq!(session_token_requests(&key.id)[0].region, "ap-southeast-2");
+    assert_eq!(
+        one_accepted_session_token_request(&key.id).region,
+        "ap-southeast-2"
+    );
 }
 
 #[test]
@@ -156,9 +200,8 @@ fn exec_duration_reaches_sts() {
     let (t, key) = plain("exec_duration");
     let before = std::time::SystemTime::now();
     let (json, _) = t.exec_json("p", &["--duration", "2h"]);
-    let reqs = session_token_requests(&key.id);
-    assert_eq!(reqs.len(), 1);
-    assert_eq!(reqs[0].param("DurationSeconds"), Some("7200"));
+    let req = one_accepted_session_token_request(&key.id);
+    assert_eq!(req.param("DurationSeconds"), Some("7200"));
     // And the session really is that long.
     let exp = json.expiration.unwrap();
     let exp =
