@@ -6,7 +6,17 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod support;
-use support::{session_token_requests, Key, TestEnv};
+use support::{session_token_requests, sts_requests_until_now, Key, StsRequest, TestEnv};
+
+/// Every request signed with `key_id` so far, whatever its action, read
+/// from the recording proven written up to now (a marker request): an
+/// empty answer means vault sent nothing with that key.
+fn requests_signed_with(key_id: &str) -> Vec<StsRequest> {
+    sts_requests_until_now()
+        .into_iter()
+        .filter(|r| r.key_id == key_id)
+        .collect()
+}
 
 #[test]
 fn malformed_config_names_the_file_and_line() {
@@ -104,6 +114,8 @@ fn unknown_backend_lists_the_choices() {
 fn bad_duration_is_a_usage_error() {
     let t = TestEnv::new("err_duration");
     t.write_config("[profile p]\n");
+    let key = t.key("dora");
+    t.add("p", &key);
     t.vault(&["exec", "p", "--duration", "1x", "--json"])
         .run()
         .fails_with(
@@ -126,39 +138,53 @@ fn bad_duration_is_a_usage_error() {
             "vault: --duration 300s is out of range\n\
              vault: hint: STS sessions last from 15m (900s) to 36h (129600s)\n",
         );
+    assert!(requests_signed_with(&key.id).is_empty());
 }
 
 #[test]
 fn bad_mfa_token_is_refused_cached_or_not() {
     let t = TestEnv::new("err_mfa_token");
-    t.write_config(&format!(
-        "[profile p]\nmfa_serial = {}\n",
-        t.mfa_serial("frank")
-    ));
-    let key = Key::random();
-    t.add("p", &key);
+    let frank = t.user("frank");
+    t.write_config(&format!("[profile p]\nmfa_serial = {}\n", frank.mfa_serial));
+    t.add("p", &frank.key);
     let expected = "vault: an MFA code is the 6 to 8 digits your MFA device shows now\n";
     for bad in ["12345", "12a456", "123456789"] {
         t.vault(&["exec", "p", "--json", "--mfa-token", bad])
             .run()
             .fails_with(1, expected);
     }
-    assert!(session_token_requests(&key.id).is_empty());
-    // With a session cached, a bad code is still an error, not ignored.
-    t.exec_json("p", &["--mfa-token", "123 456"]);
+    assert!(requests_signed_with(&frank.key.id).is_empty());
+    // With a session cached (made with the device's real code, spaced as
+    // an authenticator app shows it), a bad code is still an error, not
+    // ignored.
+    let code = frank.code();
+    let spaced = format!("{} {}", &code[..3], &code[3..]);
+    t.exec_json("p", &["--mfa-token", &spaced]);
+    let gst = session_token_requests(&frank.key.id);
+    assert_eq!(gst.len(), 1, "{gst:?}");
+    assert_eq!((gst[0].status, gst[0].error.as_deref()), (200, None));
+    assert_eq!(
+        gst[0].param("SerialNumber"),
+        Some(frank.mfa_serial.as_str())
+    );
+    let sent = gst[0].param("TokenCode").unwrap();
+    assert_eq!(sent, code, "the code without its space");
+    assert!(
+        frank.is_current_code(sent),
+        "{sent} is not the device's code"
+    );
     t.vault(&["exec", "p", "--json", "--mfa-token", "12a456"])
         .run()
         .fails_with(1, expected);
+    assert_eq!(requests_signed_with(&frank.key.id).len(), 1);
 }
 
 #[test]
 fn mfa_without_any_way_to_get_a_code_says_what_to_do() {
     let t = TestEnv::new("err_no_prompt");
-    t.write_config(&format!(
-        "[profile p]\nmfa_serial = {}\n",
-        t.mfa_serial("gina")
-    ));
-    let key = Key::random();
+    let gina = t.user("gina");
+    t.write_config(&format!("[profile p]\nmfa_serial = {}\n", gina.mfa_serial));
+    let key = gina.key;
     t.add("p", &key);
     t.vault(&["exec", "p", "--json"]).run().fails_with(
         1,
@@ -169,7 +195,7 @@ fn mfa_without_any_way_to_get_a_code_says_what_to_do() {
          code -s <account>); installing zenity helps only where there is a display\n\
          vault: hint: pass --mfa-token CODE, set mfa_process in the profile, or use --prompt zenity\n",
     );
-    assert!(session_token_requests(&key.id).is_empty());
+    assert!(requests_signed_with(&key.id).is_empty());
 }
 
 #[test]
@@ -310,7 +336,7 @@ Arguments:
   [CMD]...   The command and its arguments (default: $SHELL)
 
 Options:
-  -d, --duration <DURATION>  Session duration (e.g. 1h, 45m, 3600s). Defaults to 1h, or the profile's duration_seconds for roles
+  -d, --duration <DURATION>  Session duration (e.g. 1h, 45m, 3600s): every role's, and the MFA session's of a profile without role. Defaults: roles 1h (or AWS_ASSUME_ROLE_TTL, or duration_seconds), the MFA session 12h
       --debug                Log which credential path was taken and why (to stderr; never secrets)
       --backend <BACKEND>    Where long-term keys are stored: keychain (Secret Service, macOS Keychain, Windows Credential Manager), keyutils (Linux kernel keyring, memory only) or file (encrypted, for headless machines) [env: VAULT_BACKEND=]
   -n, --no-session           Use the stored long-term key for roles (or directly) without a GetSessionToken session
