@@ -6,33 +6,40 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod support;
-use support::{assume_role_requests, count_lines, session_token_requests, Key, TestEnv, VAULT};
+use support::{
+    assume_role_requests, count_lines, session_token_requests, sts_requests_until_now, IamUser,
+    Key, StsRequest, TestEnv, VAULT,
+};
 
-/// Profile `p` with a key, and role profile `r` on it with MFA from a
-/// counting `mfa_process` that prints `code`.
+/// Profile `p` with IAM user alice's real key, and role profile `r` on it
+/// with alice's MFA device, its codes from a counting `mfa_process` that
+/// prints the device's current code.
 struct RoleSetup {
     t: TestEnv,
+    user: IamUser,
     key: Key,
     role_arn: String,
     serial: String,
     counter: std::path::PathBuf,
 }
 
-fn role_setup(name: &str, code: &str) -> RoleSetup {
+fn role_setup(name: &str) -> RoleSetup {
     let t = TestEnv::new(name);
     let role_arn = t.role_arn("json");
-    let serial = t.mfa_serial("alice");
-    let (mfa_process, counter) = t.counting_mfa_process(code);
+    let user = t.user("alice");
+    let serial = user.mfa_serial.clone();
+    let (mfa_process, counter) = t.counting_mfa_process_of(&user);
     t.write_config(&format!(
         "[profile p]\nregion = eu-west-1\n\n\
          [profile r]\nsource_profile = p\nrole_arn = {role_arn}\n\
          mfa_serial = {serial}\nmfa_process = {mfa_process}\n\n\
          [profile cli]\nregion = us-east-1\ncredential_process = {VAULT} exec r --json\n"
     ));
-    let key = Key::random();
+    let key = user.key.clone();
     t.add("p", &key);
     RoleSetup {
         t,
+        user,
         key,
         role_arn,
         serial,
@@ -40,9 +47,30 @@ fn role_setup(name: &str, code: &str) -> RoleSetup {
     }
 }
 
+/// Asserts `r` was accepted (for a request signed with a stored key, that
+/// proves the stored secret signed it).
+fn accepted(r: &StsRequest) {
+    assert_eq!((r.status, r.error.as_deref()), (200, None), "{r:?}");
+}
+
+/// The one GetSessionToken signed with the stored key: accepted, with
+/// alice's device and a code that is RFC 6238 of its seed. Returns the code.
+fn the_mfa_session_request(s: &RoleSetup) -> String {
+    let gst = session_token_requests(&s.key.id);
+    assert_eq!(gst.len(), 1, "{gst:?}");
+    accepted(&gst[0]);
+    assert_eq!(gst[0].param("SerialNumber"), Some(s.serial.as_str()));
+    let code = gst[0].param("TokenCode").unwrap().to_string();
+    assert!(
+        s.user.is_current_code(&code),
+        "{code} is not the device's code"
+    );
+    code
+}
+
 #[test]
 fn json_is_the_only_thing_on_stdout_even_with_debug() {
-    let s = role_setup("json_debug", "246810");
+    let s = role_setup("json_debug");
     let run =
         s.t.vault(&["--debug", "exec", "r", "--json"])
             .run()
@@ -57,12 +85,13 @@ fn json_is_the_only_thing_on_stdout_even_with_debug() {
         assert!(line.starts_with("vault: "), "{line:?}");
     }
     assert!(run.stderr.contains("AssumeRole"), "{}", run.stderr);
+    let code = the_mfa_session_request(&s);
     for secret in [
         creds.secret_access_key.as_str(),
         token,
         s.key.secret.as_str(),
         s.key.id.as_str(),
-        "246810",
+        code.as_str(),
     ] {
         assert!(
             !run.stderr.contains(secret),
@@ -77,29 +106,35 @@ fn json_is_the_only_thing_on_stdout_even_with_debug() {
             .success();
     assert_eq!(support::JsonCreds::parse(&again.stdout), creds);
     assert!(!again.stderr.contains(token) && !again.stderr.contains(&creds.secret_access_key));
+    the_mfa_session_request(&s);
+    assert_eq!(assume_role_requests(&s.role_arn).len(), 1);
 }
 
 #[test]
 fn role_with_mfa_gets_a_session_with_the_code_then_assumes_the_role() {
-    let s = role_setup("json_role_mfa", "135790");
+    let s = role_setup("json_role_mfa");
     let (creds, _) = s.t.exec_json("r", &[]);
     let gst = session_token_requests(&s.key.id);
-    assert_eq!(gst.len(), 1);
-    assert_eq!(gst[0].param("SerialNumber"), Some(s.serial.as_str()));
-    assert_eq!(gst[0].param("TokenCode"), Some("135790"));
+    the_mfa_session_request(&s);
+    // The MFA session as a role's source: 12 hours by default.
+    assert_eq!(gst[0].param("DurationSeconds"), Some("43200"));
     assert_eq!(gst[0].region, "eu-west-1");
     let ar = assume_role_requests(&s.role_arn);
     assert_eq!(ar.len(), 1);
-    // With the MFA session's credentials, not the stored key, and no code.
+    accepted(&ar[0]);
+    // With the MFA session's credentials, not the stored key, and no code;
+    // the role's default hour.
     assert_ne!(ar[0].key_id, s.key.id);
+    assert!(ar[0].key_id.starts_with("ASIA"), "{:?}", ar[0]);
     assert_eq!(ar[0].param("TokenCode"), None);
     assert_eq!(ar[0].param("SerialNumber"), None);
+    assert_eq!(ar[0].param("DurationSeconds"), Some("3600"));
     assert!(ar[0]
         .param("RoleSessionName")
         .is_some_and(|n| n.starts_with("vault-")));
     // The order: the session first.
-    let all = support::sts_requests();
-    let pos = |f: &dyn Fn(&support::StsRequest) -> bool| all.iter().position(f).unwrap();
+    let all = sts_requests_until_now();
+    let pos = |f: &dyn Fn(&StsRequest) -> bool| all.iter().position(f).unwrap();
     assert!(
         pos(&|r| r.action() == "GetSessionToken" && r.key_id == s.key.id)
             < pos(&|r| r.param("RoleArn") == Some(s.role_arn.as_str()))
@@ -110,7 +145,7 @@ fn role_with_mfa_gets_a_session_with_the_code_then_assumes_the_role() {
 
 #[test]
 fn aws_cli_uses_vault_as_credential_process() {
-    let s = role_setup("json_aws_cli", "112233");
+    let s = role_setup("json_aws_cli");
     let aws = |n: usize| {
         let run =
             s.t.cmd(
@@ -144,12 +179,14 @@ fn aws_cli_uses_vault_as_credential_process() {
         )),
         "{arn}"
     );
-    assert_eq!(session_token_requests(&s.key.id).len(), 1);
-    assert_eq!(assume_role_requests(&s.role_arn).len(), 1);
+    the_mfa_session_request(&s);
+    let ar = assume_role_requests(&s.role_arn);
+    assert_eq!(ar.len(), 1);
+    accepted(&ar[0]);
 
     // The second AWS CLI run starts vault again: it answers from its cache.
     assert_eq!(aws(2), arn);
-    assert_eq!(session_token_requests(&s.key.id).len(), 1);
+    the_mfa_session_request(&s);
     assert_eq!(assume_role_requests(&s.role_arn).len(), 1);
     assert_eq!(count_lines(&s.counter), 1);
 }
