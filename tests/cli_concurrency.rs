@@ -5,8 +5,34 @@
 
 mod support;
 use support::{
-    assume_role_requests, count_lines, session_token_requests, JsonCreds, Key, TestEnv, VAULT,
+    assume_role_requests, count_lines, session_token_requests, IamUser, JsonCreds, StsRequest,
+    TestEnv, VAULT,
 };
+
+/// Asserts `reqs` is one request, accepted (signed with a stored key, that
+/// proves the stored secret signed it).
+fn one_accepted(reqs: &[StsRequest]) -> &StsRequest {
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert_eq!(
+        (reqs[0].status, reqs[0].error.as_deref()),
+        (200, None),
+        "{reqs:?}"
+    );
+    &reqs[0]
+}
+
+/// Asserts the one GetSessionToken signed with `user`'s key was accepted,
+/// with `user`'s device and a code that is RFC 6238 of its seed.
+fn one_accepted_mfa_session(user: &IamUser) {
+    let gst = session_token_requests(&user.key.id);
+    let gst = one_accepted(&gst);
+    assert_eq!(gst.param("SerialNumber"), Some(user.mfa_serial.as_str()));
+    let code = gst.param("TokenCode").unwrap();
+    assert!(
+        user.is_current_code(code),
+        "{code} is not the device's code"
+    );
+}
 
 const N: usize = 16;
 
@@ -14,14 +40,14 @@ const N: usize = 16;
 fn concurrent_execs_make_one_session_and_ask_for_one_code() {
     let t = TestEnv::new("concurrent_execs");
     let role_arn = t.role_arn("concurrent");
-    let serial = t.mfa_serial("bob");
-    let (mfa_process, counter) = t.counting_mfa_process("654321");
+    let bob = t.user("bob");
+    let serial = &bob.mfa_serial;
+    let (mfa_process, counter) = t.counting_mfa_process_of(&bob);
     t.write_config(&format!(
         "[profile p]\n\n[profile r]\nsource_profile = p\nrole_arn = {role_arn}\n\
          mfa_serial = {serial}\nmfa_process = {mfa_process}\n"
     ));
-    let key = Key::random();
-    t.add("p", &key);
+    t.add("p", &bob.key);
 
     // All N wait for one file, then exec vault in the same session keyring.
     let go = t.dir.join("go");
@@ -50,31 +76,32 @@ fn concurrent_execs_make_one_session_and_ask_for_one_code() {
         );
         assert!(r.stderr.is_empty(), "{}", r.stderr);
     }
-    assert_eq!(session_token_requests(&key.id).len(), 1);
-    assert_eq!(assume_role_requests(&role_arn).len(), 1);
+    one_accepted_mfa_session(&bob);
+    one_accepted(&assume_role_requests(&role_arn));
     assert_eq!(count_lines(&counter), 1, "mfa_process ran more than once");
 }
 
 #[test]
 fn a_vault_killed_while_getting_a_code_does_not_block_the_next() {
     let t = TestEnv::new("concurrent_killed_holder");
-    let serial = t.mfa_serial("hank");
+    let hank = t.user("hank");
     let pid_file = t.dir.join("stuck.pid");
     // The first run hangs (as a code prompt nobody answers would); later
-    // runs print a code at once.
+    // runs print the device's current code at once.
     let script = t.script(
         "mfa.sh",
         &format!(
-            "#!/bin/sh\nif [ ! -e '{p}' ]; then echo $$ > '{p}'; exec sleep 120; fi\necho 777777\n",
+            "#!/bin/sh\nif [ ! -e '{p}' ]; then echo $$ > '{p}'; exec sleep 120; fi\nexec {}\n",
+            hank.mfa_process(),
             p = pid_file.display()
         ),
     );
     t.write_config(&format!(
-        "[profile p]\nmfa_serial = {serial}\nmfa_process = {}\n",
+        "[profile p]\nmfa_serial = {}\nmfa_process = {}\n",
+        hank.mfa_serial,
         script.display()
     ));
-    let key = Key::random();
-    t.add("p", &key);
+    t.add("p", &hank.key);
 
     let stuck = t.vault(&["exec", "p", "--json"]).spawn();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -97,7 +124,5 @@ fn a_vault_killed_while_getting_a_code_does_not_block_the_next() {
     let _ = std::process::Command::new("kill").arg(pid.trim()).status();
     let next = next.success();
     JsonCreds::parse(&next.stdout);
-    let reqs = session_token_requests(&key.id);
-    assert_eq!(reqs.len(), 1);
-    assert_eq!(reqs[0].param("TokenCode"), Some("777777"));
+    one_accepted_mfa_session(&hank);
 }
