@@ -115,6 +115,9 @@ pub struct CachedSession {
 #[derive(Serialize, Deserialize)]
 struct Wire {
     v: u8,
+    /// The cache id the entry was written under: an entry moved or copied
+    /// to another id (another profile, another kind) is refused.
+    id: String,
     kind: SessionKind,
     profile: String,
     mfa_serial: Option<String>,
@@ -132,13 +135,14 @@ impl Drop for Wire {
     }
 }
 
-const WIRE_VERSION: u8 = 1;
+const WIRE_VERSION: u8 = 2;
 /// 9999-12-31T23:59:59Z, the last second an expiration can be written in.
 const MAX_EXPIRATION: u64 = 253_402_300_799;
 
-pub fn encode(s: &CachedSession) -> SecretBytes {
+pub fn encode(id: &CacheId, s: &CachedSession) -> SecretBytes {
     let wire = Wire {
         v: WIRE_VERSION,
+        id: id.qualified(),
         kind: s.kind,
         profile: s.profile.clone(),
         mfa_serial: s.mfa_serial.clone(),
@@ -158,11 +162,19 @@ pub fn encode(s: &CachedSession) -> SecretBytes {
     ))
 }
 
-/// Decodes an entry; anything malformed is an error, never a panic.
-pub fn decode(bytes: &[u8]) -> Result<CachedSession, String> {
+/// Decodes an entry read under `id`; anything malformed, or written under
+/// another id, is an error, never a panic.
+pub fn decode(id: &CacheId, bytes: &[u8]) -> Result<CachedSession, String> {
     let wire: Wire = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     if wire.v != WIRE_VERSION {
         return Err(format!("unknown cache entry version {}", wire.v));
+    }
+    if wire.id != id.qualified() {
+        return Err(format!(
+            "entry written for {} found under {}",
+            wire.id,
+            id.qualified()
+        ));
     }
     if wire.access_key_id.is_empty() || wire.secret_access_key.is_empty() {
         return Err("cache entry without credentials".into());
@@ -215,7 +227,7 @@ pub fn get(cache: &dyn SessionCache, id: &CacheId) -> Result<Option<CachedSessio
     let Some(raw) = cache.get_raw(id)? else {
         return Ok(None);
     };
-    match decode(raw.expose()) {
+    match decode(id, raw.expose()) {
         Ok(s) if s.creds.expiration > SystemTime::now() => Ok(Some(s)),
         Ok(_) => Ok(None),
         Err(e) => {
@@ -239,7 +251,7 @@ pub fn get(cache: &dyn SessionCache, id: &CacheId) -> Result<Option<CachedSessio
 
 pub fn put(cache: &dyn SessionCache, id: &CacheId, s: &CachedSession) -> Result<(), CacheError> {
     let ttl = s.creds.remaining(SystemTime::now());
-    cache.put_raw(id, &encode(s), ttl)
+    cache.put_raw(id, &encode(id, s), ttl)
 }
 
 /// Every readable, unexpired session (for `vault list` and `vault clear`).
@@ -296,27 +308,122 @@ pub fn put_mfa_use(
 #[cfg(target_os = "linux")]
 pub mod kernel {
     //! Entries as `user` keys named `vault:session:ID` (and `vault:mfa:ID`)
-    //! in the session keyring.
+    //! in the user keyring: one cache for every process of this user on
+    //! this machine, whatever session keyring each has (a terminal, an IDE
+    //! started by the service manager, tmux, an ssh login), kept in memory
+    //! only and expired by the kernel. `VAULT_CACHE_SCOPE=session` keeps
+    //! them in the session keyring instead (one login's processes).
+    //!
+    //! Another user can share a session keyring with this one (`su`
+    //! without `-l`, `sudo` without `pam_keyinit force`) and so possess
+    //! what it links. So: a keyring not owned by this euid is refused;
+    //! every key is made private (this uid only, nothing for possessors,
+    //! group or others) before it is linked where others could reach it;
+    //! a key read is used only if this euid owns it with exactly those
+    //! permissions; and each entry names the id it was written under.
     use super::*;
-    use linux_keyutils::{KeyError, KeyRing, KeyRingIdentifier};
+    use linux_keyutils::{
+        KeyError, KeyPermissions, KeyPermissionsBuilder, KeyRing, KeyRingIdentifier, Permission,
+    };
 
     const PREFIX: &str = "vault:";
 
+    /// Which keyring holds the cache.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Scope {
+        /// The user keyring (the default): every process of this user.
+        User,
+        /// The session keyring: the processes of one login session.
+        Session,
+    }
+
+    impl Scope {
+        /// `VAULT_CACHE_SCOPE`: `user` (default) or `session`.
+        pub fn from_env() -> Result<Scope, CacheError> {
+            match std::env::var("VAULT_CACHE_SCOPE").as_deref() {
+                Err(_) | Ok("") | Ok("user") => Ok(Scope::User),
+                Ok("session") => Ok(Scope::Session),
+                Ok(other) => Err(CacheError::Kernel(format!(
+                    "VAULT_CACHE_SCOPE={other:?}: use user (every process of yours) or session (one login)"
+                ))),
+            }
+        }
+    }
+
     pub struct KernelCache {
         ring: KeyRing,
+        euid: u32,
     }
 
     fn err(e: KeyError) -> CacheError {
         CacheError::Kernel(format!("{e:?}"))
     }
 
+    /// This uid may do everything; possessors (who may be another uid
+    /// sharing the session keyring), the group and others nothing.
+    fn private() -> KeyPermissions {
+        KeyPermissionsBuilder::builder()
+            .user(Permission::ALL)
+            .build()
+    }
+
+    fn euid() -> u32 {
+        rustix::process::geteuid().as_raw()
+    }
+
     impl KernelCache {
-        /// The session keyring, when the kernel lets us use it.
+        /// The cache keyring of `VAULT_CACHE_SCOPE`, when the kernel lets
+        /// us use it and it is this user's own.
         pub fn open() -> Result<KernelCache, CacheError> {
-            let ring = KeyRing::from_special_id(KeyRingIdentifier::Session, false).map_err(err)?;
+            let (id, name) = match Scope::from_env()? {
+                Scope::User => (KeyRingIdentifier::User, "user"),
+                Scope::Session => (KeyRingIdentifier::Session, "session"),
+            };
+            let ring = KeyRing::from_special_id(id, false).map_err(err)?;
             // Probe: seccomp profiles that forbid keyctl fail here, not later.
-            ring.metadata().map_err(err)?;
-            Ok(KernelCache { ring })
+            let meta = ring.metadata().map_err(err)?;
+            let euid = euid();
+            if meta.get_uid() != euid {
+                return Err(CacheError::Kernel(format!(
+                    "refusing the {name} keyring \"{}\": it belongs to uid {}, not to you (uid {euid}); \
+                     another user's session (su without -l?)",
+                    meta.get_description(),
+                    meta.get_uid()
+                )));
+            }
+            Ok(KernelCache { ring, euid })
+        }
+
+        /// The key `desc` if it is this user's own, private key; another
+        /// one (planted by another uid that possesses this keyring, or
+        /// made readable to others) is ignored, and unlinked when we may.
+        fn own_key(&self, desc: &str) -> Result<Option<linux_keyutils::Key>, CacheError> {
+            let key = match self.ring.search(desc) {
+                Ok(key) => key,
+                Err(KeyError::KeyDoesNotExist | KeyError::KeyExpired | KeyError::KeyRevoked) => {
+                    return Ok(None)
+                }
+                Err(KeyError::AccessDenied) => {
+                    log::warn!(target: "vault", "ignoring a session cache key {desc} this user may not read");
+                    return Ok(None);
+                }
+                Err(e) => return Err(err(e)),
+            };
+            let meta = match key.metadata() {
+                Ok(m) => m,
+                Err(KeyError::KeyExpired | KeyError::KeyRevoked | KeyError::KeyDoesNotExist) => {
+                    return Ok(None)
+                }
+                Err(e) => return Err(err(e)),
+            };
+            if meta.get_uid() != self.euid || meta.get_perms().bits() != private().bits() {
+                log::warn!(target: "vault",
+                    "ignoring session cache key {desc}: owned by uid {} with permissions {:08x}, not this user's own private key",
+                    meta.get_uid(), meta.get_perms().bits());
+                let _ = self.ring.unlink_key(key);
+                return Ok(None);
+            }
+            Ok(Some(key))
         }
     }
 
@@ -327,16 +434,13 @@ pub mod kernel {
 
         fn get_raw(&self, id: &CacheId) -> Result<Option<SecretBytes>, CacheError> {
             let desc = format!("{PREFIX}{}", id.qualified());
-            match self.ring.search(&desc) {
-                Ok(key) => match key.read_to_vec() {
-                    Ok(v) => Ok(Some(SecretBytes::from(Zeroizing::new(v)))),
-                    // Expired or revoked between search and read.
-                    Err(
-                        KeyError::KeyExpired | KeyError::KeyRevoked | KeyError::KeyDoesNotExist,
-                    ) => Ok(None),
-                    Err(e) => Err(err(e)),
-                },
-                Err(KeyError::KeyDoesNotExist | KeyError::KeyExpired | KeyError::KeyRevoked) => {
+            let Some(key) = self.own_key(&desc)? else {
+                return Ok(None);
+            };
+            match key.read_to_vec() {
+                Ok(v) => Ok(Some(SecretBytes::from(Zeroizing::new(v)))),
+                // Expired or revoked between search and read.
+                Err(KeyError::KeyExpired | KeyError::KeyRevoked | KeyError::KeyDoesNotExist) => {
                     Ok(None)
                 }
                 Err(e) => Err(err(e)),
@@ -350,24 +454,27 @@ pub mod kernel {
             ttl: Duration,
         ) -> Result<(), CacheError> {
             let desc = format!("{PREFIX}{}", id.qualified());
-            // add_key replaces an existing key of the same description atomically.
-            let key = self.ring.add_key(&desc, value.expose()).map_err(err)?;
-            let secs = ttl.as_secs().max(1) as usize;
-            key.set_timeout(secs).map_err(err)?;
-            Ok(())
+            // Made in this thread's own keyring, which nobody else
+            // possesses, and made private there; only then linked into the
+            // shared keyring (displacing any key of the same name).
+            let staging = KeyRing::from_special_id(KeyRingIdentifier::Thread, true).map_err(err)?;
+            let key = staging.add_key(&desc, value.expose()).map_err(err)?;
+            let made = key
+                .set_perms(private())
+                .and_then(|()| key.set_timeout(ttl.as_secs().max(1) as usize))
+                .and_then(|()| self.ring.link_key(key));
+            let _ = staging.unlink_key(key);
+            made.map_err(err)
         }
 
         fn remove(&self, id: &CacheId) -> Result<bool, CacheError> {
             let desc = format!("{PREFIX}{}", id.qualified());
-            match self.ring.search(&desc) {
-                Ok(key) => {
+            match self.own_key(&desc)? {
+                Some(key) => {
                     key.invalidate().map_err(err)?;
                     Ok(true)
                 }
-                Err(KeyError::KeyDoesNotExist | KeyError::KeyExpired | KeyError::KeyRevoked) => {
-                    Ok(false)
-                }
-                Err(e) => Err(err(e)),
+                None => Ok(false),
             }
         }
 
@@ -377,6 +484,9 @@ pub mod kernel {
             for node in links.iter() {
                 let Some(key) = node.as_key() else { continue };
                 let Ok(meta) = key.metadata() else { continue };
+                if meta.get_uid() != self.euid {
+                    continue;
+                }
                 if let Some(id) = meta
                     .get_description()
                     .strip_prefix(PREFIX)
@@ -454,10 +564,19 @@ mod tests {
         }
     }
 
+    fn zero_id() -> CacheId {
+        CacheId::from_qualified("session:00000000000000000000000000000000").unwrap()
+    }
+
     #[test]
     fn entry_round_trip() {
         let s = sample();
-        assert_eq!(decode(encode(&s).expose()).unwrap(), s);
+        let id = CacheId::new(&["a"]);
+        assert_eq!(decode(&id, encode(&id, &s).expose()).unwrap(), s);
+        // Moved under another id (another profile or kind), it is refused.
+        let other = CacheId::new(&["b"]);
+        let e = decode(&other, encode(&id, &s).expose()).unwrap_err();
+        assert!(e.contains("found under"), "{e}");
     }
 
     #[test]
@@ -467,7 +586,7 @@ mod tests {
         // 9999 decoded, then panicked where `vault exec --json` formats it.
         let entry = |expiration: &str| {
             format!(
-                r#"{{"v":1,"kind":"AssumeRole","profile":"p","mfa_serial":null,"access_key_id":"ASIA","secret_access_key":"s","session_token":"t","expiration":{expiration}}}"#
+                r#"{{"v":2,"id":"session:00000000000000000000000000000000","kind":"AssumeRole","profile":"p","mfa_serial":null,"access_key_id":"ASIA","secret_access_key":"s","session_token":"t","expiration":{expiration}}}"#
             )
         };
         for expiration in [
@@ -475,10 +594,10 @@ mod tests {
             "9223372036854775807",
             "253402300800",
         ] {
-            let e = decode(entry(expiration).as_bytes()).unwrap_err();
+            let e = decode(&zero_id(), entry(expiration).as_bytes()).unwrap_err();
             assert!(e.contains("out of range"), "{e}");
         }
-        let last = decode(entry("253402300799").as_bytes()).unwrap();
+        let last = decode(&zero_id(), entry("253402300799").as_bytes()).unwrap();
         assert_eq!(
             crate::output::rfc3339(last.creds.expiration),
             "9999-12-31T23:59:59Z"
@@ -494,11 +613,11 @@ mod tests {
             b"{\"v\":9}",
             &[0xff, 0xfe, 0x00][..],
         ] {
-            assert!(decode(bad).is_err());
+            assert!(decode(&zero_id(), bad).is_err());
         }
-        let mut good = encode(&sample()).expose().to_vec();
+        let mut good = encode(&zero_id(), &sample()).expose().to_vec();
         good.truncate(good.len() / 2);
-        assert!(decode(&good).is_err());
+        assert!(decode(&zero_id(), &good).is_err());
     }
 
     /// A cache in memory, for `get`'s own behaviour.

@@ -225,7 +225,9 @@ fn files() -> Vec<(String, Vec<u8>)> {
     seed(
         "session",
         "entry",
-        vault::session::encode(&session).expose().to_vec(),
+        vault::session::encode(&fuzz_session_id(), &session)
+            .expose()
+            .to_vec(),
     );
     seed(
         "session",
@@ -488,6 +490,11 @@ fn seeds_are_what_the_code_makes() {
     );
 }
 
+/// The id the session fuzz target decodes entries under.
+fn fuzz_session_id() -> vault::session::CacheId {
+    vault::session::CacheId::from_qualified("session:00000000000000000000000000000000").unwrap()
+}
+
 #[test]
 fn the_seeds_are_accepted_by_their_parsers() {
     let files: std::collections::BTreeMap<String, Vec<u8>> = files().into_iter().collect();
@@ -506,7 +513,7 @@ fn the_seeds_are_accepted_by_their_parsers() {
             .unwrap();
     assert_eq!(params, KdfParams::DEFAULT);
     vault::store::decode_key(CONTEXT, &SecretBytes::new(plain.expose().to_vec())).unwrap();
-    vault::session::decode(get("corpus/session/seed-entry")).unwrap();
+    vault::session::decode(&fuzz_session_id(), get("corpus/session/seed-entry")).unwrap();
     vault::token::oath::parse_select(get("corpus/oath/seed-select-locked")).unwrap();
     assert_eq!(
         vault::token::oath::parse_list(get("corpus/oath/seed-list"))

@@ -363,6 +363,10 @@ impl TestEnv {
         set("AWS_ENDPOINT_URL", OsStr::new(&rig_env("AWS_ENDPOINT_URL")));
         set("AWS_EC2_METADATA_DISABLED", OsStr::new("true"));
         set("VAULT_KEYCHAIN_SERVICE", OsStr::new(&self.service));
+        // The test's own session keyring holds its cache: the user keyring
+        // (vault's default) is one per uid, shared by every test of the rig.
+        // tests/cache_scope.rs covers the default.
+        set("VAULT_CACHE_SCOPE", OsStr::new("session"));
         env
     }
 
