@@ -1,10 +1,23 @@
 //! `vault add`, `list`, `remove` and `clear` through the real binary, with
 //! each store backend, and how they act on the session cache: checked in
-//! moto's recording (a cleared cache means a new STS call).
+//! the strict STS's recording (a cleared cache means a new STS call).
+//! The keys are real IAM users' keys: the strict STS accepts a request
+//! only when signed with the secret it issued, so an accepted request
+//! proves the store gave back the secret it was given.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod support;
-use support::{session_token_requests, Key, TestEnv};
+use support::{aws_admin, session_token_requests, JsonCreds, Key, TestEnv};
+
+/// GetSessionToken requests signed with `key_id` (proven read), each
+/// asserted accepted; returns how many.
+fn accepted_session_token_requests(key_id: &str) -> usize {
+    let reqs = session_token_requests(key_id);
+    for r in &reqs {
+        assert_eq!((r.status, r.error.as_deref()), (200, None), "{reqs:?}");
+    }
+    reqs.len()
+}
 
 /// The `vault list` table row of `profile`.
 fn row<'a>(table: &'a str, profile: &str) -> &'a str {
@@ -18,7 +31,7 @@ fn row<'a>(table: &'a str, profile: &str) -> &'a str {
 fn add_list_clear_with(name: &str, backend: &[&str], extra_env: &[(&str, &str)]) {
     let t = TestEnv::new(name);
     t.write_config("[profile p]\nregion = eu-west-1\n\n[profile other]\n");
-    let key = Key::random();
+    let key = t.key("alice");
     let vault = |args: &[&str]| {
         let mut a: Vec<&str> = backend.to_vec();
         a.extend_from_slice(args);
@@ -52,15 +65,17 @@ fn add_list_clear_with(name: &str, backend: &[&str], extra_env: &[(&str, &str)])
         format!("{:<24} {:<24} -", "other", "-")
     );
 
-    vault(&["exec", "p", "--json"]).run().success();
-    assert_eq!(session_token_requests(&key.id).len(), 1);
+    let exec_json = || JsonCreds::parse(&vault(&["exec", "p", "--json"]).run().success().stdout);
+    let first = exec_json();
+    assert_eq!(accepted_session_token_requests(&key.id), 1);
 
     let table = vault(&["list"]).run().success().stdout;
     let p = row(&table, "p");
     let prefix = format!("{:<24} {:<24} sts.GetSessionToken:", "p", "p");
     assert!(p.starts_with(&prefix), "{p:?}");
     let left = &p[prefix.len()..];
-    assert!(left == "1h0m" || left.starts_with("59m"), "{p:?}");
+    // The MFA-less session of a key profile: 12 hours.
+    assert!(left == "12h0m" || left == "11h59m", "{p:?}");
 
     assert_eq!(
         vault(&["list", "--profiles"]).run().success().stdout,
@@ -76,18 +91,19 @@ fn add_list_clear_with(name: &str, backend: &[&str], extra_env: &[(&str, &str)])
         "{sessions:?}"
     );
 
-    // A cache hit: no new request.
-    vault(&["exec", "p", "--json"]).run().success();
-    assert_eq!(session_token_requests(&key.id).len(), 1);
+    // A cache hit: no new request, and the same credentials (the strict
+    // STS gives fresh ones on every call).
+    assert_eq!(exec_json(), first);
+    assert_eq!(accepted_session_token_requests(&key.id), 1);
 
     assert_eq!(
         vault(&["clear"]).run().success().stdout,
         "Cleared 1 session(s).\n"
     );
     assert_eq!(vault(&["list", "--sessions"]).run().success().stdout, "");
-    vault(&["exec", "p", "--json"]).run().success();
+    assert_ne!(exec_json().access_key_id, first.access_key_id);
     assert_eq!(
-        session_token_requests(&key.id).len(),
+        accepted_session_token_requests(&key.id),
         2,
         "after clear, exec must call STS again"
     );
@@ -150,7 +166,7 @@ fn file_store_keeps_the_key_encrypted_on_disk() {
 fn remove_deletes_the_key_and_exec_then_says_to_add_it() {
     let t = TestEnv::new("store_remove");
     t.write_config("[profile p]\n");
-    let key = Key::random();
+    let key = t.key("alice");
     t.add("p", &key);
     t.exec_json("p", &[]);
 
@@ -169,7 +185,7 @@ fn remove_deletes_the_key_and_exec_then_says_to_add_it() {
         "vault: no credentials stored for profile \"p\"\n\
          vault: hint: add them with `vault add p`\n",
     );
-    assert_eq!(session_token_requests(&key.id).len(), 1);
+    assert_eq!(accepted_session_token_requests(&key.id), 1);
 
     t.vault(&["remove", "p", "--force"]).run().fails_with(
         1,
@@ -185,7 +201,22 @@ fn adding_a_new_key_clears_the_profiles_sessions() {
         "[profile p]\n\n[profile r]\nsource_profile = p\nrole_arn = {}\n\n[profile q]\n",
         t.role_arn("readd")
     ));
-    let (old, new, q) = (Key::random(), Key::random(), Key::random());
+    // The new key is a second access key of the same IAM user, as when a
+    // key is rotated; q is another user's.
+    let old = t.key("alice");
+    let user = t.user("alice").name;
+    let made = aws_admin(&t, &["iam", "create-access-key", "--user-name", &user]);
+    let new = Key {
+        id: made["AccessKey"]["AccessKeyId"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        secret: made["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    };
+    let q = t.key("quinn");
     t.add("p", &old);
     t.add("q", &q);
     t.exec_json("p", &[]);
@@ -209,9 +240,9 @@ fn adding_a_new_key_clears_the_profiles_sessions() {
         "{sessions:?}"
     );
     t.exec_json("p", &[]);
-    assert_eq!(session_token_requests(&old.id).len(), 1);
+    assert_eq!(accepted_session_token_requests(&old.id), 1);
     assert_eq!(
-        session_token_requests(&new.id).len(),
+        accepted_session_token_requests(&new.id),
         1,
         "exec after add must use the new key"
     );
@@ -221,7 +252,7 @@ fn adding_a_new_key_clears_the_profiles_sessions() {
 fn clear_profile_clears_only_that_profiles_sessions() {
     let t = TestEnv::new("store_clear_one");
     t.write_config("[profile a]\n\n[profile b]\n");
-    let (a, b) = (Key::random(), Key::random());
+    let (a, b) = (t.key("alice"), t.key("bob"));
     t.add("a", &a);
     t.add("b", &b);
     t.exec_json("a", &[]);
@@ -241,7 +272,7 @@ fn clear_profile_clears_only_that_profiles_sessions() {
 fn stored_keys_work_without_a_config_file() {
     let t = TestEnv::new("store_no_config");
     assert!(!t.config.exists());
-    let key = Key::random();
+    let key = t.key("alice");
     t.add("solo", &key);
     let table = t.vault(&["list"]).run().success().stdout;
     assert_eq!(
@@ -250,8 +281,10 @@ fn stored_keys_work_without_a_config_file() {
     );
     let (a, _) = t.exec_json("solo", &[]);
     let (b, _) = t.exec_json("solo", &[]);
+    // The strict STS gives fresh credentials on every call: equal ones
+    // and one request mean the second run was a cache hit.
     assert_eq!(a, b);
-    assert_eq!(session_token_requests(&key.id).len(), 1);
+    assert_eq!(accepted_session_token_requests(&key.id), 1);
     // Signed for the default region.
     assert_eq!(session_token_requests(&key.id)[0].region, "us-east-1");
 }
@@ -263,7 +296,7 @@ fn credentials_are_given_even_when_the_session_cannot_be_cached() {
     // which this test makes.
     let t = TestEnv::new("store_cache_full");
     t.write_config("[profile p]\n");
-    let key = Key::random();
+    let key = t.key("alice");
     t.add("p", &key);
     t.keyring_read_only();
     let (creds, run) = t.exec_json("p", &[]);
@@ -273,5 +306,5 @@ fn credentials_are_given_even_when_the_session_cannot_be_cached() {
         "vault: [warn] could not cache the sts.GetSessionToken session of p \
          (session cache: AccessDenied); the next run will call STS again\n"
     );
-    assert_eq!(session_token_requests(&key.id).len(), 1);
+    assert_eq!(accepted_session_token_requests(&key.id), 1);
 }
