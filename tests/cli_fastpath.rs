@@ -5,7 +5,7 @@
 
 mod support;
 use std::collections::BTreeSet;
-use support::{session_token_requests, Key, TestEnv, VAULT};
+use support::{session_token_requests, TestEnv, VAULT};
 
 /// Every shared object `binary` loads, directly or through another (what
 /// `ldd` resolves), by file name: `libc.so.6`, `linux-vdso.so.1`, ...
@@ -64,9 +64,12 @@ fn vault_binary_links_only_libc_libgcc_s_and_the_loader() {
 fn a_cache_hit_needs_only_the_vault_binary_and_a_miss_needs_vault_core() {
     let t = TestEnv::new("fastpath");
     t.write_config("[profile p]\nregion = eu-west-1\n");
-    let key = Key::random();
+    let key = t.key("alice");
     t.add("p", &key);
     let (first, _) = t.exec_json("p", &[]);
+    let miss = session_token_requests(&key.id);
+    assert_eq!(miss.len(), 1, "{miss:?}");
+    assert_eq!((miss[0].status, miss[0].error.as_deref()), (200, None));
 
     // A copy of `vault` with no vault-core beside it.
     let lone = t.dir.join("lone");
@@ -77,7 +80,11 @@ fn a_cache_hit_needs_only_the_vault_binary_and_a_miss_needs_vault_core() {
     let hit = t.cmd(&lone_vault, &["exec", "p", "--json"]).run().success();
     assert_eq!(hit.stderr, "");
     let v: serde_json::Value = serde_json::from_str(hit.stdout.trim()).unwrap();
+    // The same session (the strict STS gives fresh credentials on every
+    // call), and no request since the first (a proven read).
     assert_eq!(v["AccessKeyId"], first.access_key_id.as_str());
+    assert_eq!(v["SecretAccessKey"], first.secret_access_key.as_str());
+    assert_eq!(v["SessionToken"].as_str(), first.session_token.as_deref());
     assert_eq!(
         session_token_requests(&key.id).len(),
         1,
