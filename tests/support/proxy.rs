@@ -1,19 +1,25 @@
-//! A fault-injecting HTTP proxy on 127.0.0.1 in front of moto, for tests
+//! A fault-injecting HTTP proxy on 127.0.0.1 in front of the rig's strict
+//! STS (moto's IAM behind it), for tests
 //! that point `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_STS`/`_IAM`) at it:
 //! a rule looks at each request (its action, the key that signed it, its
 //! MFA device and code, how many requests of that action came before) and
-//! answers it with an AWS-style error, forwards it to moto (at once or
+//! answers it with an AWS-style error, forwards it to the STS (at once or
 //! after a while), or hangs (reads the request and never answers).
 //!
-//! One connection per request (`Connection: close` both ways), so every
-//! SDK attempt is seen. The proxy serves until the test process ends.
+//! The request goes to the STS byte for byte as the client sent it (its
+//! `Host` header, the proxy's address, included): the rig's strict STS
+//! verifies the SigV4 signature over the headers the client signed, so a
+//! proxy that rewrote any of them would turn every forwarded request into
+//! a `SignatureDoesNotMatch`. Towards the client, one connection per
+//! request (the answer says `Connection: close`), so every SDK attempt is
+//! seen. The proxy serves until the test process ends.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// moto's address, as the rig exports it: what a proxy forwards to.
+/// The rig's STS address, as the rig exports it: what a proxy forwards to.
 pub fn moto_url() -> String {
     std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL: is hw/rig up to date?")
 }
@@ -21,9 +27,9 @@ pub fn moto_url() -> String {
 /// What the proxy does with one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// Pass it to moto and its answer back.
+    /// Pass it to the STS and its answer back.
     Forward,
-    /// Hold it this long, then pass it to moto (as a slow AWS that has
+    /// Hold it this long, then pass it to the STS (as a slow AWS that has
     /// the request but has not answered yet).
     ForwardAfter(Duration),
     /// An AWS query-protocol error: HTTP status, error code, message.
@@ -61,6 +67,40 @@ pub struct Seen {
     /// How many requests of this action the proxy saw before this one.
     pub nth: usize,
     pub answer: Answer,
+}
+
+impl Seen {
+    /// `SerialNumber`, decoded.
+    pub fn serial_number_decoded(&self) -> Option<String> {
+        self.serial_number.as_deref().map(percent_decode)
+    }
+}
+
+/// A form value, percent-decoded (`+` is a space).
+pub fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 3 <= b.len() => {
+                match std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(c) => {
+                        out.push(c);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 type Rule = dyn Fn(&Seen) -> Answer + Send + Sync;
@@ -148,8 +188,9 @@ fn form_param(form: &str, key: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// One request: its head (without the blank line) and its body.
-fn read_request(s: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
+/// One request: its head (without the blank line), its body, and every
+/// byte read, as the client sent them (what is forwarded).
+fn read_request(s: &mut TcpStream) -> std::io::Result<(String, Vec<u8>, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let end = loop {
@@ -166,15 +207,15 @@ fn read_request(s: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
     let len: usize = header(&head, "content-length")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let mut body = buf[end + 4..].to_vec();
-    while body.len() < len {
+    while buf.len() < end + 4 + len {
         let n = s.read(&mut chunk)?;
         if n == 0 {
             break;
         }
-        body.extend_from_slice(&chunk[..n]);
+        buf.extend_from_slice(&chunk[..n]);
     }
-    Ok((head, body))
+    let body = buf[end + 4..].to_vec();
+    Ok((head, body, buf))
 }
 
 fn serve(
@@ -184,7 +225,7 @@ fn serve(
     seen: &Mutex<Vec<Seen>>,
 ) -> std::io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let (head, body) = read_request(&mut client)?;
+    let (head, body, raw) = read_request(&mut client)?;
     let form = String::from_utf8_lossy(&body).into_owned();
     let key_id = header(&head, "authorization")
         .and_then(|a| a.split_once("Credential="))
@@ -209,10 +250,10 @@ fn serve(
         answer
     };
     let response = match answer {
-        Answer::Forward => forward(upstream, &head, &body)?,
+        Answer::Forward => forward(upstream, &raw)?,
         Answer::ForwardAfter(wait) => {
             std::thread::sleep(wait);
-            forward(upstream, &head, &body)?
+            forward(upstream, &raw)?
         }
         Answer::Fault {
             status,
@@ -246,30 +287,56 @@ fn fault_response(status: u16, code: &str, message: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Passes the request to moto on a connection of its own and returns
-/// moto's answer with a Content-Length and `Connection: close`.
-fn forward(upstream: &str, head: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
+/// Passes the request, byte for byte as the client sent it, to the STS on
+/// a connection of its own, and returns the STS's answer with a
+/// Content-Length and `Connection: close`. The request is not rewritten
+/// (not even its `Connection` header): the answer is read to its end by
+/// its Content-Length or chunked framing, whether or not the STS keeps the
+/// connection open, and the connection is then dropped.
+fn forward(upstream: &str, raw: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut up = TcpStream::connect(upstream)?;
     up.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut req = String::new();
-    for (i, line) in head.split("\r\n").enumerate() {
-        if i > 0 && line.to_ascii_lowercase().starts_with("connection:") {
-            continue;
-        }
-        req.push_str(line);
-        req.push_str("\r\n");
-    }
-    req.push_str("Connection: close\r\n\r\n");
-    up.write_all(req.as_bytes())?;
-    up.write_all(body)?;
+    up.write_all(raw)?;
     let mut resp = Vec::new();
-    up.read_to_end(&mut resp)?;
-    let end = find(&resp, b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "no response head"))?;
+    // Reads more of the answer; whether the STS closed the connection.
+    fn eof(resp: &mut Vec<u8>, up: &mut TcpStream) -> std::io::Result<bool> {
+        let mut chunk = [0u8; 8192];
+        let n = up.read(&mut chunk)?;
+        resp.extend_from_slice(&chunk[..n]);
+        Ok(n == 0)
+    }
+    let end = loop {
+        if let Some(i) = find(&resp, b"\r\n\r\n") {
+            break i;
+        }
+        if eof(&mut resp, &mut up)? {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "no response head",
+            ));
+        }
+    };
     let rhead = String::from_utf8_lossy(&resp[..end]).into_owned();
+    let chunked =
+        header(&rhead, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let length: Option<usize> = header(&rhead, "content-length").and_then(|v| v.parse().ok());
+    loop {
+        let body = &resp[end + 4..];
+        let complete = if chunked {
+            body.ends_with(b"0\r\n\r\n")
+        } else {
+            length.is_some_and(|l| body.len() >= l)
+        };
+        if complete || eof(&mut resp, &mut up)? {
+            break;
+        }
+    }
+    drop(up);
     let mut rbody = resp[end + 4..].to_vec();
-    if header(&rhead, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+    if chunked {
         rbody = dechunk(&rbody);
+    } else if let Some(l) = length {
+        rbody.truncate(l);
     }
     let mut out = String::new();
     for (i, line) in rhead.split("\r\n").enumerate() {
