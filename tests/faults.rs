@@ -1,6 +1,13 @@
 //! Fault injection through the rig, one test per fault, each through the
 //! real `vault` binary: `hw/rig -- cargo test -p vault --test faults`.
 //!
+//! Every profile holds the real access key of an IAM user made for the test
+//! (`TestEnv::user`), and every MFA code is its device's RFC 6238 code: the
+//! rig's STS is strict, as AWS (see hw/README.md, "The strict STS"), so a
+//! call it answers with 200 proves the key vault signed with (after an
+//! unwrap, a damaged cache, a full folder…) is the stored one, and every
+//! code vault sent is checked against the device's seed.
+//!
 //! Every fault must end in a clear message (the key phrases are asserted),
 //! a non-zero exit and no panic, and must leave the stored credential (the
 //! keychain item, the file store's files or the token envelope) byte for
@@ -13,7 +20,8 @@
 //! CALCULATE (`virtual-yubikey ctl remove-on INS`); pcscd stopped (in a
 //! rig of its own, nested in this one, since the shared pcscd serves every
 //! other test); STS refusing connections, answering 500, throttling, or
-//! hanging (`support::proxy` in front of moto); a damaged cache entry and
+//! hanging (`support::proxy` in front of the rig's strict STS); a damaged
+//! cache entry and
 //! a damaged envelope; a `source_profile` loop; and read-only or full
 //! folders (a read-only bind mount or a small full tmpfs in a mount
 //! namespace of the vault process's own: the tests run as root, so file
@@ -33,7 +41,9 @@ use std::time::{Duration, Instant};
 use support::proxy::{self, Answer, Proxy};
 use support::token::{self, enroll_args, envelope, envelope_path, stored, Secrets};
 use support::vyk::TestKey;
-use support::{session_token_requests, Cmd, JsonCreds, Key, Run, TestEnv, VAULT};
+use support::{
+    session_token_requests, Cmd, IamUser, JsonCreds, Key, Run, StsRequest, TestEnv, VAULT,
+};
 
 // ------------------------------------------------------------------ harness
 
@@ -113,28 +123,52 @@ fn tokens_json(t: &TestEnv) -> Option<Vec<u8>> {
     std::fs::read(token::tokens_json_path(t)).ok()
 }
 
-/// `[profile p]` (region only) with a fresh key stored in the keychain.
-fn plain_profile(t: &TestEnv, extra: &str) -> Key {
+/// `[profile p]` (region, and the device's `mfa_serial` if `mfa`) with
+/// the real access key of the test's IAM user `u` stored in the keychain;
+/// returns the user (its key, its MFA device and seed).
+fn plain_profile(t: &TestEnv, mfa: bool) -> IamUser {
+    let user = t.user("u");
+    let extra = if mfa {
+        format!("mfa_serial = {}\n", user.mfa_serial)
+    } else {
+        String::new()
+    };
     t.write_config(&format!("[profile p]\nregion = us-east-1\n{extra}"));
-    let key = Key::random();
-    t.add("p", &key);
-    key
+    t.add("p", &user.key);
+    user
 }
 
-/// A 6-digit code unlike the ones given.
-fn code_unlike(others: &[&str]) -> String {
-    loop {
-        let c = support::random(b"0123456789", 6);
-        if !others.contains(&c.as_str()) {
-            return c;
-        }
+/// Every request in `reqs` was accepted by the strict STS (200): signed
+/// with the key's real secret and, where it carried one, a valid code.
+fn all_accepted(reqs: &[StsRequest]) {
+    for r in reqs {
+        assert_eq!(
+            (r.status, r.error.as_deref()),
+            (200, None),
+            "the STS refused {} signed with {}: {r:?}",
+            r.action(),
+            r.key_id
+        );
     }
 }
 
-/// A fresh base32 MFA seed.
-fn new_seed_b32() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    support::random(ALPHABET, 32)
+/// The request carried `user`'s MFA device and a code of its seed for a
+/// step within one of now (RFC 6238), and STS accepted it.
+fn sent_a_current_code(r: &StsRequest, user: &IamUser) {
+    assert_eq!(r.param("SerialNumber"), Some(user.mfa_serial.as_str()));
+    let code = r.param("TokenCode").expect("a TokenCode");
+    assert!(
+        user.is_current_code(code),
+        "TokenCode {code} is not the RFC 6238 code of {}'s seed now",
+        user.mfa_serial
+    );
+    all_accepted(std::slice::from_ref(r));
+}
+
+/// The device's code for the current time step, and that step.
+fn current_code(user: &IamUser) -> (String, u64) {
+    let step = support::now_secs() / 30;
+    (user.code_at(step), step)
 }
 
 /// `vault ARGS` in a mount namespace of its own, after `setup` (sh, run
@@ -215,7 +249,7 @@ fn card_removed_during_ecdh() {
     let t = TestEnv::new("fault_removed_ecdh");
     let key = TestKey::start();
     let s = Secrets::new();
-    let aws = plain_profile(&t, "");
+    let aws = plain_profile(&t, false).key;
     enroll(&t, &key, &s, &["--profile", "p"]);
     let sealed = envelope(&t, "p");
     let tokens = tokens_json(&t);
@@ -242,7 +276,10 @@ fn card_removed_during_ecdh() {
     key.ctl("insert");
     key.wait_present(true);
     hw_exec(&t, &s, "p");
-    assert_eq!(session_token_requests(&aws.id).len(), 1);
+    // Accepted: the unwrapped key is the stored one, secret included.
+    let gst = session_token_requests(&aws.id);
+    assert_eq!(gst.len(), 1);
+    all_accepted(&gst);
     assert_eq!(envelope(&t, "p"), sealed, "the envelope changed");
 }
 
@@ -253,9 +290,10 @@ fn card_removed_during_oath_calculate() {
     let t = TestEnv::new("fault_removed_oath");
     let key = TestKey::start();
     let s = Secrets::new();
-    let aws = plain_profile(&t, "");
-    let mfa = t.mfa_serial("carol");
-    let b32 = new_seed_b32();
+    let user = plain_profile(&t, false);
+    let aws = user.key.clone();
+    let mfa = user.mfa_serial.clone();
+    let b32 = user.seed.clone();
     enroll(
         &t,
         &key,
@@ -307,14 +345,18 @@ fn card_removed_during_oath_calculate() {
     assert!(!run.stderr.contains("already used"), "{}", run.stderr);
     let gst = session_token_requests(&aws.id);
     assert_eq!(gst.len(), 1);
-    assert_eq!(gst[0].param("SerialNumber"), Some(mfa.as_str()));
+    // The card's code is the device's RFC 6238 code, and STS took it.
+    sent_a_current_code(&gst[0], &user);
     assert_eq!(envelope(&t, "p"), sealed, "the envelope changed");
 }
 
 // --------------------------------------------------------- pcscd stopped
 
-/// In a rig of its own (nested in this one): enroll its key, stop its
-/// pcscd, exec; start pcscd again, exec.
+/// In a rig of its own (nested in this one): make an IAM user in its
+/// strict STS (the nested rig has its own, and no network to this one's),
+/// store and enroll its key, stop its pcscd, exec; start pcscd again, exec;
+/// then count the user's GetSessionToken requests in its STS's recording
+/// (`total accepted`), read after the last exec's answer (so written).
 const PCSCD_SCRIPT: &str = r#"#!/bin/bash
 set -u
 out=$FAULTS_OUT
@@ -323,8 +365,14 @@ V=$FAULTS_VAULT
 export VAULT_ATTESTATION_ROOTS=$VAULT_RIG_ATTESTATION_ROOT
 fail() { echo "$1" >"$out/failed"; exit 1; }
 printf '[profile p]\nregion = us-east-1\n' >"$AWS_CONFIG_FILE"
-AWS_ACCESS_KEY_ID=$FAULTS_KEY_ID AWS_SECRET_ACCESS_KEY=$FAULTS_SECRET \
+# The key stays in this shell's variables: never in a file or an argv.
+made=$(printf '{"users": [{"name": "faults-pcscd"}]}' \
+  | python3 "$FAULTS_REPO/hw/sts/provision.py" 2>"$out/provision.err") || fail provision
+field() { printf '%s' "$made" | python3 -c 'import json, sys; print(json.load(sys.stdin)["users"]["faults-pcscd"][sys.argv[1]])' "$1"; }
+key_id=$(field access_key_id) && secret=$(field secret_access_key) || fail "provision output"
+AWS_ACCESS_KEY_ID=$key_id AWS_SECRET_ACCESS_KEY=$secret \
   "$V" add p --env </dev/null 2>"$out/add.err" || fail add
+unset made secret
 "$V" hw enroll --serial "$VAULT_RIG_SERIAL" --profile p </dev/null 2>"$out/enroll.err" || fail enroll
 envelope=$(ls "$XDG_DATA_HOME"/vault/envelopes/*.envelope)
 sha256sum <"$envelope" >"$out/envelope.before"
@@ -352,6 +400,16 @@ creds "$got" >"$out/up.out"
 sha256sum <"$envelope" >"$out/envelope.up"
 kill -TERM $again
 wait $again
+python3 - "$VAULT_RIG_RECORDING" "$key_id" >"$out/gst" <<'PY' || fail "read the recording"
+import json, sys
+total = accepted = 0
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get("action") == "GetSessionToken" and e.get("key_id") == sys.argv[2]:
+        total += 1
+        accepted += e.get("status") == 200
+print(total, accepted)
+PY
 exit 0
 "#;
 
@@ -362,7 +420,6 @@ fn pcscd_stopped() {
     let script = t.script("pcscd-fault.sh", PCSCD_SCRIPT);
     let out = t.dir.join("nested");
     let s = Secrets::new();
-    let aws = Key::random();
     let rig = Path::new(env!("CARGO_MANIFEST_DIR")).join("hw/rig");
     let started = Instant::now();
     let result = std::process::Command::new("setsid")
@@ -374,8 +431,7 @@ fn pcscd_stopped() {
         .env("VAULT_RIG_NO_BUILD", "1")
         .env("FAULTS_OUT", &out)
         .env("FAULTS_VAULT", VAULT)
-        .env("FAULTS_KEY_ID", &aws.id)
-        .env("FAULTS_SECRET", &aws.secret)
+        .env("FAULTS_REPO", env!("CARGO_MANIFEST_DIR"))
         .env("VAULT_NEW_PIN", &s.pin)
         .env("VAULT_NEW_PUK", &s.puk)
         .env("VAULT_PIN", &s.pin)
@@ -385,10 +441,12 @@ fn pcscd_stopped() {
     let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap_or_default();
     assert!(
         result.status.success() && !out.join("failed").exists(),
-        "nested rig failed ({}): {}\n{}\nenroll: {}",
+        "nested rig failed ({}): {}\n{}\nprovision: {}\nadd: {}\nenroll: {}",
         read("failed"),
         String::from_utf8_lossy(&result.stderr),
         String::from_utf8_lossy(&result.stdout),
+        read("provision.err"),
+        read("add.err"),
         read("enroll.err"),
     );
     eprintln!(
@@ -429,6 +487,14 @@ fn pcscd_stopped() {
         "(session tokens, bytes) on stdout: {up}"
     );
     assert_eq!(read("envelope.before"), read("envelope.up"));
+    // One GetSessionToken in all (none without pcscd), accepted by the
+    // nested rig's strict STS: the key unwrapped once pcscd was back is
+    // the stored one, secret included.
+    assert_eq!(
+        read("gst"),
+        "1 1\n",
+        "(GetSessionToken requests, accepted) in the nested STS"
+    );
 }
 
 // ----------------------------------------------------------- STS faults
@@ -437,11 +503,11 @@ fn pcscd_stopped() {
 fn sts_connection_refused() {
     let _t = Timer::start("sts_connection_refused");
     let t = TestEnv::new("fault_sts_refused");
-    let mfa = t.mfa_serial("dave");
-    let aws = plain_profile(&t, &format!("mfa_serial = {mfa}\n"));
+    let user = plain_profile(&t, true);
+    let aws = user.key.clone();
     let before = stored(&t, "p");
     let url = proxy::closed_port_url();
-    let code = code_unlike(&[]);
+    let (code, _) = current_code(&user);
 
     let run = t
         .vault(&["exec", "p", "--json", "--mfa-token", &code])
@@ -464,23 +530,31 @@ fn sts_connection_refused() {
     let gst = session_token_requests(&aws.id);
     assert_eq!(gst.len(), 1);
     assert_eq!(gst[0].param("TokenCode"), Some(code.as_str()));
+    sent_a_current_code(&gst[0], &user);
     assert_eq!(stored(&t, "p"), before);
 }
 
-/// After STS saw `code`: an exec through the proxy with the next code
-/// works, that code is the one GetSessionToken (signed with `aws`'s key)
-/// STS got, and the stored key is still `before`.
-fn next_code_works(t: &TestEnv, p: &Proxy, aws: &Key, code: &str, before: &Option<Vec<u8>>) {
-    let next = code_unlike(&[code]);
+/// After the proxy saw `code` (the device's code for `step`, which never
+/// reached STS): an exec through the proxy with the next step's code
+/// works, that code is the one GetSessionToken (signed with `user`'s key)
+/// STS got and accepted, and the stored key is still `before`.
+fn next_code_works(t: &TestEnv, p: &Proxy, user: &IamUser, step: u64, before: &Option<Vec<u8>>) {
+    let code = user.code_at(step);
+    let next = user.code_at(step + 1);
+    assert_ne!(
+        next, code,
+        "two steps with one code (one chance in a million): run again"
+    );
     let run = t
         .vault(&["exec", "p", "--json", "--mfa-token", &next])
         .env("AWS_ENDPOINT_URL", &p.url)
         .run()
         .success();
     JsonCreds::parse(&run.stdout);
-    let gst = session_token_requests(&aws.id);
+    let gst = session_token_requests(&user.key.id);
     assert_eq!(gst.len(), 1);
     assert_eq!(gst[0].param("TokenCode"), Some(next.as_str()));
+    sent_a_current_code(&gst[0], user);
     assert_eq!(stored(t, "p"), *before);
 }
 
@@ -488,8 +562,8 @@ fn next_code_works(t: &TestEnv, p: &Proxy, aws: &Key, code: &str, before: &Optio
 fn sts_http_500() {
     let _t = Timer::start("sts_http_500");
     let t = TestEnv::new("fault_sts_500");
-    let mfa = t.mfa_serial("erin");
-    let aws = plain_profile(&t, &format!("mfa_serial = {mfa}\n"));
+    let user = plain_profile(&t, true);
+    let aws = user.key.clone();
     let before = stored(&t, "p");
     let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let b = broken.clone();
@@ -500,7 +574,7 @@ fn sts_http_500() {
             Answer::Forward
         }
     });
-    let code = code_unlike(&[]);
+    let (code, step) = current_code(&user);
 
     let run = t
         .vault(&["exec", "p", "--json", "--mfa-token", &code])
@@ -530,14 +604,14 @@ fn sts_http_500() {
     assert_eq!(p.seen_action("GetSessionToken").len(), 3);
 
     // With the next code it works.
-    next_code_works(&t, &p, &aws, &code, &before);
+    next_code_works(&t, &p, &user, step, &before);
 }
 
 #[test]
 fn sts_throttling() {
     let _t = Timer::start("sts_throttling");
     let t = TestEnv::new("fault_sts_throttle");
-    let aws = plain_profile(&t, "");
+    let aws = plain_profile(&t, false).key;
     let before = stored(&t, "p");
     // The first two requests are throttled, then all pass.
     let p = proxy::start(&proxy::moto_url(), |r| {
@@ -555,7 +629,9 @@ fn sts_throttling() {
     JsonCreds::parse(&run.stdout);
     let seen = p.seen_action("GetSessionToken");
     assert_eq!(seen.len(), 3, "two throttled, the third passed: {seen:?}");
-    assert_eq!(session_token_requests(&aws.id).len(), 1);
+    let gst = session_token_requests(&aws.id);
+    assert_eq!(gst.len(), 1);
+    all_accepted(&gst);
     eprintln!(
         "[faults] two throttled attempts and a good one took {:.1?}",
         run.elapsed
@@ -590,8 +666,7 @@ fn sts_throttling() {
 fn sts_hang() {
     let _t = Timer::start("sts_hang");
     let t = TestEnv::new("fault_sts_hang");
-    let mfa = t.mfa_serial("frank");
-    let aws = plain_profile(&t, &format!("mfa_serial = {mfa}\n"));
+    let user = plain_profile(&t, true);
     let before = stored(&t, "p");
     let hanging = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let h = hanging.clone();
@@ -602,7 +677,7 @@ fn sts_hang() {
             Answer::Forward
         }
     });
-    let code = code_unlike(&[]);
+    let (code, step) = current_code(&user);
 
     let run = t
         .vault(&["exec", "p", "--json", "--mfa-token", &code])
@@ -635,7 +710,7 @@ fn sts_hang() {
         .run();
     failed(&run, &["was already used", "wait for the next code"]);
 
-    next_code_works(&t, &p, &aws, &code, &before);
+    next_code_works(&t, &p, &user, step, &before);
 }
 
 // ------------------------------------------------------- damaged data
@@ -644,10 +719,12 @@ fn sts_hang() {
 fn corrupted_cache_entry() {
     let _t = Timer::start("corrupted_cache_entry");
     let t = TestEnv::new("fault_cache_entry");
-    let aws = plain_profile(&t, "");
+    let aws = plain_profile(&t, false).key;
     let before = stored(&t, "p");
     t.exec_json("p", &[]);
-    assert_eq!(session_token_requests(&aws.id).len(), 1);
+    let gst = session_token_requests(&aws.id);
+    assert_eq!(gst.len(), 1);
+    all_accepted(&gst);
 
     // The session's entry in the test's kernel keyring, overwritten.
     let listing = t.cmd("keyctl", &["list", "@s"]).run().success().stdout;
@@ -677,7 +754,9 @@ fn corrupted_cache_entry() {
         "{}",
         run.stderr
     );
-    assert_eq!(session_token_requests(&aws.id).len(), 2);
+    let gst = session_token_requests(&aws.id);
+    assert_eq!(gst.len(), 2);
+    all_accepted(&gst);
 
     // The new session replaced the damaged entry.
     let (third, run) = t.exec_json("p", &[]);
@@ -694,7 +773,7 @@ fn corrupted_envelope() {
     let t = TestEnv::new("fault_envelope");
     let key = TestKey::start();
     let s = Secrets::new();
-    let aws = plain_profile(&t, "");
+    let aws = plain_profile(&t, false).key;
     enroll(&t, &key, &s, &["--profile", "p"]);
     let sealed = envelope(&t, "p");
     let path = envelope_path(&t, "p");
@@ -739,7 +818,9 @@ fn corrupted_envelope() {
 
     std::fs::write(&path, &sealed).unwrap();
     hw_exec(&t, &s, "p");
-    assert_eq!(session_token_requests(&aws.id).len(), 1);
+    let gst = session_token_requests(&aws.id);
+    assert_eq!(gst.len(), 1);
+    all_accepted(&gst);
     assert_eq!(envelope(&t, "p"), sealed);
 }
 
@@ -754,7 +835,7 @@ fn source_profile_loop() {
          [profile b]\nsource_profile = a\nrole_arn = {b}\n"
     );
     t.write_config(&loop_config);
-    let key = Key::random();
+    let key = t.key("u");
     t.add("c", &key);
     let before = stored(&t, "c");
 
@@ -782,9 +863,22 @@ fn source_profile_loop() {
     t.write_config(&loop_config.replace("source_profile = a", "source_profile = c"));
     let (creds, _) = t.exec_json("a", &[]);
     assert!(creds.session_token.is_some());
-    assert_eq!(support::assume_role_requests(&a).len(), 1);
+    let (ar_a, ar_b) = (
+        support::assume_role_requests(&a),
+        support::assume_role_requests(&b),
+    );
+    assert_eq!((ar_a.len(), ar_b.len()), (1, 1));
+    all_accepted(&ar_a);
+    all_accepted(&ar_b);
+    // b straight from c's long-term key (no MFA, so no MFA session first),
+    // a with b's role session.
+    assert_eq!(ar_b[0].key_id, key.id);
+    assert!(ar_a[0].key_id.starts_with("ASIA"), "{:?}", ar_a[0]);
     assert_eq!(stored(&t, "c"), before);
-    assert!(!session_token_requests(&key.id).is_empty());
+    // c's own exec above: its GetSessionToken session.
+    let gst = session_token_requests(&key.id);
+    assert_eq!(gst.len(), 1);
+    all_accepted(&gst);
 }
 
 // ------------------------------------------------ read-only, full folders
@@ -793,7 +887,7 @@ fn source_profile_loop() {
 fn lock_folder_read_only() {
     let _t = Timer::start("lock_folder_read_only");
     let t = TestEnv::new("fault_lock_ro");
-    let aws = plain_profile(&t, "");
+    let aws = plain_profile(&t, false).key;
     let before = stored(&t, "p");
     let locks = t.dir.join("run/vault/locks");
     std::fs::create_dir_all(&locks).unwrap();
@@ -812,7 +906,9 @@ fn lock_folder_read_only() {
     assert_eq!(stored(&t, "p"), before);
 
     t.exec_json("p", &[]);
-    assert_eq!(session_token_requests(&aws.id).len(), 1);
+    let gst = session_token_requests(&aws.id);
+    assert_eq!(gst.len(), 1);
+    all_accepted(&gst);
     assert_eq!(stored(&t, "p"), before);
 }
 
@@ -822,7 +918,8 @@ fn file_store_folder_read_only_or_full() {
     let t = TestEnv::new("fault_file_store");
     t.write_config("[profile p]\nregion = us-east-1\n");
     let pass = support::random(b"abcdefghijklmnopqrstuvwxyz", 20);
-    let (old, new) = (Key::random(), Key::random());
+    // The stored key is real; the new one never reaches STS (its add fails).
+    let (old, new) = (t.key("u"), Key::random());
     let add = |c: Cmd, k: &Key| {
         c.env("VAULT_FILE_PASSPHRASE", &pass)
             .env("AWS_ACCESS_KEY_ID", &k.id)
@@ -867,7 +964,9 @@ fn file_store_folder_read_only_or_full() {
         .run()
         .success();
     JsonCreds::parse(&run.stdout);
-    assert_eq!(session_token_requests(&old.id).len(), 1);
+    let gst = session_token_requests(&old.id);
+    assert_eq!(gst.len(), 1);
+    all_accepted(&gst);
     assert!(session_token_requests(&new.id).is_empty());
 }
 
@@ -878,12 +977,13 @@ fn config_folder_read_only_or_full() {
     let t = TestEnv::new("fault_config_dir");
     let key = TestKey::start();
     let s = Secrets::new();
-    let aws = plain_profile(&t, "");
+    let user = plain_profile(&t, false);
+    let aws = user.key.clone();
     let before = stored(&t, "p");
     let config = std::fs::read(&t.config).unwrap();
     let aws_dir = t.home.join(".aws");
-    let mfa = t.mfa_serial("grace");
-    let b32 = new_seed_b32();
+    let mfa = user.mfa_serial.clone();
+    let b32 = user.seed.clone();
     let serial = key.serial.to_string();
     let args = enroll_args(
         &serial,
@@ -941,7 +1041,8 @@ fn config_folder_read_only_or_full() {
     hw_exec(&t, &s, "p");
     let gst = session_token_requests(&aws.id);
     assert_eq!(gst.len(), 1);
-    assert_eq!(gst[0].param("SerialNumber"), Some(mfa.as_str()));
+    // The seed loaded into the card gives the device's RFC 6238 codes.
+    sent_a_current_code(&gst[0], &user);
     assert_eq!(stored(&t, "p"), before);
 }
 
@@ -952,7 +1053,7 @@ fn envelopes_folder_read_only_or_full() {
     let t = TestEnv::new("fault_envelopes_dir");
     let key = TestKey::start();
     let s = Secrets::new();
-    let aws = plain_profile(&t, "");
+    let aws = plain_profile(&t, false).key;
     let before = stored(&t, "p");
     let envelopes = t.dir.join("data/vault/envelopes");
     std::fs::create_dir_all(&envelopes).unwrap();
@@ -992,12 +1093,16 @@ fn envelopes_folder_read_only_or_full() {
 
     // The key in the keychain still works, and enrolling completes.
     t.exec_json("p", &[]);
-    assert_eq!(session_token_requests(&aws.id).len(), 1);
+    let gst = session_token_requests(&aws.id);
+    assert_eq!(gst.len(), 1);
+    all_accepted(&gst);
     hw(&t, &s, &args).run().success();
     assert_eq!(stored(&t, "p"), None, "moved into the envelope");
     t.vault(&["clear"]).run().success();
     hw_exec(&t, &s, "p");
-    assert_eq!(session_token_requests(&aws.id).len(), 2);
+    let gst = session_token_requests(&aws.id);
+    assert_eq!(gst.len(), 2);
+    all_accepted(&gst);
 }
 
 #[test]
@@ -1007,7 +1112,7 @@ fn tokens_json_folder_read_only_or_full() {
     let t = TestEnv::new("fault_tokens_json");
     let key = TestKey::start();
     let s = Secrets::new();
-    let aws = plain_profile(&t, "");
+    let aws = plain_profile(&t, false).key;
     let before = stored(&t, "p");
     let dir = t.dir.join("config-home/vault");
     std::fs::create_dir_all(&dir).unwrap();
@@ -1051,7 +1156,9 @@ fn tokens_json_folder_read_only_or_full() {
     assert!(!envelope_path(&t, "p").exists());
 
     t.exec_json("p", &[]);
-    assert_eq!(session_token_requests(&aws.id).len(), 1);
+    let gst = session_token_requests(&aws.id);
+    assert_eq!(gst.len(), 1);
+    all_accepted(&gst);
     hw(&t, &s, &args).run().success();
     // The first slot vault picks: no key was left orphaned in another.
     let recorded: serde_json::Value =
@@ -1059,5 +1166,7 @@ fn tokens_json_folder_read_only_or_full() {
     assert_eq!(recorded["tokens"][0]["piv"]["slot"], 0x82, "{recorded:#}");
     t.vault(&["clear"]).run().success();
     hw_exec(&t, &s, "p");
-    assert_eq!(session_token_requests(&aws.id).len(), 2);
+    let gst = session_token_requests(&aws.id);
+    assert_eq!(gst.len(), 2);
+    all_accepted(&gst);
 }
