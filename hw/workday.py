@@ -8,7 +8,9 @@ Two worlds side by side in one run, each with its own IAM user, MFA device
 token-backed key profile (the IAM key wrapped by a PIV slot, touch
 always), three role profiles on it, and the key profile itself; every
 profile is asked for credentials (`vault exec P --json`, as the AWS CLI's
-credential_process does) every 5 minutes from 9:00 to 17:00:
+credential_process does) every 5 minutes from 9:00 to 17:00, half of the
+calls from the rig's session keyring and half each from a session keyring
+of its own (`keyctl session -`: another terminal, an IDE, an ssh login):
   - "vault": vault's defaults;
   - "aws-vault durations": the same, with aws-vault's documented default
     session lengths (AWS_SESSION_TOKEN_TTL=1h for the key profile itself,
@@ -105,9 +107,14 @@ class World:
             stdin=u["seed"] + "\n",
         )
 
-    def call(self, profile: str, fake_now: float):
+    def call(self, profile: str, fake_now: float, own_session: bool):
         env = faked_env(dict(self.env, AWS_CONFIG_FILE=self.config))
-        p = run([VAULT, "exec", f"{profile}-{self.tag}", "--json"], env=env, check=False)
+        argv = [VAULT, "exec", f"{profile}-{self.tag}", "--json"]
+        if own_session:
+            # A caller from another login (an IDE, an ssh session): a
+            # session keyring of its own, sharing vault's per-user cache.
+            argv = ["keyctl", "session", "-"] + argv
+        p = run(argv, env=env, check=False)
         if p.returncode != 0:
             self.fails += 1
             print(f"workday: {self.name}: {profile} failed: {p.stderr.strip()}", file=sys.stderr)
@@ -161,12 +168,18 @@ def main():
         fake_now = time.time() + tick
         for w in worlds:
             t0 = apdu_touches()
-            for p in PROFILES:
-                w.call(p, fake_now)
+            for i, p in enumerate(PROFILES):
+                # Half the callers come from a session keyring of their own.
+                w.call(p, fake_now, own_session=(tick // STEP + i) % 2 == 1)
             t1 = apdu_touches()
             for k in ("piv", "oath"):
                 per_world[w.name][k] += t1.get(k, 0) - t0.get(k, 0)
     set_offset(0)
+    # The sessions live in this uid's user keyring, shared with whatever
+    # else runs beside this rig: clear exactly this run's own.
+    for w in worlds:
+        for p in PROFILES:
+            run([VAULT, "clear", f"{p}-{w.tag}"], env=dict(os.environ, AWS_CONFIG_FILE=w.config))
 
     rows = []
     for w in worlds:
