@@ -108,8 +108,15 @@ fn every_promise_in_the_table_names_its_proof() {
     assert!(rows.len() >= 20, "only {} rows", rows.len());
     for row in rows {
         let proof = row.trim_end_matches('|').rsplit('|').next().unwrap();
+        // A benchmark or test command under hw/ counts if it exists.
+        let hw_command = proof.split('`').skip(1).step_by(2).any(|p| {
+            p.starts_with("hw/")
+                && std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(p.split_whitespace().next().unwrap_or(p))
+                    .exists()
+        });
         assert!(
-            !references(proof).is_empty() || proof.contains("`hw/bench`"),
+            !references(proof).is_empty() || hw_command,
             "this promise names no test or benchmark: {row}"
         );
     }
