@@ -1,12 +1,20 @@
 //! The hardware token through the real stack: the `vault` binary → pcscd →
-//! a virtual YubiKey 5 (PIV and OATH applets) → moto's STS, run with
-//! `hw/rig -- cargo test -p vault --test cli_hw`.
+//! a virtual YubiKey 5 (PIV and OATH applets) → the rig's strict STS, run
+//! with `hw/rig -- cargo test -p vault --test cli_hw`.
 //!
 //! Every test plugs in factory-fresh keys of its own in spare reader slots
 //! (`support::vyk`), never the rig's slot-0 key, and drives them with
 //! `virtual-yubikey ctl` (touch, removal); what each key did is read from
-//! its APDU log, what reached STS from moto's recording, and `ykman` is the
-//! outside witness of PIN and slot state.
+//! its APDU log, what reached STS from the strict STS's recording, and
+//! `ykman` is the outside witness of PIN and slot state.
+//!
+//! The profiles hold the real access keys of IAM users made for the test,
+//! and the OATH credentials the seeds of those users' real MFA devices. The
+//! strict STS verifies every signature with the secret it issued and every
+//! TokenCode against RFC 6238 of the device's seed: a request it accepted
+//! (status 200) signed with the stored key's ID proves the secret vault
+//! unwrapped with the card is the original, and each code sent is also
+//! compared here with the seed's.
 //!
 //! The tests run one at a time (`alone()`): vault finds a key by serial by
 //! asking every key present, and asking selects another applet, which on a
@@ -27,7 +35,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::otp::{base32, totp};
 use support::token::{self, envelope, envelope_path, hw, tokens_json_path, Secrets};
 use support::vyk::TestKey;
-use support::{assume_role_requests, session_token_requests, JsonCreds, Key, Run, TestEnv, VAULT};
+use support::{
+    assume_role_requests, session_token_requests, IamUser, JsonCreds, Run, StsRequest, TestEnv,
+    VAULT,
+};
 
 // ------------------------------------------------------------------ harness
 
@@ -182,6 +193,45 @@ fn touches(log: &[Value]) -> usize {
     log.iter().filter(|e| e["touch"] == "given").count()
 }
 
+/// The key's APDU log from entry `mark` up to now, proven written up to
+/// now: a probe APDU of our own (an instruction no applet has, with random
+/// P1 P2) is sent to the key through pcscd and must show up in its log;
+/// what came before it is returned. For "the card did nothing" checks: an
+/// empty answer then means nothing was exchanged, not that the log stopped
+/// being written.
+fn log_since_proven(key: &TestKey, mark: usize) -> Vec<Value> {
+    use rand::Rng;
+    let (p1, p2): (u8, u8) = rand::thread_rng().gen();
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).expect("pcsc context");
+    let reader = std::ffi::CString::new(key.reader.clone()).unwrap();
+    let card = ctx
+        .connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+        .unwrap_or_else(|e| panic!("connect to YubiKey {} for the probe: {e}", key.serial));
+    let mut answer = [0u8; 258];
+    card.transmit(&[0x00, 0xFD, p1, p2], &mut answer)
+        .unwrap_or_else(|e| panic!("probe APDU to YubiKey {}: {e}", key.serial));
+    card.disconnect(pcsc::Disposition::LeaveCard)
+        .unwrap_or_else(|(_, e)| panic!("disconnect from YubiKey {}: {e}", key.serial));
+    let (p1, p2) = (format!("{p1:02X}"), format!("{p2:02X}"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = key.apdu_log();
+        if let Some(at) = log
+            .iter()
+            .position(|e| e["kind"] == "apdu" && e["ins"] == "FD" && e["p1"] == p1 && e["p2"] == p2)
+        {
+            assert!(at >= mark, "the probe is logged before the mark {mark}");
+            return log[mark..at].to_vec();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the probe APDU is not in YubiKey {}'s log: the log is not being written",
+            key.serial
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The `[profile NAME]` section of an AWS config file, line by line.
 fn section(config: &str, name: &str) -> Vec<String> {
     let header = format!("[profile {name}]");
@@ -197,7 +247,10 @@ fn section(config: &str, name: &str) -> Vec<String> {
 
 /// A second test world that shares the first's tokens, envelopes and
 /// config (so the same keys serve it) but has a cache and MFA-code record
-/// of its own: a cold start without waiting for the next TOTP step.
+/// of its own: a cold start. It does not know which codes the first world
+/// sent, and STS (as AWS) accepts a device's code once per time step: wait
+/// for a step after the first world's last code (`wait_for_a_step_after`)
+/// before its first MFA call.
 fn sharing_tokens(from: &TestEnv, name: &str) -> TestEnv {
     let t = TestEnv::new(name);
     std::fs::copy(&from.config, &t.config).unwrap();
@@ -254,15 +307,6 @@ fn wait_for_text(path: &Path, needle: &str) -> String {
 
 // --------------------------------------------------------------------- TOTP
 
-/// A fresh 20-byte seed (as AWS virtual MFA devices have) and its base32.
-fn new_seed() -> (Vec<u8>, String) {
-    use rand::RngCore;
-    let mut seed = vec![0u8; 20];
-    rand::thread_rng().fill_bytes(&mut seed);
-    let b32 = base32(&seed);
-    (seed, b32)
-}
-
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -270,23 +314,83 @@ fn now_secs() -> u64 {
         .as_secs()
 }
 
-/// A GetSessionToken request as moto recorded it, with its signing time.
+/// Asserts STS accepted `req`: with the strict STS, a request signed with a
+/// long-term key's ID and accepted proves it was signed with that key's
+/// real secret (for the token path: the secret unwrapped with the card is
+/// the original), and an accepted TokenCode was the device's RFC 6238 code.
+fn assert_accepted(req: &StsRequest) {
+    assert_eq!(
+        (req.status, req.error.as_deref()),
+        (200, None),
+        "STS refused {req:?}"
+    );
+}
+
+/// Asserts the TokenCode of `req` is `user`'s RFC 6238 code for a step
+/// within one of now (checked here, with the seed, not only by STS), and
+/// returns that step.
+fn assert_code_of(user: &IamUser, req: &StsRequest) -> u64 {
+    let code = req.param("TokenCode").expect("a TokenCode");
+    assert_eq!(req.param("SerialNumber"), Some(user.mfa_serial.as_str()));
+    assert!(
+        user.is_current_code(code),
+        "TokenCode {code} is not a current RFC 6238 code of {}'s seed",
+        user.mfa_serial
+    );
+    code_step(user, code)
+}
+
+/// The step (within one of now) whose code of `user`'s seed is `code`.
+fn code_step(user: &IamUser, code: &str) -> u64 {
+    let step = now_secs() / 30;
+    (step - 2..=step + 1)
+        .rev()
+        .find(|&s| user.code_at(s) == code)
+        .unwrap_or_else(|| panic!("{code} is no current code of {}", user.mfa_serial))
+}
+
+/// Waits until the current TOTP step is after `step`: STS accepts each
+/// (device, step) once, so a world that does not know `step`'s code was
+/// sent must not send it again.
+fn wait_for_a_step_after(step: u64) {
+    while now_secs() / 30 <= step {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A GetSessionToken request as the STS recorded it, with its signing time.
 #[derive(Debug)]
 struct Signed {
     /// `X-Amz-Date`, as Unix seconds.
     date: u64,
+    status: u64,
     token_code: Option<String>,
 }
 
 /// GetSessionToken requests signed with `key_id`, with their X-Amz-Date
 /// (`support::sts_requests` has the decoded parameters, not the headers).
+/// As strict as `support::sts_requests`: a missing recording, a first line
+/// that is not the STS's "started" or an unreadable line fails the test.
 fn signed_session_token_requests(key_id: &str) -> Vec<Signed> {
     use base64::Engine;
+    // Proves the recording is written up to now (a marker request).
+    support::sts_requests_until_now();
     let path = std::env::var("VAULT_RIG_RECORDING").expect("VAULT_RIG_RECORDING");
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("the STS recording {path} cannot be read: {e}"));
+    // A line still being written (another test's request) is not read.
+    let complete = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+    let mut lines = complete.lines().map(|l| {
+        serde_json::from_str::<Value>(l)
+            .unwrap_or_else(|e| panic!("unreadable line in the STS recording {path} ({e}): {l}"))
+    });
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("the STS recording {path} is empty"));
+    assert_eq!(first["event"], "started", "first line of {path}: {first}");
     let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    lines
+        .filter(|e| e.get("event").is_none())
         .filter_map(|e| {
             let auth = e["headers"]["Authorization"].as_str()?;
             let id = auth.split_once("Credential=")?.1.split('/').next()?;
@@ -295,7 +399,7 @@ fn signed_session_token_requests(key_id: &str) -> Vec<Signed> {
                 String::from_utf8_lossy(
                     &base64::engine::general_purpose::STANDARD
                         .decode(body)
-                        .unwrap_or_default(),
+                        .unwrap_or_else(|err| panic!("body is not base64 ({err}): {e}")),
                 )
                 .into_owned()
             } else {
@@ -309,13 +413,18 @@ fn signed_session_token_requests(key_id: &str) -> Vec<Signed> {
             if id != key_id || param("Action").as_deref() != Some("GetSessionToken") {
                 return None;
             }
-            let date = e["headers"]["X-Amz-Date"].as_str()?;
+            let date = e["headers"]["X-Amz-Date"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a signed request without X-Amz-Date: {e}"));
             let date = time::PrimitiveDateTime::parse(date, &format)
                 .unwrap_or_else(|err| panic!("X-Amz-Date {date}: {err}"))
                 .assume_utc()
                 .unix_timestamp();
             Some(Signed {
                 date: u64::try_from(date).unwrap(),
+                status: e["status"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("recorded request without status: {e}")),
                 token_code: param("TokenCode"),
             })
         })
@@ -351,15 +460,37 @@ fn assert_code_is_totp_of_its_time(seed: &[u8], req: &Signed, exec_began: u64) {
     );
 }
 
-/// `[profile p]` with a key, and `[profile r]`, a role on it.
-fn role_on_p(t: &TestEnv) -> (Key, String) {
+/// How many GetSessionToken requests were signed with `key_id`, each of
+/// which STS must have accepted (`assert_accepted`).
+fn session_tokens_accepted(key_id: &str) -> usize {
+    let reqs = session_token_requests(key_id);
+    reqs.iter().for_each(assert_accepted);
+    reqs.len()
+}
+
+/// `[profile p]` with the real access key of IAM user `user` (made for the
+/// test, with an enabled MFA device), and `[profile r]`, a real role on it.
+fn role_on_p(t: &TestEnv, user: &str) -> (IamUser, String) {
     let role = t.role_arn("hw");
     t.write_config(&format!(
         "[profile p]\nregion = us-east-1\n\n[profile r]\nsource_profile = p\nrole_arn = {role}\n"
     ));
-    let key = Key::random();
-    t.add("p", &key);
-    (key, role)
+    let user = t.user(user);
+    t.add("p", &user.key);
+    (user, role)
+}
+
+/// `vault hw enroll` arguments that load `user`'s MFA seed for `user`'s
+/// device into the OATH applet, wrapping profile p's key.
+fn with_mfa_of(user: &IamUser) -> [&str; 6] {
+    [
+        "--profile",
+        "p",
+        "--totp-secret",
+        &user.seed,
+        "--mfa-serial",
+        &user.mfa_serial,
+    ]
 }
 
 // -------------------------------------------------------------------- tests
@@ -374,26 +505,15 @@ fn enroll_wraps_the_key_loads_the_seed_and_exec_sends_the_cards_code() {
     let t = TestEnv::new("hw_enroll_exec");
     let key = TestKey::start();
     let s = Secrets::new();
-    let (aws, role) = role_on_p(&t);
-    let mfa = t.mfa_serial("alice");
-    let (seed, b32) = new_seed();
+    // p holds alice's real key; the card gets her real device's seed.
+    let (alice, role) = role_on_p(&t, "alice");
+    let mfa = alice.mfa_serial.clone();
+    let seed = support::otp::base32_decode(&alice.seed);
     assert!(keychain_holds(&t, "p"));
     let before = ykman_ok(&key, &["piv", "info"]);
     assert!(before.contains("WARNING: Using default PIN!"), "{before}");
 
-    enroll(
-        &t,
-        &key,
-        &s,
-        &[
-            "--profile",
-            "p",
-            "--totp-secret",
-            &b32,
-            "--mfa-serial",
-            &mfa,
-        ],
-    );
+    enroll(&t, &key, &s, &with_mfa_of(&alice));
 
     // The store no longer holds the key; the envelope does.
     assert!(
@@ -456,15 +576,42 @@ fn enroll_wraps_the_key_loads_the_seed_and_exec_sends_the_cards_code() {
     let began = now_secs();
     let (creds, _) = exec_json(&t, &s, "r", &[]);
     assert!(creds.access_key_id.starts_with("ASIA"), "{creds:?}");
-    let gst = session_token_requests(&aws.id);
+    let gst = session_token_requests(&alice.key.id);
     assert_eq!(gst.len(), 1, "one GetSessionToken with the unwrapped key");
-    assert_eq!(gst[0].param("SerialNumber"), Some(mfa.as_str()));
-    let signed = signed_session_token_requests(&aws.id);
+    // Accepted by the strict STS: signed with alice's real secret, so the
+    // card unwrapped the original; and with her device's current code.
+    assert_accepted(&gst[0]);
+    assert_code_of(&alice, &gst[0]);
+    let signed = signed_session_token_requests(&alice.key.id);
     assert_eq!(signed.len(), 1);
+    assert_eq!(signed[0].status, 200);
     assert_code_is_totp_of_its_time(&seed, &signed[0], began);
     let ar = assume_role_requests(&role);
     assert_eq!(ar.len(), 1);
-    assert_ne!(ar[0].key_id, aws.id, "role assumed with the long-term key");
+    assert_accepted(&ar[0]);
+    assert!(
+        ar[0].key_id.starts_with("ASIA") && ar[0].key_id != alice.key.id,
+        "role assumed with the long-term key: {:?}",
+        ar[0]
+    );
+    // What exec handed out is the role's session: STS says so.
+    let who = t
+        .cmd("aws", &["sts", "get-caller-identity", "--output", "json"])
+        .env("AWS_ACCESS_KEY_ID", &creds.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &creds.secret_access_key)
+        .env("AWS_SESSION_TOKEN", creds.session_token.as_deref().unwrap())
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .run()
+        .success();
+    let who: Value = serde_json::from_str(&who.stdout).unwrap();
+    let role_name = role.rsplit('/').next().unwrap();
+    assert!(
+        who["Arn"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(":assumed-role/{role_name}/")),
+        "{who}"
+    );
 
     // The factory PIN, PUK and management key are gone: ykman says so,
     // and the factory PIN and PUK are refused (each costs a try).
@@ -511,7 +658,7 @@ fn an_untouched_key_fails_exec_cleanly_and_leaves_the_envelope_alone() {
     let t = TestEnv::new("hw_touch_never");
     let key = TestKey::start();
     let s = Secrets::new();
-    let (aws, _) = role_on_p(&t);
+    let (user, _) = role_on_p(&t, "alice");
     enroll(&t, &key, &s, &["--profile", "p"]);
     let sealed = envelope(&t, "p");
 
@@ -539,12 +686,12 @@ fn an_untouched_key_fails_exec_cleanly_and_leaves_the_envelope_alone() {
     assert_eq!(timed_out.len(), 1, "{timed_out:?}");
     assert_eq!(timed_out[0]["ins"], "87");
     assert_eq!(envelope(&t, "p"), sealed, "the envelope changed");
-    assert!(session_token_requests(&aws.id).is_empty());
+    assert!(session_token_requests(&user.key.id).is_empty());
 
     key.ctl("touch now");
     key.ctl("touch-timeout 15000");
     exec_json(&t, &s, "p", &[]);
-    assert_eq!(session_token_requests(&aws.id).len(), 1);
+    assert_eq!(session_tokens_accepted(&user.key.id), 1);
     assert_eq!(envelope(&t, "p"), sealed, "the envelope changed");
 }
 
@@ -554,7 +701,7 @@ fn a_wrong_pin_costs_one_try_and_is_never_retried() {
     let t = TestEnv::new("hw_wrong_pin");
     let key = TestKey::start();
     let s = Secrets::new();
-    let (aws, _) = role_on_p(&t);
+    let (user, _) = role_on_p(&t, "alice");
     enroll(&t, &key, &s, &["--profile", "p"]);
     // Forget the PIN enrollment verified.
     replug(&key);
@@ -575,15 +722,16 @@ fn a_wrong_pin_costs_one_try_and_is_never_retried() {
         "{}",
         run.stderr
     );
-    let log = settled_log(&key);
-    let verifies: Vec<&Value> = apdus(&log[mark..])
+    // Read up to a probe of our own: no later VERIFY or touch went unseen.
+    let log = log_since_proven(&key, mark);
+    let verifies: Vec<&Value> = apdus(&log)
         .into_iter()
         .filter(|e| e["ins"] == "20" && e["lc"].as_u64().unwrap_or(0) > 0)
         .collect();
     assert_eq!(verifies.len(), 1, "PIN sent more than once: {verifies:?}");
     assert_eq!(verifies[0]["sw"], "63C2");
-    assert!(touches(&log[mark..]) == 0, "touched without a PIN");
-    assert!(session_token_requests(&aws.id).is_empty());
+    assert!(touches(&log) == 0, "touched without a PIN");
+    assert!(session_token_requests(&user.key.id).is_empty());
 
     let st = status(&t);
     assert_eq!(
@@ -593,8 +741,10 @@ fn a_wrong_pin_costs_one_try_and_is_never_retried() {
     let info = ykman_ok(&key, &["piv", "info"]);
     assert!(info.contains("PIN tries remaining:      2/3"), "{info}");
 
-    // The right PIN works, and the counter is full again.
+    // The right PIN works (STS accepts the unwrapped key), and the counter
+    // is full again.
     exec_json(&t, &s, "p", &[]);
+    assert_eq!(session_tokens_accepted(&user.key.id), 1);
     replug(&key);
     let st = status(&t);
     assert_eq!(present(&st, key.serial)["pin"]["tries_left"], 3);
@@ -606,7 +756,7 @@ fn a_key_pulled_mid_unwrap_is_named_and_nothing_changes() {
     let t = TestEnv::new("hw_removed_mid_unwrap");
     let key = TestKey::start();
     let s = Secrets::new();
-    let (aws, _) = role_on_p(&t);
+    let (user, _) = role_on_p(&t, "alice");
     enroll(&t, &key, &s, &["--profile", "p"]);
     let sealed = envelope(&t, "p");
 
@@ -630,11 +780,11 @@ fn a_key_pulled_mid_unwrap_is_named_and_nothing_changes() {
         .iter()
         .any(|e| e["event"] == "removed-on-ins"));
     assert_eq!(envelope(&t, "p"), sealed, "the envelope changed");
-    assert!(session_token_requests(&aws.id).is_empty());
+    assert!(session_token_requests(&user.key.id).is_empty());
 
     plug(&key);
     exec_json(&t, &s, "p", &[]);
-    assert_eq!(session_token_requests(&aws.id).len(), 1);
+    assert_eq!(session_tokens_accepted(&user.key.id), 1);
     assert_eq!(envelope(&t, "p"), sealed, "the envelope changed");
 }
 
@@ -644,7 +794,7 @@ fn a_backup_key_opens_the_envelope_when_the_primary_is_gone() {
     let t = TestEnv::new("hw_backup");
     let (a, b) = (TestKey::start(), TestKey::start());
     let (sa, sb) = (Secrets::new(), Secrets::new());
-    let (aws, _) = role_on_p(&t);
+    let (user, _) = role_on_p(&t, "alice");
 
     let run = enroll(&t, &b, &sb, &["--backup"]);
     assert!(!run.stderr.contains("envelope"), "{}", run.stderr);
@@ -669,11 +819,11 @@ fn a_backup_key_opens_the_envelope_when_the_primary_is_gone() {
     exec_json(&t, &sa, "p", &[]);
     assert_eq!(touches(&settled_log(&a)[a_mark..]), 1, "A not used");
     assert_eq!(
-        touches(&settled_log(&b)[b_mark..]),
+        touches(&log_since_proven(&b, b_mark)),
         0,
         "B used while A is here"
     );
-    assert_eq!(session_token_requests(&aws.id).len(), 1);
+    assert_eq!(session_tokens_accepted(&user.key.id), 1);
 
     // A gone: B alone opens it.
     t.vault(&["clear"]).run().success();
@@ -681,7 +831,7 @@ fn a_backup_key_opens_the_envelope_when_the_primary_is_gone() {
     let b_mark = b.apdu_log().len();
     exec_json(&t, &sb, "p", &[]);
     assert_eq!(touches(&settled_log(&b)[b_mark..]), 1, "B not used");
-    assert_eq!(session_token_requests(&aws.id).len(), 2);
+    assert_eq!(session_tokens_accepted(&user.key.id), 2);
 
     let st = status(&t);
     let (ea, eb) = (enrolled(&st, a.serial), enrolled(&st, b.serial));
@@ -699,7 +849,7 @@ fn a_backup_enrolled_while_the_primary_is_away_is_added_at_its_next_unwrap() {
     let t = TestEnv::new("hw_backup_pending");
     let (a, b) = (TestKey::start(), TestKey::start());
     let (sa, sb) = (Secrets::new(), Secrets::new());
-    let (aws, _) = role_on_p(&t);
+    let (user, _) = role_on_p(&t, "alice");
     enroll(&t, &a, &sa, &["--profile", "p"]);
     pull(&a);
 
@@ -738,7 +888,7 @@ fn a_backup_enrolled_while_the_primary_is_away_is_added_at_its_next_unwrap() {
     let b_mark = b.apdu_log().len();
     exec_json(&t, &sb, "p", &[]);
     assert_eq!(touches(&settled_log(&b)[b_mark..]), 1);
-    assert_eq!(session_token_requests(&aws.id).len(), 2);
+    assert_eq!(session_tokens_accepted(&user.key.id), 2);
 }
 
 #[test]
@@ -747,7 +897,7 @@ fn a_backup_enrolled_next_to_its_primary_is_added_at_once() {
     let t = TestEnv::new("hw_backup_now");
     let (a, b) = (TestKey::start(), TestKey::start());
     let (sa, sb) = (Secrets::new(), Secrets::new());
-    let (aws, _) = role_on_p(&t);
+    let (user, _) = role_on_p(&t, "alice");
     enroll(&t, &a, &sa, &["--profile", "p"]);
     replug(&a);
 
@@ -777,7 +927,7 @@ fn a_backup_enrolled_next_to_its_primary_is_added_at_once() {
     // A lost right away: B opens it.
     pull(&a);
     exec_json(&t, &sb, "p", &[]);
-    assert_eq!(session_token_requests(&aws.id).len(), 1);
+    assert_eq!(session_tokens_accepted(&user.key.id), 1);
 }
 
 #[test]
@@ -787,7 +937,7 @@ fn an_absent_key_is_named_after_the_wait_and_a_kept_copy_is_used_with_a_warning(
     let key = TestKey::start();
     let s = Secrets::new();
     t.write_config("[profile p]\nregion = us-east-1\n\n[profile q]\nregion = us-east-1\n");
-    let (kp, kq) = (Key::random(), Key::random());
+    let (kp, kq) = (t.key("pat"), t.key("quinn"));
     t.add("p", &kp);
     t.add("q", &kq);
     enroll(&t, &key, &s, &["--profile", "p"]);
@@ -839,7 +989,9 @@ fn an_absent_key_is_named_after_the_wait_and_a_kept_copy_is_used_with_a_warning(
         "{}",
         run.stderr
     );
-    assert_eq!(session_token_requests(&kq.id).len(), 1);
+    // Accepted: the kept copy is q's real key.
+    assert_eq!(session_tokens_accepted(&kq.id), 1);
+    assert!(session_token_requests(&kp.id).is_empty());
 }
 
 #[test]
@@ -849,24 +1001,13 @@ fn without_the_token_mfa_falls_back_to_the_code_given() {
     let key = TestKey::start();
     let s = Secrets::new();
     t.write_config("[profile p]\nregion = us-east-1\n");
-    let aws = Key::random();
-    t.add("p", &aws);
-    let mfa = t.mfa_serial("bob");
-    let (_, b32) = new_seed();
-    enroll(
-        &t,
-        &key,
-        &s,
-        &[
-            "--profile",
-            "p",
-            "--keep-keychain-copy",
-            "--totp-secret",
-            &b32,
-            "--mfa-serial",
-            &mfa,
-        ],
-    );
+    // p holds bob's real key; the card gets his real device's seed.
+    let bob = t.user("bob");
+    t.add("p", &bob.key);
+    let mfa = bob.mfa_serial.clone();
+    let mut args = vec!["--keep-keychain-copy"];
+    args.extend(with_mfa_of(&bob));
+    enroll(&t, &key, &s, &args);
     pull(&key);
 
     // No other source: the token is looked for, then the prompt, which
@@ -891,11 +1032,11 @@ fn without_the_token_mfa_falls_back_to_the_code_given() {
             run.stderr
         );
     }
-    assert!(session_token_requests(&aws.id).is_empty());
+    assert!(session_token_requests(&bob.key.id).is_empty());
 
-    // Where a dialog can ask, the code typed there goes to STS.
-    let typed = support::random(b"0123456789", 6);
-    let (path, log) = fake_zenity(&t, &typed);
+    // Where a dialog can ask, the code typed there goes to STS: the one
+    // bob reads off his device at that moment.
+    let (path, log) = fake_zenity(&t, &format!("$({})", bob.mfa_process()));
     let run = hw(&t, &s, &["exec", "p", "--json", "--prompt", "zenity"])
         .env("VAULT_TOKEN_WAIT", "2s")
         .env("PATH", &path)
@@ -910,20 +1051,19 @@ fn without_the_token_mfa_falls_back_to_the_code_given() {
             .any(|l| l.contains("--entry") && l.contains(&mfa)),
         "{asked}"
     );
-    let gst = session_token_requests(&aws.id);
+    let gst = session_token_requests(&bob.key.id);
     assert_eq!(gst.len(), 1);
-    assert_eq!(gst[0].param("TokenCode"), Some(typed.as_str()));
-    assert_eq!(gst[0].param("SerialNumber"), Some(mfa.as_str()));
+    // Accepted with the kept copy of bob's key and the typed code, which is
+    // his device's current one.
+    assert_accepted(&gst[0]);
+    let typed_step = assert_code_of(&bob, &gst[0]);
 
     // --mfa-token: that code goes to STS. (Last: the step of a typed code
     // is spent, and a later OATH attempt would first wait for the next.)
+    // AWS accepts a code once: the next step's.
     t.vault(&["clear"]).run().success();
-    let code = loop {
-        let c = support::random(b"0123456789", 6);
-        if c != typed {
-            break c;
-        }
-    };
+    wait_for_a_step_after(typed_step);
+    let code = bob.code();
     let run = hw(&t, &s, &["exec", "p", "--json", "--mfa-token", &code])
         .env("VAULT_TOKEN_WAIT", "2s")
         .run()
@@ -934,10 +1074,11 @@ fn without_the_token_mfa_falls_back_to_the_code_given() {
         "{}",
         run.stderr
     );
-    let gst = session_token_requests(&aws.id);
+    let gst = session_token_requests(&bob.key.id);
     assert_eq!(gst.len(), 2);
+    assert_accepted(&gst[1]);
     assert_eq!(gst[1].param("TokenCode"), Some(code.as_str()));
-    assert_eq!(gst[1].param("SerialNumber"), Some(mfa.as_str()));
+    assert_code_of(&bob, &gst[1]);
 }
 
 #[test]
@@ -946,22 +1087,9 @@ fn cold_cached_and_concurrent_execs_cost_few_apdus_and_two_touches() {
     let t = TestEnv::new("hw_apdus");
     let key = TestKey::start();
     let s = Secrets::new();
-    let (aws, role) = role_on_p(&t);
-    let mfa = t.mfa_serial("carol");
-    let (_, b32) = new_seed();
-    enroll(
-        &t,
-        &key,
-        &s,
-        &[
-            "--profile",
-            "p",
-            "--totp-secret",
-            &b32,
-            "--mfa-serial",
-            &mfa,
-        ],
-    );
+    // p holds carol's real key; the card gets her real device's seed.
+    let (carol, role) = role_on_p(&t, "carol");
+    enroll(&t, &key, &s, &with_mfa_of(&carol));
     replug(&key);
 
     // Cold: no session cached, PIN not verified. What it takes, on this
@@ -987,32 +1115,39 @@ fn cold_cached_and_concurrent_execs_cost_few_apdus_and_two_touches() {
         &log[mark..]
     );
     assert_eq!(cold_touches, 2, "unwrap and OATH: {:#?}", &log[mark..]);
-    assert_eq!(session_token_requests(&aws.id).len(), 1);
+    // Accepted: the unwrapped secret is carol's, the card's code her
+    // device's current one.
+    let gst = session_token_requests(&carol.key.id);
+    assert_eq!(gst.len(), 1);
+    assert_accepted(&gst[0]);
+    let cold_step = assert_code_of(&carol, &gst[0]);
+    let ar = assume_role_requests(&role);
+    assert_eq!(ar.len(), 1);
+    assert_accepted(&ar[0]);
 
-    // Cached: the card is not asked at all.
+    // Cached: the card is not asked at all (read up to a probe of ours).
     let mark = key.apdu_log().len();
     let (cached_creds, cached) = exec_json(&t, &s, "r", &[]);
-    let log = settled_log(&key);
-    let cached_apdus = apdus(&log[mark..]).len();
-    let cached_touches = touches(&log[mark..]);
+    let log = log_since_proven(&key, mark);
+    let cached_apdus = apdus(&log).len();
+    let cached_touches = touches(&log);
     eprintln!(
         "[cli_hw] cached exec --json: {cached_apdus} APDUs, {cached_touches} touches, {:?}",
         cached.elapsed
     );
-    assert_eq!(
-        (cached_apdus, cached_touches),
-        (0, 0),
-        "{:#?}",
-        &log[mark..]
-    );
+    assert_eq!((cached_apdus, cached_touches), (0, 0), "{log:#?}");
     assert_eq!(cached_creds, cold_creds);
-    assert_eq!(session_token_requests(&aws.id).len(), 1);
+    assert_eq!(session_tokens_accepted(&carol.key.id), 1);
+    assert_eq!(assume_role_requests(&role).len(), 1);
 
     // 16 at once on a cold cache (a world sharing this key, with no MFA
-    // code used yet): one unwrap, one code, one session.
+    // code used yet): one unwrap, one code, one session. The cold exec's
+    // code is spent (AWS takes each once) and this world does not know it:
+    // start in a later step.
     const N: usize = 16;
     let t2 = sharing_tokens(&t, "hw_apdus_16");
     replug(&key);
+    wait_for_a_step_after(cold_step);
     let go = t2.dir.join("go");
     let gate = "until [ -e \"$1\" ]; do sleep 0.01; done; shift; exec \"$@\"";
     let go_arg = go.display().to_string();
@@ -1044,12 +1179,13 @@ fn cold_cached_and_concurrent_execs_cost_few_apdus_and_two_touches() {
         assert_eq!(JsonCreds::parse(&r.stdout), first, "not one shared session");
     }
     assert_ne!(first, cold_creds);
-    assert_eq!(
-        session_token_requests(&aws.id).len(),
-        2,
-        "one more GetSessionToken"
-    );
-    assert_eq!(assume_role_requests(&role).len(), 2, "one more AssumeRole");
+    let gst = session_token_requests(&carol.key.id);
+    assert_eq!(gst.len(), 2, "one more GetSessionToken");
+    assert_accepted(&gst[1]);
+    assert_code_of(&carol, &gst[1]);
+    let ar = assume_role_requests(&role);
+    assert_eq!(ar.len(), 2, "one more AssumeRole");
+    assert_accepted(&ar[1]);
     assert_eq!(
         many_touches,
         cold_touches,
@@ -1126,7 +1262,7 @@ fn a_slot_regenerated_behind_vaults_back_is_named_and_the_envelope_kept() {
     let t = TestEnv::new("hw_regenerated");
     let key = TestKey::start();
     let s = Secrets::new();
-    let (aws, _) = role_on_p(&t);
+    let (user, _) = role_on_p(&t, "alice");
     enroll(&t, &key, &s, &["--profile", "p"]);
     let sealed = envelope(&t, "p");
     let tokens = std::fs::read_to_string(tokens_json_path(&t)).unwrap();
@@ -1168,7 +1304,7 @@ fn a_slot_regenerated_behind_vaults_back_is_named_and_the_envelope_kept() {
         std::fs::read_to_string(tokens_json_path(&t)).unwrap(),
         tokens
     );
-    assert!(session_token_requests(&aws.id).is_empty());
+    assert!(session_token_requests(&user.key.id).is_empty());
 }
 
 #[test]
@@ -1252,35 +1388,28 @@ fn touch_prompts_never_reach_stdout() {
     let t = TestEnv::new("hw_stdout");
     let key = TestKey::start();
     let s = Secrets::new();
-    role_on_p(&t);
-    let mfa = t.mfa_serial("dan");
-    let (_, b32) = new_seed();
+    // p holds dan's real key; the card gets his real device's seed.
+    let (dan, _) = role_on_p(&t, "dan");
     let touch = format!("Touch your YubiKey (serial {})", key.serial);
 
     // No terminal, no display: prompts go to stderr.
-    let run = enroll(
-        &t,
-        &key,
-        &s,
-        &[
-            "--profile",
-            "p",
-            "--totp-secret",
-            &b32,
-            "--mfa-serial",
-            &mfa,
-        ],
-    );
+    let run = enroll(&t, &key, &s, &with_mfa_of(&dan));
     assert_eq!(run.stdout, "", "enroll wrote to stdout");
     assert!(run.stderr.contains(&touch), "{}", run.stderr);
     let (_, run) = exec_json(&t, &s, "r", &[]);
     assert!(run.stderr.contains(&touch), "{}", run.stderr);
     assert!(!run.stdout.contains("Touch"), "{}", run.stdout);
+    let gst = session_token_requests(&dan.key.id);
+    assert_eq!(gst.len(), 1);
+    assert_accepted(&gst[0]);
+    let first_step = assert_code_of(&dan, &gst[0]);
 
     // A dialog program that writes to its own stdout: still nothing of it
-    // in vault's, and the touch prompts went to it.
+    // in vault's, and the touch prompts went to it. (A world of its own
+    // that does not know the first code: a later step's.)
     let t2 = sharing_tokens(&t, "hw_stdout_gui");
     let (path, log) = fake_zenity(&t2, "000000");
+    wait_for_a_step_after(first_step);
     let run = hw(&t2, &s, &["exec", "r", "--json", "--prompt", "zenity"])
         .env("PATH", &path)
         .env("DISPLAY", ":99")
@@ -1292,4 +1421,11 @@ fn touch_prompts_never_reach_stdout() {
     let shown = wait_for_text(&log, &touch);
     assert!(shown.contains("--notification"), "{shown}");
     assert!(shown.contains(&touch), "{shown}");
+    // The code came from the card (the dialog was never asked for one),
+    // and it is dan's device's current code, accepted with his real key.
+    assert!(!shown.contains("--entry"), "{shown}");
+    let gst = session_token_requests(&dan.key.id);
+    assert_eq!(gst.len(), 2);
+    assert_accepted(&gst[1]);
+    assert_code_of(&dan, &gst[1]);
 }
