@@ -105,11 +105,38 @@ fn wait_card(reader: &str, present: bool) {
     );
 }
 
+/// The exchanges (`kind == "apdu"`) in a key's APDU log. A missing or
+/// unreadable log, or a line that is not a JSON object, fails the test: an
+/// empty list must mean "nothing was exchanged", never "nothing could be
+/// read". A last line without its newline is still being written: read
+/// again until it is complete (at most 2 s).
 fn apdus(log: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let text = loop {
+        let text = std::fs::read_to_string(log)
+            .unwrap_or_else(|e| panic!("cannot read the APDU log {}: {e}", log.display()));
+        if text.is_empty() || text.ends_with('\n') {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the APDU log {} ends in a line that was never finished",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    text.lines()
+        .enumerate()
+        .map(
+            |(i, l)| match serde_json::from_str::<serde_json::Value>(l) {
+                Ok(v) if v.is_object() => v,
+                _ => panic!(
+                    "line {} of the APDU log {} is not a JSON object: {l:?}",
+                    i + 1,
+                    log.display()
+                ),
+            },
+        )
         .filter(|e| e["kind"] == "apdu")
         .collect()
 }
@@ -233,7 +260,9 @@ impl Drop for Key {
     }
 }
 
-/// A name of this run's own, so reruns on a kept rig do not collide.
+/// A name of this run's own, so reruns on a kept rig do not collide. It
+/// only names an OATH credential on the card (these tests call vault's
+/// OATH client, never STS), so no IAM device stands behind it.
 fn unique_mfa_arn(user: &str) -> String {
     format!(
         "arn:aws:iam::123456789012:mfa/{user}-{}",
