@@ -1,8 +1,10 @@
 //! `vault exec PROFILE --ecs-server -- CMD`: the command gets a loopback
 //! credential endpoint instead of credentials. The real AWS CLI uses it
 //! across a session renewal; raw requests from this test check the token,
-//! the statuses and that garbage does not bring the server down; moto's
-//! recording counts the STS sessions made.
+//! the statuses and that garbage does not bring the server down; the strict
+//! STS's recording counts the STS sessions made and shows which session
+//! signed each of the CLI's calls (accepted, so signed with the right
+//! secret).
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod support;
@@ -10,15 +12,15 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::{session_token_requests, Key, Running, TestEnv};
+use support::{session_token_requests, sts_requests_until_now, IamUser, Running, TestEnv};
 
-/// Profile `p` (eu-west-1) with its key stored.
-fn plain(name: &str) -> (TestEnv, Key) {
+/// Profile `p` (eu-west-1) with the real key of IAM user `alice-TAG` stored.
+fn plain(name: &str) -> (TestEnv, IamUser) {
     let t = TestEnv::new(name);
     t.write_config("[profile p]\nregion = eu-west-1\n");
-    let key = Key::random();
-    t.add("p", &key);
-    (t, key)
+    let user = t.user("alice");
+    t.add("p", &user.key);
+    (t, user)
 }
 
 /// What the command was told: the endpoint's address and its token.
@@ -134,9 +136,18 @@ fn touch(t: &TestEnv, name: &str) {
     std::fs::write(t.dir.join(name), "").unwrap();
 }
 
+/// GetCallerIdentity requests signed with `key_id`, as the STS answered them.
+fn caller_identity_requests(key_id: &str) -> Vec<support::StsRequest> {
+    sts_requests_until_now()
+        .into_iter()
+        .filter(|r| r.action() == "GetCallerIdentity" && r.key_id == key_id)
+        .collect()
+}
+
 #[test]
 fn ecs_server_keeps_the_aws_cli_working_across_a_renewal() {
-    let (t, key) = plain("ecs_renewal");
+    let (t, user) = plain("ecs_renewal");
+    let key = &user.key;
     // Sessions of 15 min (the STS minimum), renewed once less than
     // 14m40s remain: after 20 s.
     let script = format!(
@@ -157,6 +168,7 @@ fn ecs_server_keeps_the_aws_cli_working_across_a_renewal() {
     let first = fetch(&ep);
     let reqs = session_token_requests(&key.id);
     assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].status, 200, "{:?}", reqs[0]);
     assert_eq!(reqs[0].param("DurationSeconds"), Some("900"));
 
     // Past the point of renewal (20 s after the session was made).
@@ -164,7 +176,9 @@ fn ecs_server_keeps_the_aws_cli_working_across_a_renewal() {
     touch(&t, "go");
     wait_for(&t.dir.join("s2"));
     // The CLI's request past that point made the new session.
-    assert_eq!(session_token_requests(&key.id).len(), 2);
+    let reqs = session_token_requests(&key.id);
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[1].status, 200, "{:?}", reqs[1]);
     let second = fetch(&ep);
     touch(&t, "end");
     let run = running.wait().success();
@@ -172,8 +186,10 @@ fn ecs_server_keeps_the_aws_cli_working_across_a_renewal() {
 
     // One renewal, and only one, however many requests came after it.
     assert_eq!(session_token_requests(&key.id).len(), 2);
-    // moto hands out the same example keys every time: the sessions differ
-    // in their expiry.
+    // The strict STS makes fresh credentials for each session, and the
+    // second one expires later.
+    assert_ne!(first["AccessKeyId"], second["AccessKeyId"]);
+    assert_ne!(first["SecretAccessKey"], second["SecretAccessKey"]);
     let expiry = |v: &serde_json::Value| {
         time::OffsetDateTime::parse(
             v["Expiration"].as_str().unwrap(),
@@ -183,10 +199,22 @@ fn ecs_server_keeps_the_aws_cli_working_across_a_renewal() {
     };
     let renewed_after = (expiry(&second) - expiry(&first)).whole_seconds();
     assert!(renewed_after >= 20, "renewed after {renewed_after} s");
-    // The AWS CLI worked with the first session, and then with the second.
+    // The AWS CLI worked with the first session, and then with the second:
+    // its calls were accepted (signed with each session's secret) and
+    // answered with the IAM user the sessions belong to.
+    let by_first = caller_identity_requests(first["AccessKeyId"].as_str().unwrap());
+    let by_second = caller_identity_requests(second["AccessKeyId"].as_str().unwrap());
+    assert_eq!(by_first.len(), 1, "{by_first:?}");
+    assert_eq!(by_second.len(), 2, "{by_second:?}");
+    assert!(
+        by_first.iter().chain(&by_second).all(|r| r.status == 200),
+        "{by_first:?} {by_second:?}"
+    );
     for out in ["out1", "out2", "out3"] {
         let text = std::fs::read_to_string(t.dir.join(out)).unwrap();
-        assert!(text.contains("\"Arn\""), "{out}: {text}");
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{out}: {e}: {text}"));
+        assert_eq!(v["Arn"], user.arn.as_str(), "{out}: {text}");
     }
 
     // The command holds the endpoint, not credentials.
@@ -214,10 +242,13 @@ fn ecs_server_keeps_the_aws_cli_working_across_a_renewal() {
 
 #[test]
 fn ecs_server_refuses_wrong_tokens_and_survives_garbage() {
-    let (t, key) = plain("ecs_garbage");
+    let (t, user) = plain("ecs_garbage");
+    let key = &user.key;
     let (running, ep) = start(&t, &[], &format!("{SHOW_ENDPOINT}\n{WAIT_END}\n"));
     // Not lazy: the session was made before the command started.
-    assert_eq!(session_token_requests(&key.id).len(), 1);
+    let reqs = session_token_requests(&key.id);
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].status, 200, "{:?}", reqs[0]);
 
     let (code, body) = get(&ep, "/", None);
     assert_eq!(code, 401, "{body}");
@@ -297,11 +328,15 @@ fn ecs_server_refuses_wrong_tokens_and_survives_garbage() {
 
 #[test]
 fn ecs_server_lazy_makes_no_session_until_asked() {
-    let (t, key) = plain("ecs_lazy");
+    let (t, user) = plain("ecs_lazy");
+    let key = &user.key;
     let (running, ep) = start(&t, &["--lazy"], &format!("{SHOW_ENDPOINT}\n{WAIT_END}\n"));
+    // Read from a recording proven written up to now.
     assert!(session_token_requests(&key.id).is_empty());
     let a = fetch(&ep);
-    assert_eq!(session_token_requests(&key.id).len(), 1);
+    let reqs = session_token_requests(&key.id);
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].status, 200, "{:?}", reqs[0]);
     let b = fetch(&ep);
     assert_eq!(a, b);
     assert_eq!(session_token_requests(&key.id).len(), 1);
@@ -361,7 +396,7 @@ fn ecs_server_passes_on_the_exit_status_and_signals() {
 
 #[test]
 fn ecs_server_refuses_a_long_term_key() {
-    let (t, key) = plain("ecs_no_session");
+    let (t, user) = plain("ecs_no_session");
     t.vault(&["exec", "p", "--ecs-server", "--no-session", "--", "true"])
         .run()
         .fails_with(
@@ -369,5 +404,11 @@ fn ecs_server_refuses_a_long_term_key() {
             "vault: --ecs-server serves temporary credentials only, and --no-session on a profile that assumes no role gives the stored key itself\n\
              vault: hint: drop --no-session\n",
         );
-    assert!(session_token_requests(&key.id).is_empty());
+    // Refused before any call: no request of any kind signed with the
+    // key, read from a recording proven written up to now.
+    let made: Vec<_> = sts_requests_until_now()
+        .into_iter()
+        .filter(|r| r.key_id == user.key.id)
+        .collect();
+    assert!(made.is_empty(), "{made:?}");
 }
