@@ -2,7 +2,8 @@
 //! endpoint this test runs on 127.0.0.1 (`VAULT_FEDERATION_URL`), which
 //! records what it is asked and answers a sign-in token. Role profiles sign
 //! in with their AssumeRole session, user profiles with a GetFederationToken
-//! session (checked in moto's recording).
+//! session (checked in the strict STS's recording: accepted requests, so
+//! signed with the stored key's real secret).
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod support;
@@ -10,7 +11,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
-use support::{assume_role_requests, sts_requests, Key, StsRequest, TestEnv};
+use support::{assume_role_requests, sts_requests_until_now, IamUser, StsRequest, TestEnv};
 
 /// A stand-in federation endpoint: answers every GET with `status` and
 /// `body`, and keeps the request targets it got.
@@ -143,28 +144,32 @@ fn check_login_url(fed: &Federation, url: &str) -> String {
     params["Destination"].clone()
 }
 
+/// Requests signed with `key_id` for `action`, from a recording proven
+/// written up to now.
 fn requests_by(key_id: &str, action: &str) -> Vec<StsRequest> {
-    sts_requests()
+    sts_requests_until_now()
         .into_iter()
         .filter(|r| r.key_id == key_id && r.action() == action)
         .collect()
 }
 
-/// Profile `base` (eu-west-1) with a stored key, and `admin`, a role on it.
-fn role_setup(name: &str) -> (TestEnv, Key, String) {
+/// Profile `base` (eu-west-1) with the stored key of IAM user `alice-TAG`,
+/// and `admin`, a role (made in the rig's IAM) on it.
+fn role_setup(name: &str) -> (TestEnv, IamUser, String) {
     let t = TestEnv::new(name);
     let role = t.role_arn("admin");
     t.write_config(&format!(
         "[profile base]\nregion = eu-west-1\n\n[profile admin]\nsource_profile = base\nrole_arn = {role}\n"
     ));
-    let key = Key::random();
-    t.add("base", &key);
-    (t, key, role)
+    let user = t.user("alice");
+    t.add("base", &user.key);
+    (t, user, role)
 }
 
 #[test]
 fn login_with_a_role_profile_signs_in_with_its_role_session() {
-    let (t, key, role) = role_setup("login_role");
+    let (t, user, role) = role_setup("login_role");
+    let key = &user.key;
     let fed = Federation::start();
     let run = t
         .vault(&["login", "admin", "--stdout"])
@@ -186,7 +191,12 @@ fn login_with_a_role_profile_signs_in_with_its_role_session() {
     // The session sent is the role's, the one `exec` gets from the cache.
     let (params, session) = signin_request(&fed);
     assert_eq!(params.get("SessionDuration"), None);
-    assert_eq!(assume_role_requests(&role).len(), 1);
+    let assumed = assume_role_requests(&role);
+    assert_eq!(assumed.len(), 1);
+    // Assumed with the stored key (no MFA anywhere: no MFA session), and
+    // accepted: signed with its real secret.
+    assert_eq!(assumed[0].key_id, key.id);
+    assert_eq!(assumed[0].status, 200, "{:?}", assumed[0]);
     let (json, _) = t.exec_json("admin", &[]);
     assert_eq!(session["sessionId"], json.access_key_id.as_str());
     assert_eq!(session["sessionKey"], json.secret_access_key.as_str());
@@ -200,7 +210,7 @@ fn login_with_a_role_profile_signs_in_with_its_role_session() {
 
 #[test]
 fn login_path_region_and_duration_shape_the_url() {
-    let (t, _, role) = role_setup("login_path");
+    let (t, user, role) = role_setup("login_path");
     let fed = Federation::start();
     let run = t
         .vault(&[
@@ -227,6 +237,9 @@ fn login_path_region_and_duration_shape_the_url() {
     assert_eq!(params["SessionDuration"], "7200");
     let reqs = assume_role_requests(&role);
     assert_eq!(reqs.len(), 1);
+    // Two hours from the long-term key: no role chaining, so STS takes it.
+    assert_eq!(reqs[0].status, 200, "{:?}", reqs[0]);
+    assert_eq!(reqs[0].key_id, user.key.id);
     assert_eq!(reqs[0].param("DurationSeconds"), Some("7200"));
     assert_eq!(reqs[0].region, "ap-southeast-2");
 }
@@ -235,8 +248,9 @@ fn login_path_region_and_duration_shape_the_url() {
 fn login_with_a_user_profile_uses_a_federation_token() {
     let t = TestEnv::new("login_user");
     t.write_config("[profile p]\nregion = eu-west-1\n");
-    let key = Key::random();
-    t.add("p", &key);
+    let user = t.user("alice");
+    let key = &user.key;
+    t.add("p", key);
     let fed = Federation::start();
     let run = t
         .vault(&["login", "p", "--stdout", "--debug"])
@@ -249,16 +263,20 @@ fn login_with_a_user_profile_uses_a_federation_token() {
     let feds = requests_by(&key.id, "GetFederationToken");
     assert_eq!(feds.len(), 1, "one GetFederationToken with the stored key");
     let f = &feds[0];
+    assert_eq!(f.status, 200, "{f:?}");
     assert_eq!(f.region, "eu-west-1");
     assert_eq!(f.param("DurationSeconds"), Some("3600"));
     let name = f.param("Name").unwrap();
-    assert!((2..=32).contains(&name.len()), "{name}");
     let policy: serde_json::Value = serde_json::from_str(f.param("Policy").unwrap()).unwrap();
     assert_eq!(policy["Statement"][0]["Effect"], "Allow");
     assert_eq!(policy["Statement"][0]["Action"], "*");
     assert_eq!(policy["Statement"][0]["Resource"], "*");
-    // Its name is the IAM user's, as aws-vault does it.
-    assert_eq!(requests_by(&key.id, "GetCallerIdentity").len(), 1);
+    // Its name is the IAM user's, as aws-vault does it: GetCallerIdentity
+    // with the stored key answered the user's ARN.
+    let who = requests_by(&key.id, "GetCallerIdentity");
+    assert_eq!(who.len(), 1);
+    assert_eq!(who[0].status, 200, "{:?}", who[0]);
+    assert_eq!(name, user.name);
     // No GetSessionToken: the federation endpoint takes no such session.
     assert!(requests_by(&key.id, "GetSessionToken").is_empty());
 
@@ -286,8 +304,7 @@ fn login_with_a_user_profile_uses_a_federation_token() {
 fn login_opens_the_browser_or_prints_the_url_when_it_cannot() {
     let t = TestEnv::new("login_browser");
     t.write_config("[profile p]\n");
-    let key = Key::random();
-    t.add("p", &key);
+    t.add("p", &t.key("alice"));
     let bin = t.dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let opened = t.dir.join("opened");
@@ -340,7 +357,7 @@ fn login_opens_the_browser_or_prints_the_url_when_it_cannot() {
 fn login_refuses_plain_http_beyond_this_machine_before_any_sts_call() {
     let t = TestEnv::new("login_http");
     t.write_config("[profile p]\n");
-    let key = Key::random();
+    let key = t.key("alice");
     t.add("p", &key);
     t.vault(&["login", "p", "--stdout"])
         .env("VAULT_FEDERATION_URL", "http://signin.example.com/federation")
@@ -349,15 +366,20 @@ fn login_refuses_plain_http_beyond_this_machine_before_any_sts_call() {
             1,
             "vault: VAULT_FEDERATION_URL=\"http://signin.example.com/federation\": the federation endpoint must be https (plain http only on 127.0.0.1)\n",
         );
-    assert!(sts_requests().iter().all(|r| r.key_id != key.id));
+    // No request of any kind signed with the key, read from a recording
+    // proven written up to now.
+    let made: Vec<StsRequest> = sts_requests_until_now()
+        .into_iter()
+        .filter(|r| r.key_id == key.id)
+        .collect();
+    assert!(made.is_empty(), "{made:?}");
 }
 
 #[test]
 fn login_reports_a_federation_endpoint_that_gives_no_token() {
     let t = TestEnv::new("login_no_token");
     t.write_config("[profile p]\n");
-    let key = Key::random();
-    t.add("p", &key);
+    t.add("p", &t.key("alice"));
     let fed = Federation::answering(400, "{\"Error\":\"bad\"}", String::new());
     let run = t
         .vault(&["login", "p", "--stdout"])
