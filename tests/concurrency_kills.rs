@@ -16,20 +16,28 @@
 //! `ctl touch after 800` the holder spends most of a second in each touch,
 //! so it can be killed mid-touch.
 //!
-//! AWS takes each MFA code once; moto takes any code any number of times.
-//! So every round's callers reach moto through a front of the test's own
-//! (`front`, a rule of the test proxy `support::proxy`), which answers a
-//! GetSessionToken whose code was already accepted as AWS does
-//! (AccessDenied) and holds each accepted one for `STS_LATENCY` before
-//! passing it on, so a holder can be killed while AWS has its code and
-//! vault does not have the session yet.
+//! The profile's key is the real access key of an IAM user made for the
+//! test, its MFA device that user's virtual device, whose seed goes into
+//! the card: the rig's STS is strict, as AWS (hw/README.md, "The strict
+//! STS"): it verifies each signature with the secret it issued, checks
+//! each TokenCode against the device's seed (RFC 6238, within one step)
+//! and takes each code once. Every round's callers reach it through a
+//! front of the test's own (`front`, a rule of the test proxy
+//! `support::proxy`, which forwards requests byte for byte) that holds
+//! each GetSessionToken with an MFA code for `STS_LATENCY` before passing
+//! it on, so a holder can be killed while its code is on its way to AWS
+//! and vault does not have the session yet (the front still delivers it:
+//! AWS spends the code). A code sent twice is refused by the STS, and
+//! the test fails on any refused GetSessionToken; each code sent is also
+//! checked here against the seed, for the moment the front saw it.
 //!
 //! Each kill round runs in a world of its own that shares the key's tokens,
 //! envelope and config (a new kernel keyring and lock folder): a cold cache,
-//! like one after `vault clear`. `vault clear` would do for the sessions,
-//! but it rightly keeps the MFA-use record, so every round's first code
-//! would wait (up to 30 s) for the next TOTP step; that wait is tested
-//! elsewhere (`cli_mfa`), and here it would only multiply the runtime.
+//! like one after `vault clear`. A new world has no MFA-use record, so
+//! before each round the test waits for a TOTP step no earlier round sent
+//! a code of (up to 30 s): AWS would refuse such a code, and vault could
+//! not know. (`vault clear` keeps the record and waits itself; that wait is
+//! tested in `cli_mfa`.)
 //!
 //! A kill round starts 64 callers again on a cold cache and SIGKILLs 16:
 //! 15 random ones at random times in the first second after the go or after
@@ -64,39 +72,29 @@ use std::time::{Duration, Instant};
 use support::proxy::{self, Answer, Proxy, Seen};
 use support::token::{self, Secrets};
 use support::vyk::TestKey;
-use support::{assume_role_requests, session_token_requests, JsonCreds, Key, TestEnv, VAULT};
+use support::{
+    assume_role_requests, session_token_requests, IamUser, JsonCreds, StsRequest, TestEnv, VAULT,
+};
 
 const N: usize = 64;
 /// Callers killed per kill round (the holder kill included).
 const KILLS: usize = 16;
 /// How long a touch takes in the kill rounds.
 const TOUCH_MS: u64 = 800;
-/// How long the front holds a GetSessionToken it accepted.
+/// How long the front holds a GetSessionToken with an MFA code.
 const STS_LATENCY: Duration = Duration::from_millis(700);
 
 // -------------------------------------------------------------- the front
 
-/// AWS's rule that moto leaves out, in front of moto (`support::proxy`):
-/// an MFA code is accepted once per device. Accepted GetSessionToken
-/// requests are held for `latency` (the window to kill a holder whose code
-/// AWS has taken), then passed to moto. One per round, so rounds (worlds
-/// with MFA-use records of their own) do not see each other's codes.
+/// In front of the rig's strict STS (`support::proxy`): every
+/// GetSessionToken with an MFA code is held for `latency` (the window to
+/// kill a holder whose code is on its way to AWS), then passed on; the
+/// STS itself refuses a code used before. One per round, so each round's
+/// requests are told apart.
 fn front(upstream: &str, latency: Duration) -> Proxy {
-    let used = Mutex::new(BTreeSet::<(String, String)>::new());
     proxy::start(upstream, move |r| {
         match (r.action.as_str(), &r.serial_number, &r.token_code) {
-            ("GetSessionToken", Some(serial), Some(code)) => {
-                if used.lock().unwrap().insert((serial.clone(), code.clone())) {
-                    // AWS has the code now; the answer takes a while.
-                    Answer::ForwardAfter(latency)
-                } else {
-                    Answer::fault(
-                        403,
-                        "AccessDenied",
-                        "MultiFactorAuthentication failed with invalid MFA one time pass code.",
-                    )
-                }
-            }
+            ("GetSessionToken", Some(_), Some(_)) => Answer::ForwardAfter(latency),
             _ => Answer::Forward,
         }
     })
@@ -111,9 +109,66 @@ fn mfa_requests(front: &Proxy) -> Vec<Seen> {
         .collect()
 }
 
-/// Whether the front refused the request (its code was used already).
-fn refused(s: &Seen) -> bool {
-    matches!(s.answer, Answer::Fault { .. })
+/// The wall-clock TOTP step at which the front saw `s`.
+fn step_seen(s: &Seen) -> u64 {
+    let at = std::time::SystemTime::now() - s.at.elapsed();
+    at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 30
+}
+
+/// Every code the front saw went to `user`'s device and was the device's
+/// RFC 6238 code for a step within one of the moment it was sent (the
+/// window AWS accepts), and no code was sent twice.
+fn codes_were_current(front: &Proxy, user: &IamUser, what: &str) {
+    let mut codes = BTreeSet::new();
+    for s in mfa_requests(front) {
+        let code = s.token_code.clone().unwrap();
+        assert_eq!(
+            s.serial_number_decoded().as_deref(),
+            Some(user.mfa_serial.as_str()),
+            "{what}: {s:?}"
+        );
+        let step = step_seen(&s);
+        assert!(
+            (step - 1..=step + 1).any(|st| user.code_at(st) == code),
+            "{what}: TokenCode {code} is not {}'s RFC 6238 code within a step of when it was sent",
+            user.mfa_serial
+        );
+        assert!(codes.insert(code.clone()), "{what}: code {code} sent twice");
+    }
+}
+
+/// Every request the STS recorded in `reqs` was accepted (200): signed
+/// with the stored key's real secret, with a code AWS took.
+fn all_accepted(reqs: &[StsRequest], what: &str) {
+    for r in reqs {
+        assert_eq!(
+            (r.status, r.error.as_deref()),
+            (200, None),
+            "{what}: the STS refused {} (TokenCode {:?}): {r:?}",
+            r.action(),
+            r.param("TokenCode")
+        );
+    }
+}
+
+/// Waits for the first TOTP step after every code `fronts` saw.
+fn wait_for_a_fresh_step(fronts: &[&Proxy]) {
+    let Some(last) = fronts
+        .iter()
+        .flat_map(|f| mfa_requests(f))
+        .map(|s| step_seen(&s))
+        .max()
+    else {
+        return;
+    };
+    let started = Instant::now();
+    while support::now_secs() / 30 <= last {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "[concurrency_kills] waited {:?} for a TOTP step no earlier round used",
+        started.elapsed()
+    );
 }
 
 // ------------------------------------------------------------------ harness
@@ -355,7 +410,12 @@ fn complete_sessions(t: &TestEnv) -> Vec<vault::session::CachedSession> {
     let mut sessions = Vec::new();
     for e in &entries {
         if e.description.starts_with("vault:session:") {
-            let s = vault::session::decode(&e.payload).unwrap_or_else(|err| {
+            let id =
+                vault::session::CacheId::from_qualified(e.description.trim_start_matches("vault:"))
+                    .unwrap_or_else(|| {
+                        panic!("cache entry with a malformed name: {}", e.description)
+                    });
+            let s = vault::session::decode(&id, &e.payload).unwrap_or_else(|err| {
                 panic!(
                     "cache entry {} is not a complete session ({err}): {:?}",
                     e.description,
@@ -602,7 +662,7 @@ fn round(
                 Target::HolderInStsCall
                     if mfa_requests(front)
                         .iter()
-                        .any(|g| !refused(g) && g.at.elapsed() >= Duration::from_millis(200)) =>
+                        .any(|g| g.at.elapsed() >= Duration::from_millis(200)) =>
                 {
                     holder
                 }
@@ -722,23 +782,20 @@ fn many_cold_callers_share_one_session_even_when_some_are_killed() {
     let t = TestEnv::new("kills");
     let key = TestKey::start();
     let s = Secrets::new();
-    // moto answers every GetSessionToken with the same example
-    // credentials, but AssumeRole with new ones each time: callers of the
+    // The STS answers every call with fresh credentials: callers of the
     // role r are told apart by the session they got.
     let role = t.role_arn("kills");
     t.write_config(&format!(
         "[profile p]\nregion = us-east-1\n\n[profile r]\nsource_profile = p\nrole_arn = {role}\n"
     ));
-    let aws = Key::random();
+    // IAM user kills-TAG: its real key, its virtual MFA device.
+    let user = t.user("kills");
+    let aws = user.key.clone();
     t.add("p", &aws);
-    let mfa = t.mfa_serial("kills");
-    // A 20-byte seed in base32, from a file (not in any argv).
+    let mfa = user.mfa_serial.clone();
+    // The device's seed into the card, from a file (not in any argv).
     let seed_file = t.dir.join("seed.b32");
-    std::fs::write(
-        &seed_file,
-        support::random(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 32),
-    )
-    .unwrap();
+    std::fs::write(&seed_file, &user.seed).unwrap();
     let seed_path = seed_file.display().to_string();
     let started = Instant::now();
     token::enroll(
@@ -799,8 +856,18 @@ fn many_cold_callers_share_one_session_even_when_some_are_killed() {
     let seen = mfa_requests(&aws_side);
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(gst[0].param("SerialNumber"), Some(mfa.as_str()));
+    // The card's code is the device's (RFC 6238 of the seed, now), and the
+    // STS took it and the stored key's signature.
+    let code = gst[0].param("TokenCode").expect("a TokenCode");
+    assert!(
+        user.is_current_code(code),
+        "TokenCode {code} is not the RFC 6238 code of {mfa}'s seed now"
+    );
+    codes_were_current(&aws_side, &user, "cold round");
+    all_accepted(&gst, "cold round");
     let ar = assume_role_requests(&role);
     assert_eq!(ar.len(), 1, "one AssumeRole for {N} callers");
+    all_accepted(&ar, "cold round");
     cache_holds(&t, &creds);
 
     // ---- Kill rounds.
@@ -809,10 +876,12 @@ fn many_cold_callers_share_one_session_even_when_some_are_killed() {
         Ok(s) => s.split(',').map(|x| x.trim().parse().unwrap()).collect(),
         Err(_) => (0..3).map(|_| rand::thread_rng().gen()).collect(),
     };
+    let mut fronts = vec![aws_side];
     for (r, &seed) in seeds.iter().enumerate() {
         eprintln!(
             "[concurrency_kills] kill round {r}: seed {seed} (VAULT_TEST_KILL_SEEDS to replay)"
         );
+        wait_for_a_fresh_step(&fronts.iter().collect::<Vec<_>>());
         let w = sharing_tokens(&t, &format!("kills-{r}"));
         let gst_before = session_token_requests(&aws.id).len();
         let ar_before = assume_role_requests(&role).len();
@@ -822,12 +891,17 @@ fn many_cold_callers_share_one_session_even_when_some_are_killed() {
         let (ended, killed_holders, took) = round(&w, &key, &s.pin, &aws_side, &kills);
         let killed = ended.iter().filter(|e| e.killed).count();
         let log = settled_log(&key);
-        let gst = session_token_requests(&aws.id).len() - gst_before;
-        let ar = assume_role_requests(&role).len() - ar_before;
-        let rejected: Vec<String> = mfa_requests(&aws_side)
-            .into_iter()
-            .filter(refused)
-            .filter_map(|g| g.token_code)
+        // A held request is still delivered after its caller was killed:
+        // wait for the front to finish with it before reading the recording.
+        std::thread::sleep(STS_LATENCY);
+        let gst_reqs = session_token_requests(&aws.id)[gst_before..].to_vec();
+        let ar_reqs = assume_role_requests(&role)[ar_before..].to_vec();
+        let (gst, ar) = (gst_reqs.len(), ar_reqs.len());
+        // Refused by the STS: a code sent again after AWS had taken it.
+        let rejected: Vec<String> = gst_reqs
+            .iter()
+            .filter(|g| g.status != 200)
+            .map(|g| format!("{:?} ({:?})", g.param("TokenCode"), g.error))
             .collect();
         eprintln!(
             "[concurrency_kills] kill round {r} (seed {seed}): {took:?}, {killed} killed \
@@ -840,7 +914,23 @@ fn many_cold_callers_share_one_session_even_when_some_are_killed() {
         );
         assert!(
             rejected.is_empty(),
-            "seed {seed}: MFA codes sent again after AWS had taken them: {rejected:?}"
+            "seed {seed}: GetSessionToken refused (a code sent again after AWS had taken it): \
+             {rejected:?}"
+        );
+        let what = format!("kill round {r} (seed {seed})");
+        codes_were_current(&aws_side, &user, &what);
+        all_accepted(&gst_reqs, &what);
+        all_accepted(&ar_reqs, &what);
+        assert_eq!(
+            gst_reqs
+                .iter()
+                .map(|g| g.param("TokenCode").map(str::to_string))
+                .collect::<BTreeSet<_>>(),
+            mfa_requests(&aws_side)
+                .into_iter()
+                .map(|g| g.token_code)
+                .collect::<BTreeSet<_>>(),
+            "{what}: the codes the STS recorded are the ones the front passed on"
         );
         let creds = survivors_agree(&ended);
         assert!(killed_holders >= 1, "the lock holder was not killed");
@@ -879,32 +969,7 @@ fn many_cold_callers_share_one_session_even_when_some_are_killed() {
             "seed {seed}: {sessions}"
         );
         assert_eq!(touches(&settled_log(&key)[mark..]), 0, "seed {seed}");
+        fronts.push(aws_side);
     }
     eprintln!("[concurrency_kills] total {:?}", started.elapsed());
-}
-
-#[test]
-fn kill_plans_are_reproducible_and_kill_the_holder() {
-    support::rig_dir();
-    for r in 0..3 {
-        let (a, b) = (plan(42, r), plan(42, r));
-        assert_eq!(format!("{a:?}"), format!("{b:?}"));
-        assert_eq!(a.len(), KILLS);
-        let holder: Vec<&Kill> = a
-            .iter()
-            .filter(|k| !matches!(k.target, Target::Caller(_) | Target::CallerAfterLock(_)))
-            .collect();
-        assert_eq!(holder.len(), 1, "{a:?}");
-        let mut callers: Vec<usize> = a
-            .iter()
-            .filter_map(|k| match k.target {
-                Target::Caller(i) | Target::CallerAfterLock(i) => Some(i),
-                _ => None,
-            })
-            .collect();
-        callers.sort();
-        callers.dedup();
-        assert_eq!(callers.len(), KILLS - 1);
-        assert!(a.iter().all(|k| k.at < Duration::from_secs(1)));
-    }
 }
