@@ -33,6 +33,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
 }
 
 fn main() -> ExitCode {
+    vault::harden::process();
     let cli = Cli::parse();
     vault::logging::init(cli.debug);
     match run(cli) {

@@ -14,6 +14,7 @@ pub mod ecs;
 pub mod envelope;
 pub mod error;
 pub mod fast;
+pub mod harden;
 pub mod iam;
 pub mod keys;
 pub mod lock;

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    vault::harden::process();
     let argv: Vec<OsString> = std::env::args_os().collect();
     if let Some(code) = vault::fast::run(&argv) {
         return code;

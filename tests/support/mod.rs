@@ -504,6 +504,12 @@ impl Running {
         }
     }
 
+    /// The process's PID (the program's own: `setsid` and `keyctl session`
+    /// exec in place).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process (our own child, by its PID) without waiting for
     /// its output: a grandchild may still hold the pipes.
     pub fn kill(mut self) {

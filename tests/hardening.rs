@@ -1,0 +1,93 @@
+//! vault's processes hold unwrapped keys, PINs and STS secrets: they are
+//! non-dumpable (no core dump, no ptrace or /proc memory access by other
+//! processes of the user), while the programs vault runs get their own
+//! dumpability back (issue 11).
+//!
+//! The kernel shows it in /proc: a non-dumpable process's /proc/PID files
+//! belong to root whatever uid it runs as. So vault runs here as uid 65534
+//! (nobody), waiting on a `credential_process` that records its own /proc
+//! owner, and the test reads vault's.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod support;
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+use support::{TestEnv, VAULT};
+
+#[test]
+fn vault_is_not_dumpable_and_the_programs_it_runs_are() {
+    let t = TestEnv::new("harden_dumpable");
+    // Somewhere uid 65534 can read and write (the rig folder is root's, 0700).
+    let dir = tempfile::Builder::new()
+        .prefix("vault-harden-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let chown = |p: &std::path::Path| {
+        std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+    };
+    chown(dir.path());
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    chown(&run);
+    let child_owner = dir.path().join("child-owner");
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile ext]\ncredential_process = sh -c 'stat -c %u /proc/$$/status > {}; sleep 5'\n",
+            child_owner.display()
+        ),
+    )
+    .unwrap();
+    let running = t
+        .cmd(
+            "setpriv",
+            &[
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                VAULT,
+                "exec",
+                "ext",
+                "--json",
+            ],
+        )
+        .env("HOME", dir.path())
+        .env("XDG_RUNTIME_DIR", &run)
+        .env("XDG_CACHE_HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path())
+        .env("XDG_DATA_HOME", dir.path())
+        .env("AWS_CONFIG_FILE", &config)
+        .env("VAULT_CACHE_SCOPE", "user")
+        .spawn();
+    let pid = running.pid();
+    // Wait until the credential_process runs (vault-core has replaced
+    // `vault` in this PID by then).
+    let start = Instant::now();
+    while !child_owner.exists() || std::fs::read_to_string(&child_owner).unwrap().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the credential_process never ran"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.split_whitespace().nth(2) == Some("65534"),
+        "vault runs as nobody: {uid_line}"
+    );
+    let vault_owner = std::fs::metadata(format!("/proc/{pid}/status"))
+        .unwrap()
+        .uid();
+    assert_eq!(
+        vault_owner, 0,
+        "/proc/{pid}/status of vault (uid 65534) should belong to root: vault is dumpable"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&child_owner).unwrap().trim(),
+        "65534",
+        "the program vault runs should be dumpable again"
+    );
+    running.kill();
+}
