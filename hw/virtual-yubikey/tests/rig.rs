@@ -100,36 +100,107 @@ fn rig_key_is_a_yubikey_5_to_ykman() {
     assert!(log.iter().any(|e| e["kind"] == "apdu" && e["ins"] == "1D"));
 }
 
-#[test]
-fn sts_emulator_answers_and_records() {
-    let endpoint = var("AWS_ENDPOINT_URL");
-    let out = Command::new("aws")
+/// `aws sts get-caller-identity` against the rig's STS with this key.
+fn caller_identity(key_id: &str, secret: &str) -> std::process::Output {
+    Command::new("aws")
         .args(["sts", "get-caller-identity", "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        )
+        .env("AWS_ACCESS_KEY_ID", key_id)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
         .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ENDPOINT_URL", var("AWS_ENDPOINT_URL"))
+        .env("AWS_PAGER", "")
+        .env("AWS_MAX_ATTEMPTS", "1")
         .stdin(Stdio::null())
         .output()
-        .expect("aws CLI (pip awscli) on PATH");
+        .expect("aws CLI (pip awscli) on PATH")
+}
+
+/// The rig's STS is the strict one: it answers the rig's admin with the
+/// admin's own identity, refuses a key it never issued
+/// (InvalidClientTokenId) and a wrong secret for a real key
+/// (SignatureDoesNotMatch), and records all three with their status.
+#[test]
+fn sts_emulator_answers_and_records() {
+    let admin_id = var("VAULT_RIG_ADMIN_AWS_ACCESS_KEY_ID");
+    let admin_secret = var("VAULT_RIG_ADMIN_AWS_SECRET_ACCESS_KEY");
+    let recording = PathBuf::from(var("VAULT_RIG_RECORDING"));
+
+    let out = caller_identity(&admin_id, &admin_secret);
     assert!(
         out.status.success(),
-        "aws sts get-caller-identity: {}",
+        "aws sts get-caller-identity as the rig's admin: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert!(
-        v["Arn"].as_str().unwrap_or("").starts_with("arn:aws:"),
+    assert_eq!(
+        (v["Account"].as_str(), v["Arn"].as_str()),
+        (
+            Some("123456789012"),
+            Some("arn:aws:iam::123456789012:user/vault-rig-admin")
+        ),
         "{v}"
     );
-    let rec = common::recorded_requests();
+
+    // A key id of this run's own, which the STS never issued.
+    let made_up = format!(
+        "AKIA{}",
+        (0..16)
+            .map(|_| {
+                let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+                alphabet[rand::random::<usize>() % alphabet.len()] as char
+            })
+            .collect::<String>()
+    );
+    let out = caller_identity(&made_up, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
+        !out.status.success() && err.contains("InvalidClientTokenId"),
+        "a made-up key must be refused: {err}"
+    );
+    // The admin's key id with another secret: the signature cannot match.
+    let wrong: String = admin_secret
+        .chars()
+        .rev()
+        .collect::<String>()
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "x");
+    let out = caller_identity(&admin_id, &wrong);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("SignatureDoesNotMatch"),
+        "a wrong secret must be refused: {err}"
+    );
+
+    // All three are in the recording, with the status they got (read
+    // after their answers came, so written: the STS records each request
+    // before it answers).
+    let rec = common::read_log(&recording);
+    assert_eq!(rec.first().map(|e| &e["event"]), Some(&"started".into()));
+    let answered = |key: &str| -> Vec<(u64, Option<String>)> {
         rec.iter()
+            .filter(|e| e["key_id"] == key && e["action"] == "GetCallerIdentity")
+            .map(|e| {
+                (
+                    e["status"].as_u64().unwrap_or(0),
+                    e["error"].as_str().map(str::to_string),
+                )
+            })
+            .collect()
+    };
+    let admin = answered(&admin_id);
+    assert!(admin.contains(&(200, None)), "{admin:?}");
+    assert!(
+        admin.contains(&(403, Some("SignatureDoesNotMatch".into()))),
+        "{admin:?}"
+    );
+    assert_eq!(
+        answered(&made_up),
+        [(403, Some("InvalidClientTokenId".to_string()))]
+    );
+    assert!(
+        common::recorded_requests()
+            .iter()
             .any(|body| body.contains("Action=GetCallerIdentity")),
-        "the recorder did not see the call: {rec:?}"
+        "the recorder did not keep the bodies"
     );
 }
 
@@ -279,7 +350,8 @@ fn daemons() -> usize {
         if [
             "pcscd",
             "virtual-yubikey\0run",
-            "moto_server",
+            // hw/sts/strict_sts.py (moto's STS/IAM behind the strict checks)
+            "strict_sts.py",
             "gnome-keyring-daemon",
         ]
         .iter()
@@ -606,6 +678,17 @@ fn rigs_run_side_by_side_and_leave_nothing_running() {
         panic!("the rig is not isolated (no namespaces): this test needs root or user namespaces");
     }
     let _turn = daemons_turn();
+    // daemons() knows the rig's STS by its name: this rig's is counted.
+    let pids = std::fs::read_to_string(rig_dir().join("pids")).unwrap();
+    let sts = pids
+        .lines()
+        .find_map(|l| l.strip_prefix("sts="))
+        .unwrap_or_else(|| panic!("no sts= in the rig's pids: {pids}"));
+    let cmdline = std::fs::read(format!("/proc/{sts}/cmdline")).unwrap_or_default();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("strict_sts.py"),
+        "the rig's STS (pid {sts}) is not strict_sts.py: {cmdline:?}"
+    );
     let before = daemons();
     // Each nested rig reports the serial its ykman sees; with one shared
     // pcscd they would see each other's keys.
