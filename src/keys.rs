@@ -14,15 +14,139 @@ use crate::token::piv::{PinPolicy, PivUnwrapper, SlotInfo, TouchPolicy};
 use crate::tokens::{self, Tokens};
 use std::time::Duration;
 
-/// The PIN for YubiKey `serial`: `VAULT_PIN` (for scripts; it sits in the
-/// environment, so the prompt is safer), else asked.
-pub fn pin_for(prompt: &dyn Prompt, serial: u32) -> Result<Passphrase, String> {
-    if let Some(p) = env_var("VAULT_PIN") {
-        return Ok(Passphrase::new(p));
+fn tries(n: u8) -> String {
+    match n {
+        1 => "1 try".to_string(),
+        n => format!("{n} tries"),
     }
-    prompt
-        .secret(&format!("PIN for YubiKey {serial}: "))
-        .map_err(|e| e.to_string())
+}
+
+/// PINs a YubiKey refused, remembered so that no vault process sends one
+/// again: three callers queued on a lock with the same wrong `VAULT_PIN`
+/// would otherwise block the PIN, and without the PUK every envelope
+/// without a backup is lost. Kept as salted SHA-256 hashes in the session
+/// cache (memory only, private to this uid), never on disk.
+pub struct PinGuard {
+    cache: Option<Box<dyn crate::session::SessionCache>>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct RefusedPins {
+    salt: String,
+    hashes: Vec<String>,
+}
+
+/// A refused PIN is remembered this long.
+const REFUSED_PIN_MEMORY: Duration = Duration::from_secs(24 * 3600);
+
+impl PinGuard {
+    pub fn new(app: &App) -> PinGuard {
+        PinGuard {
+            cache: app.cache().ok(),
+        }
+    }
+
+    fn id(serial: u32) -> crate::session::CacheId {
+        crate::session::mfa_record_id(&format!("piv-pin-refused:{serial}"))
+    }
+
+    fn load(&self, serial: u32) -> RefusedPins {
+        self.cache
+            .as_ref()
+            .and_then(|c| c.get_raw(&Self::id(serial)).ok().flatten())
+            .and_then(|raw| serde_json::from_slice(raw.expose()).ok())
+            .unwrap_or_default()
+    }
+
+    fn hash(salt: &str, serial: u32, pin: &Passphrase) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(salt.as_bytes());
+        h.update(serial.to_be_bytes());
+        h.update(pin.expose().as_bytes());
+        hex::encode(h.finalize())
+    }
+
+    /// Whether YubiKey `serial` already refused `pin`.
+    pub fn was_refused(&self, serial: u32, pin: &Passphrase) -> bool {
+        let rec = self.load(serial);
+        let refused =
+            !rec.salt.is_empty() && rec.hashes.contains(&Self::hash(&rec.salt, serial, pin));
+        log::debug!(target: "vault", "YubiKey {serial}: {} refused PIN(s) remembered; this one {}",
+            rec.hashes.len(), if refused { "among them" } else { "not" });
+        refused
+    }
+
+    /// Remembers that YubiKey `serial` refused `pin`.
+    pub fn refused(&self, serial: u32, pin: &Passphrase) {
+        let Some(cache) = &self.cache else {
+            log::warn!(target: "vault", "no session cache: the refused PIN cannot be remembered");
+            return;
+        };
+        let mut rec = self.load(serial);
+        if rec.salt.is_empty() {
+            use rand::RngCore;
+            let mut salt = [0u8; 16];
+            rand::thread_rng().fill_bytes(&mut salt);
+            rec.salt = hex::encode(salt);
+        }
+        rec.hashes.push(Self::hash(&rec.salt, serial, pin));
+        let bytes = crate::secret::SecretBytes::new(serde_json::to_vec(&rec).unwrap_or_default());
+        if let Err(e) = cache.put_raw(&Self::id(serial), &bytes, REFUSED_PIN_MEMORY) {
+            log::warn!(target: "vault", "could not remember the refused PIN: {e}");
+        }
+    }
+}
+
+/// The PIN for YubiKey `serial`, which has `tries_left` tries: `VAULT_PIN`
+/// (for scripts; it sits in the environment, so the prompt is safer) only
+/// while at least 2 tries are left and only if the key has not refused it
+/// before; else asked, with the tries left shown, never sending a PIN the
+/// key refused.
+pub fn pin_for(
+    prompt: &dyn Prompt,
+    serial: u32,
+    tries_left: u8,
+    guard: &PinGuard,
+) -> Result<Passphrase, String> {
+    if let Some(p) = env_var("VAULT_PIN") {
+        let pin = Passphrase::new(p);
+        if guard.was_refused(serial, &pin) {
+            return Err(format!(
+                "YubiKey {serial} already refused the PIN in VAULT_PIN, and vault never sends a \
+                 refused PIN again ({} left before the PIN is blocked): correct VAULT_PIN, or \
+                 unset it to type the PIN",
+                tries(tries_left)
+            ));
+        }
+        if tries_left < 2 {
+            return Err(format!(
+                "YubiKey {serial} has {} left before its PIN is blocked, and vault does not \
+                 spend the last one on VAULT_PIN: unset VAULT_PIN and type the PIN, or reset \
+                 the PIN with the PUK (`ykman piv access unblock-pin`)",
+                tries(tries_left)
+            ));
+        }
+        return Ok(pin);
+    }
+    for _ in 0..3 {
+        let pin = prompt
+            .secret(&format!(
+                "PIN for YubiKey {serial} ({} left)",
+                tries(tries_left)
+            ))
+            .map_err(|e| e.to_string())?;
+        if !guard.was_refused(serial, &pin) {
+            return Ok(pin);
+        }
+        prompt.notify(&format!(
+            "YubiKey {serial} already refused that PIN; vault does not send it again."
+        ));
+    }
+    Err(format!(
+        "every PIN entered had already been refused by YubiKey {serial}; \
+         reset the PIN with the PUK if you have forgotten it (`ykman piv access unblock-pin`)"
+    ))
 }
 
 /// How long an exec waits for a token-backed profile's key to be inserted.
@@ -93,7 +217,12 @@ pub fn load(app: &App, profile: &str) -> Result<Option<LongTermKey>, ProviderErr
         })
         .collect();
     let recorded = recorded_slots();
-    let mut piv = PivUnwrapper::new(|serial| pin_for(prompt, serial), |m: &str| prompt.notify(m));
+    let guard = PinGuard::new(app);
+    let mut piv = PivUnwrapper::new(
+        |serial, tries| pin_for(prompt, serial, tries, &guard),
+        |m: &str| prompt.notify(m),
+    )
+    .on_wrong_pin(|serial, pin, _| guard.refused(serial, pin));
     for (serial, slot, info) in &recorded {
         piv = piv.with_recorded_slot(*serial, *slot, info.clone());
     }
@@ -113,6 +242,13 @@ pub fn load(app: &App, profile: &str) -> Result<Option<LongTermKey>, ProviderErr
         unwrappers.push(Box::new(f));
     }
     let mut unwrapper = unwrappers;
+    // One vault process at a time goes from "was this PIN refused?" to the
+    // card's answer, so parallel callers with a wrong PIN spend one try.
+    let _pin_lock = crate::lock::Lock::acquire(&crate::lock::lock_dir(), "piv-pin")
+        .map_err(
+            |e| log::warn!(target: "vault", "cannot take the PIN lock ({e}); going on without it"),
+        )
+        .ok();
     // A token-backed profile waits a while for one of its keys to appear.
     let deadline = std::time::Instant::now() + token_wait();
     let mut told = false;

@@ -751,6 +751,115 @@ fn a_wrong_pin_costs_one_try_and_is_never_retried() {
 }
 
 #[test]
+fn sixteen_callers_with_a_wrong_vault_pin_spend_one_try() {
+    let _g = alone();
+    let t = TestEnv::new("hw_wrong_pin_16");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    let (user, _) = role_on_p(&t, "alice");
+    enroll(&t, &key, &s, &["--profile", "p"]);
+    replug(&key);
+
+    // The same wrong PIN for every caller, as one exported VAULT_PIN is.
+    let wrong = s.wrong_pin();
+    let mark = key.apdu_log().len();
+    let running: Vec<_> = (0..16)
+        .map(|_| {
+            hw(&t, &s, &["exec", "p", "--json"])
+                .env("VAULT_PIN", &wrong)
+                .spawn()
+        })
+        .collect();
+    let runs: Vec<_> = running.into_iter().map(|r| r.wait()).collect();
+    for run in &runs {
+        assert_eq!(run.code, Some(1), "{run:?}");
+        assert_eq!(run.stdout, "");
+    }
+    // One caller sent it and was told; the others were told it was refused
+    // before, with what is left and what to do.
+    assert_eq!(
+        runs.iter()
+            .filter(|r| r.stderr.contains("wrong PIN, 2 tries left"))
+            .count(),
+        1,
+        "{runs:?}"
+    );
+    assert!(
+        runs.iter()
+            .filter(|r| !r.stderr.contains("wrong PIN, 2 tries left"))
+            .all(
+                |r| r.stderr.contains("already refused the PIN in VAULT_PIN")
+                    && r.stderr.contains("2 tries left")
+            ),
+        "{runs:?}"
+    );
+    let log = log_since_proven(&key, mark);
+    let verifies = apdus(&log)
+        .into_iter()
+        .filter(|e| e["ins"] == "20" && e["lc"].as_u64().unwrap_or(0) > 0)
+        .count();
+    assert_eq!(verifies, 1, "the wrong PIN was sent {verifies} times");
+    assert!(session_token_requests(&user.key.id).is_empty());
+    let info = ykman_ok(&key, &["piv", "info"]);
+    assert!(info.contains("PIN tries remaining:      2/3"), "{info}");
+
+    // With one try left, VAULT_PIN (even a new one) is not sent at all.
+    exec_json_with_pin_expecting_refusal(&t, &s, &key);
+    // The right PIN still works.
+    exec_json(&t, &s, "p", &[]);
+    assert_eq!(session_tokens_accepted(&user.key.id), 1);
+}
+
+/// Spends a second try with another wrong `VAULT_PIN` (allowed: 2 tries
+/// were left), then checks a `VAULT_PIN` caller sends nothing with only one
+/// try left; then verifies the right PIN with yubico-piv-tool, which fills
+/// the counter again.
+fn exec_json_with_pin_expecting_refusal(t: &TestEnv, s: &Secrets, key: &TestKey) {
+    let second = loop {
+        let w = s.wrong_pin();
+        if w != "11223344" {
+            break w;
+        }
+    };
+    let run = hw(t, s, &["exec", "p", "--json"])
+        .env("VAULT_PIN", &second)
+        .run();
+    assert!(
+        run.stderr.contains("wrong PIN, 1 try left"),
+        "{}",
+        run.stderr
+    );
+    replug(key);
+    let mark = key.apdu_log().len();
+    let run = hw(t, s, &["exec", "p", "--json"])
+        .env("VAULT_PIN", "11223344")
+        .run();
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("has 1 try left before its PIN is blocked")
+            && run.stderr.contains("unblock-pin"),
+        "{}",
+        run.stderr
+    );
+    let log = log_since_proven(key, mark);
+    assert_eq!(
+        apdus(&log)
+            .into_iter()
+            .filter(|e| e["ins"] == "20" && e["lc"].as_u64().unwrap_or(0) > 0)
+            .count(),
+        0,
+        "a PIN was sent with one try left"
+    );
+    let out = std::process::Command::new("yubico-piv-tool")
+        .args(["-r", &key.reader, "-a", "verify-pin", "-P", &s.pin])
+        .output()
+        .expect("yubico-piv-tool");
+    assert!(out.status.success(), "{out:?}");
+    replug(key);
+}
+
+#[test]
 fn a_key_pulled_mid_unwrap_is_named_and_nothing_changes() {
     let _g = alone();
     let t = TestEnv::new("hw_removed_mid_unwrap");

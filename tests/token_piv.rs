@@ -512,7 +512,7 @@ fn ecdh_on_the_card_equals_software_ecdh() {
     .unwrap();
     let asked = Cell::new(0);
     let mut unwrapper = PivUnwrapper::new(
-        |_| {
+        |_, _| {
             asked.set(asked.get() + 1);
             Ok(pin(DEFAULT_PIN))
         },
@@ -604,7 +604,7 @@ fn an_unwrapper_survives_the_key_being_replugged() {
     drop(t);
     let asked = Cell::new(0);
     let mut u = PivUnwrapper::new(
-        |_| {
+        |_, _| {
             asked.set(asked.get() + 1);
             Ok(pin(DEFAULT_PIN))
         },
@@ -651,7 +651,7 @@ fn a_verified_pin_survives_from_one_session_to_the_next() {
     drop(t2);
     let asked = Cell::new(0);
     let mut u = PivUnwrapper::new(
-        |_| {
+        |_, _| {
             asked.set(asked.get() + 1);
             Ok(pin(DEFAULT_PIN))
         },
@@ -691,7 +691,7 @@ fn apdus_for_one_ecdh_with_the_pin_verified() {
     // state and the slot's key, ECDH.
     let before = apdu_count_settled(&key);
     let mut u = PivUnwrapper::new(
-        |_| -> Result<Passphrase, String> { panic!("the PIN is verified") },
+        |_, _| -> Result<Passphrase, String> { panic!("the PIN is verified") },
         quiet,
     );
     u.piv_ecdh(key.serial, slot, &public_key, &eph.public_key())

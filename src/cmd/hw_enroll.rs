@@ -143,9 +143,26 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
     }
     let pin = match pin {
         Some(p) => p,
-        None => pin_for(app.prompt(), serial).map_err(|e| token_err(e, None))?,
+        None => {
+            let tries = match tok.pin_status().map_err(piv_err)? {
+                crate::token::piv::PinStatus::NotVerified { tries_left } => tries_left,
+                _ => 3,
+            };
+            pin_for(
+                app.prompt(),
+                serial,
+                tries,
+                &crate::keys::PinGuard::new(app),
+            )
+            .map_err(|e| token_err(e, None))?
+        }
     };
-    tok.verify_pin(&pin).map_err(piv_err)?;
+    if let Err(e) = tok.verify_pin(&pin) {
+        if matches!(e, crate::token::piv::PivError::WrongPin { .. }) {
+            crate::keys::PinGuard::new(app).refused(serial, &pin);
+        }
+        return Err(piv_err(e));
+    }
     if tok.is_default_mgm().map_err(piv_err)? {
         tok.set_protected_management_key().map_err(piv_err)?;
         say("Replaced the factory management key with a random one, stored on the key behind the PIN.");
@@ -304,7 +321,7 @@ fn unwrapper<'a>(app: &'a App, serial: u32, pin: &'a Passphrase) -> ThisKey<'a> 
     ThisKey {
         serial,
         inner: PivUnwrapper::new(
-            move |_| Ok(pin.clone()),
+            move |_, _| Ok(pin.clone()),
             move |m: &str| app.prompt().notify(m),
         ),
     }
@@ -457,7 +474,12 @@ fn add_backup(app: &App, t: &mut Tokens, backup: u32, _tok: &mut PivToken) -> Re
 /// open: the backup is then added at the envelope's next unwrap instead.
 fn open_now(app: &App, env: &envelope::Envelope, item: &str, profile: &str) -> Option<SecretBytes> {
     let prompt = app.prompt();
-    let mut u = PivUnwrapper::new(|serial| pin_for(prompt, serial), |m: &str| prompt.notify(m));
+    let guard = crate::keys::PinGuard::new(app);
+    let mut u = PivUnwrapper::new(
+        |serial, tries| pin_for(prompt, serial, tries, &guard),
+        |m: &str| prompt.notify(m),
+    )
+    .on_wrong_pin(|serial, pin, _| guard.refused(serial, pin));
     match envelope::open(env, item, &mut u) {
         Ok(secret) => Some(secret),
         Err(envelope::OpenError::NoTokenPresent { .. }) => None,

@@ -100,6 +100,8 @@ impl Prompt for Terminal {
             .output_file_path(TTY)
             .password_feedback_hide()
             .build();
+        // Labels may end in a colon of their own: one is enough.
+        let label = label.trim_end().trim_end_matches(':');
         match rpassword::prompt_password_with_config(format!("{label}: "), config) {
             Ok(s) => Ok(Passphrase::new(s)),
             // Ctrl-D on an empty line.
@@ -118,6 +120,7 @@ impl Prompt for Terminal {
     }
 
     fn text(&self, label: &str) -> Result<String, PromptError> {
+        let label = label.trim_end().trim_end_matches(':');
         let line = read_line(&format!("{label}: "))?;
         Ok(line.trim().to_string())
     }

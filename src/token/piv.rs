@@ -1692,8 +1692,13 @@ impl TrustedRoots {
 /// kept for the life of the unwrapper, so its PIN is asked at most once
 /// however many items are opened. Keys that are not plugged in are
 /// "absent" (`Ok(None)`) and the envelope tries its next entry.
+/// `(serial, refused PIN, tries left)`.
+type WrongPinHook<'a> = dyn FnMut(u32, &Passphrase, u8) + 'a;
+
 pub struct PivUnwrapper<'a> {
-    ask_pin: Box<dyn FnMut(u32) -> Result<Passphrase, String> + 'a>,
+    ask_pin: Box<dyn FnMut(u32, u8) -> Result<Passphrase, String> + 'a>,
+    /// Told of a PIN the card refused, and how many tries are left.
+    wrong_pin: Box<WrongPinHook<'a>>,
     notify: Box<dyn Fn(&str) + 'a>,
     tokens: HashMap<u32, PivToken>,
     /// Slot keys and policies recorded at enrollment, by (serial, slot).
@@ -1701,18 +1706,26 @@ pub struct PivUnwrapper<'a> {
 }
 
 impl<'a> PivUnwrapper<'a> {
-    /// `ask_pin(serial)` is called when a key needs its PIN; `notify`
+    /// `ask_pin(serial, tries_left)` is called when a key needs its PIN; `notify`
     /// shows messages such as "Touch your YubiKey (serial N)…".
     pub fn new(
-        ask_pin: impl FnMut(u32) -> Result<Passphrase, String> + 'a,
+        ask_pin: impl FnMut(u32, u8) -> Result<Passphrase, String> + 'a,
         notify: impl Fn(&str) + 'a,
     ) -> PivUnwrapper<'a> {
         PivUnwrapper {
             ask_pin: Box::new(ask_pin),
+            wrong_pin: Box::new(|_, _, _| {}),
             notify: Box::new(notify),
             tokens: HashMap::new(),
             recorded: HashMap::new(),
         }
+    }
+
+    /// `hook(serial, pin, tries_left)` learns of each PIN a card refused,
+    /// so that no caller sends it again.
+    pub fn on_wrong_pin(mut self, hook: impl FnMut(u32, &Passphrase, u8) + 'a) -> Self {
+        self.wrong_pin = Box::new(hook);
+        self
     }
 
     /// What enrollment recorded of `slot` on key `serial` (tokens.json).
@@ -1806,12 +1819,17 @@ impl<'a> PivUnwrapper<'a> {
             match status {
                 PinStatus::Verified => {}
                 PinStatus::Blocked => return Err(PivError::PinBlocked { serial }),
-                PinStatus::NotVerified { .. } => {
-                    let pin = (self.ask_pin)(serial).map_err(PivError::PinEntry)?;
+                PinStatus::NotVerified { tries_left } => {
+                    let pin = (self.ask_pin)(serial, tries_left).map_err(PivError::PinEntry)?;
                     let Some(token) = self.tokens.get_mut(&serial) else {
                         return Ok(None);
                     };
-                    token.verify_pin(&pin)?;
+                    if let Err(e) = token.verify_pin(&pin) {
+                        if let PivError::WrongPin { tries_left } = e {
+                            (self.wrong_pin)(serial, &pin, tries_left);
+                        }
+                        return Err(e);
+                    }
                 }
             }
         }
