@@ -1,14 +1,17 @@
-//! `vault rotate` through the real binary against moto's IAM and STS:
+//! `vault rotate` through the real binary against the rig's strict STS and
+//! IAM (moto's bookkeeping behind it):
 //! `hw/rig -- cargo test -p vault --test cli_rotate`.
 //!
-//! Each test makes an IAM user of its own in moto (with the AWS CLI and
-//! throwaway admin credentials), stores one of its keys with `vault add`,
-//! rotates it, and checks the outcome where it happened: moto's own
-//! `list-access-keys`, the store (read through the library), moto's
-//! request recording, and `vault exec` with the stored key. moto answers
-//! GetCallerIdentity with the IAM user's ARN only for a key that exists,
-//! so `exec --no-session -- aws sts get-caller-identity` naming the user
-//! proves the stored key is a live one.
+//! Each test makes an IAM user of its own (`TestEnv::user`: an access key
+//! and an enabled virtual MFA device whose seed the test knows), stores its
+//! key with `vault add`, rotates it, and checks the outcome where it
+//! happened: IAM's own `list-access-keys`, the store (read through the
+//! library), the STS's request recording, and `vault exec` with the stored
+//! key. The strict STS verifies every signature with the secret it issued
+//! for the key id and answers GetCallerIdentity with the real principal,
+//! so `exec --no-session -- aws sts get-caller-identity` accepted (status
+//! 200 in the recording, signed with the expected key id) and naming the
+//! user proves the stored key is a live one, secret included.
 //!
 //! Failures are injected by the test proxy (`support::proxy`) on 127.0.0.1
 //! in front of moto (`AWS_ENDPOINT_URL_IAM` / `AWS_ENDPOINT_URL_STS`
@@ -21,36 +24,36 @@
 mod support;
 
 use serde_json::Value;
-use std::path::PathBuf;
 use support::aws_admin as aws;
 use support::proxy::{self, Answer};
 use support::token::{self, Secrets};
 use support::vyk::TestKey;
-use support::{session_token_requests, sts_requests, Key, Run, StsRequest, TestEnv};
+use support::{
+    session_token_requests, sts_requests_until_now, IamUser, Key, Run, StsRequest, TestEnv,
+};
 use vault::secret::mask_key_id as mask;
 
 // ------------------------------------------------------------------ harness
 
-/// A new IAM user of this test (`rot-TAG-NAME`) with `keys` access keys.
-fn iam_user(t: &TestEnv, name: &str, keys: usize) -> (String, Vec<Key>) {
-    let user = format!("rot-{}-{name}", t.tag);
-    aws(t, &["iam", "create-user", "--user-name", &user]);
-    let keys = (0..keys)
-        .map(|_| {
-            let out = aws(t, &["iam", "create-access-key", "--user-name", &user]);
-            Key {
-                id: out["AccessKey"]["AccessKeyId"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-                secret: out["AccessKey"]["SecretAccessKey"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            }
-        })
-        .collect();
-    (user, keys)
+/// IAM user `NAME-TAG` of this test (`TestEnv::user`: its key and an
+/// enabled MFA device) with `keys` access keys in all, its own first.
+fn iam_user(t: &TestEnv, name: &str, keys: usize) -> (IamUser, Vec<Key>) {
+    let u = t.user(name);
+    let mut all = vec![u.key.clone()];
+    for _ in 1..keys {
+        let out = aws(t, &["iam", "create-access-key", "--user-name", &u.name]);
+        all.push(Key {
+            id: out["AccessKey"]["AccessKeyId"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            secret: out["AccessKey"]["SecretAccessKey"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        });
+    }
+    (u, all)
 }
 
 /// The user's access key IDs as moto lists them, sorted.
@@ -80,8 +83,39 @@ fn stored_id(t: &TestEnv, profile: &str) -> Option<String> {
         .map(|k| k.access_key_id)
 }
 
-/// The ARN moto gives the profile's stored key itself (`exec --no-session`).
-fn stored_key_arn(t: &TestEnv, profile: &str, extra_env: &[(&str, &str)]) -> String {
+/// GetCallerIdentity requests signed with `key_id`, from a recording
+/// proven written up to now.
+fn caller_identity_requests(key_id: &str) -> Vec<StsRequest> {
+    requests("GetCallerIdentity")
+        .into_iter()
+        .filter(|r| r.key_id == key_id)
+        .collect()
+}
+
+/// Asserts that `run` (an `aws sts get-caller-identity --output json`)
+/// made one GetCallerIdentity signed with `key_id` since `before` such
+/// requests, that the strict STS accepted it (it verified the signature
+/// with the secret it issued for `key_id`), and that it named `user`.
+fn assert_live(run: &Run, key_id: &str, before: usize, user: &IamUser) {
+    let after = caller_identity_requests(key_id);
+    assert_eq!(after.len(), before + 1, "{after:?}");
+    assert_eq!(after[before].status, 200, "{:?}", after[before]);
+    let v: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.stdout));
+    assert_eq!(v["Arn"], user.arn.as_str(), "{}", run.stdout);
+}
+
+/// Proves profile `profile`'s stored key is `key_id`, a live key of
+/// `user`, secret included: `exec --no-session -- aws sts
+/// get-caller-identity` with it is accepted and answers the user's ARN.
+fn assert_stored_key_live(
+    t: &TestEnv,
+    profile: &str,
+    key_id: &str,
+    user: &IamUser,
+    extra_env: &[(&str, &str)],
+) {
+    let before = caller_identity_requests(key_id).len();
     let mut c = t.vault(&[
         "exec",
         profile,
@@ -97,31 +131,27 @@ fn stored_key_arn(t: &TestEnv, profile: &str, extra_env: &[(&str, &str)]) -> Str
         c = c.env(k, v);
     }
     let run = c.run().success();
-    let v: Value = serde_json::from_str(&run.stdout).unwrap();
-    v["Arn"].as_str().unwrap().to_string()
+    assert_live(&run, key_id, before, user);
 }
 
-fn user_arn(user: &str) -> String {
-    format!("arn:aws:iam::{}:user/{user}", support::ACCOUNT)
+/// Proves `id` and `secret` are a live key of `user`: the AWS CLI's
+/// GetCallerIdentity signed with them is accepted and answers the user's ARN.
+fn assert_key_live(t: &TestEnv, id: &str, secret: &str, user: &IamUser) {
+    let before = caller_identity_requests(id).len();
+    let run = t
+        .cmd("aws", &["sts", "get-caller-identity", "--output", "json"])
+        .env("AWS_ACCESS_KEY_ID", id)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_PAGER", "")
+        .run()
+        .success();
+    assert_live(&run, id, before, user);
 }
 
-/// An `mfa_process` that counts its runs and prints a new code each time
-/// (moto takes any code; vault refuses to send one twice).
-fn mfa_process(t: &TestEnv) -> (String, PathBuf) {
-    let counter = t.dir.join("mfa-process-runs");
-    let script = t.script(
-        "mfa-process.sh",
-        &format!(
-            "#!/bin/sh\necho run >> '{c}'\nn=$(wc -l < '{c}')\nprintf '%06d\\n' $((100000 + n))\n",
-            c = counter.display()
-        ),
-    );
-    (script.display().to_string(), counter)
-}
-
-/// Requests in moto's recording with this action.
+/// Requests with this action, from a recording proven written up to now.
 fn requests(action: &str) -> Vec<StsRequest> {
-    sts_requests()
+    sts_requests_until_now()
         .into_iter()
         .filter(|r| r.action() == action)
         .collect()
@@ -131,8 +161,16 @@ fn requests(action: &str) -> Vec<StsRequest> {
 fn iam_requests(action: &str, user: &str) -> Vec<StsRequest> {
     requests(action)
         .into_iter()
-        .filter(|r| r.param("UserName") == Some(user))
+        .filter(|r| r.param("UserName") == Some(user) && !by_admin(r))
         .collect()
+}
+
+/// Whether the rig's administrator signed `r` (the test's own set-up and
+/// look-ups: making keys, `list-access-keys`), not vault.
+fn by_admin(r: &StsRequest) -> bool {
+    let admin = std::env::var("VAULT_RIG_ADMIN_AWS_ACCESS_KEY_ID")
+        .expect("VAULT_RIG_ADMIN_AWS_ACCESS_KEY_ID: is hw/rig up to date?");
+    r.key_id == admin
 }
 
 /// `vault rotate PROFILE` with `env`; its transcript goes to the test's
@@ -171,18 +209,19 @@ fn iam_fault(action: &'static str) -> proxy::Proxy {
 #[test]
 fn rotates_with_one_mfa_code_and_deletes_the_old_key_only_after_the_new_one_works() {
     let t = TestEnv::new("rotate_mfa");
-    let (process, counter) = mfa_process(&t);
-    let serial = t.mfa_serial("rot");
+    let (u, keys) = iam_user(&t, "rot-u", 1);
+    let user = u.name.clone();
+    let (process, counter) = t.counting_mfa_process_of(&u);
+    let serial = u.mfa_serial.clone();
     t.write_config(&format!(
         "[profile p]\nregion = us-east-1\nmfa_serial = {serial}\nmfa_process = {process}\n"
     ));
-    let (user, keys) = iam_user(&t, "u", 1);
     let old = &keys[0];
     t.add("p", old);
 
-    let mark = sts_requests().len();
+    let mark = sts_requests_until_now().len();
     let run = rotate(&t, "p", &[]).success();
-    let during: Vec<StsRequest> = sts_requests().split_off(mark);
+    let during: Vec<StsRequest> = sts_requests_until_now().split_off(mark);
     let listed = keys_in_aws(&t, &user);
     assert_eq!(listed.len(), 1, "{listed:?}");
     let new = listed[0].clone();
@@ -202,10 +241,7 @@ fn rotates_with_one_mfa_code_and_deletes_the_old_key_only_after_the_new_one_work
         ),
         format!("Created the new access key {}.", mask(&new)),
         "Stored it in the keychain store in place of the old one.".to_string(),
-        format!(
-            "The new key works (GetCallerIdentity: {}).",
-            user_arn(&user)
-        ),
+        format!("The new key works (GetCallerIdentity: {}).", u.arn),
         "Cleared 1 cached session(s) made with the old key.".to_string(),
         format!("Deleted the old access key {}.", mask(&old.id)),
     ] {
@@ -221,13 +257,18 @@ fn rotates_with_one_mfa_code_and_deletes_the_old_key_only_after_the_new_one_work
     assert_eq!(support::count_lines(&counter), 1, "one MFA code in all");
     let sessions = session_token_requests(&old.id);
     assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].status, 200, "{:?}", sessions[0]);
     assert_eq!(sessions[0].param("SerialNumber"), Some(serial.as_str()));
-    assert!(sessions[0].param("TokenCode").is_some());
+    let code = sessions[0].param("TokenCode").expect("a TokenCode");
+    assert!(
+        u.is_current_code(code),
+        "TokenCode {code} is not the RFC 6238 code of the device's seed for now"
+    );
     assert!(session_token_requests(&new).is_empty());
     // Every IAM call of the rotation signed by one key: the session's.
     let iam: Vec<&StsRequest> = during
         .iter()
-        .filter(|r| r.param("UserName") == Some(user.as_str()))
+        .filter(|r| r.param("UserName") == Some(user.as_str()) && !by_admin(r))
         .collect();
     let actions: Vec<&str> = iam.iter().map(|r| r.action()).collect();
     assert_eq!(
@@ -236,39 +277,80 @@ fn rotates_with_one_mfa_code_and_deletes_the_old_key_only_after_the_new_one_work
     );
     let signer = &iam[0].key_id;
     assert!(
-        iam.iter().all(|r| &r.key_id == signer) && *signer != old.id && *signer != new,
+        iam.iter().all(|r| &r.key_id == signer)
+            && signer.starts_with("ASIA")
+            && *signer != old.id
+            && *signer != new,
         "IAM calls not all signed by the MFA session: {iam:?}"
     );
-    assert_eq!(
-        iam_requests("DeleteAccessKey", &user)[0].param("AccessKeyId"),
-        Some(old.id.as_str())
-    );
-    // The new key proved itself before the old one went.
-    assert!(requests("GetCallerIdentity")
+    // Accepted: the strict STS lets a GetSessionToken session reach IAM
+    // only when it was made with MFA.
+    assert!(iam.iter().all(|r| r.status == 200), "{iam:?}");
+    let delete = during
         .iter()
-        .any(|r| r.key_id == new));
+        .position(|r| r.action() == "DeleteAccessKey" && r.param("UserName") == Some(&user))
+        .unwrap();
+    assert_eq!(during[delete].param("AccessKeyId"), Some(old.id.as_str()));
+    // The new key proved itself (accepted, so with its real secret)
+    // before the old one went.
+    let proof = during
+        .iter()
+        .position(|r| r.action() == "GetCallerIdentity" && r.key_id == new && r.status == 200)
+        .unwrap_or_else(|| panic!("no accepted GetCallerIdentity with the new key: {during:?}"));
+    assert!(
+        proof < delete,
+        "the old key went before the new one was proven"
+    );
 
     // The store holds the new key, the sessions of the old one are gone,
     // and the new key works.
     assert_eq!(stored_id(&t, "p"), Some(new.clone()));
     assert_eq!(t.vault(&["list", "--sessions"]).run().success().stdout, "");
-    assert_eq!(stored_key_arn(&t, "p", &[]), user_arn(&user));
-    t.vault(&["exec", "p", "--", "aws", "sts", "get-caller-identity"])
+    assert_stored_key_live(&t, "p", &new, &u, &[]);
+    // And makes an MFA session (with a fresh code: vault waits for the
+    // next time step if the rotation's code is still the current one).
+    let run = t
+        .vault(&[
+            "exec",
+            "p",
+            "--",
+            "aws",
+            "sts",
+            "get-caller-identity",
+            "--output",
+            "json",
+        ])
+        .deadline(std::time::Duration::from_secs(60))
         .run()
         .success();
-    assert_eq!(session_token_requests(&new).len(), 1);
-    assert_eq!(support::count_lines(&counter), 2);
+    let v: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["Arn"], u.arn.as_str());
+    let sessions = session_token_requests(&new);
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].status, 200, "{:?}", sessions[0]);
+    let second = sessions[0].param("TokenCode").unwrap();
+    assert!(u.is_current_code(second) && second != code, "{second}");
+    // One more code; two when the first was the rotation's own (same time
+    // step), which vault says and then waits for the next one.
+    let waited = run.stderr.contains("was already used; waiting");
+    assert_eq!(
+        support::count_lines(&counter),
+        if waited { 3 } else { 2 },
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn a_cached_mfa_session_is_reused_so_rotate_asks_for_no_code() {
     let t = TestEnv::new("rotate_cached");
-    let (process, counter) = mfa_process(&t);
+    let (u, keys) = iam_user(&t, "rot-u", 1);
+    let user = u.name.clone();
+    let (process, counter) = t.counting_mfa_process_of(&u);
     t.write_config(&format!(
         "[profile p]\nregion = us-east-1\nmfa_serial = {}\nmfa_process = {process}\n",
-        t.mfa_serial("rot")
+        u.mfa_serial
     ));
-    let (user, keys) = iam_user(&t, "u", 1);
     t.add("p", &keys[0]);
     t.exec_json("p", &[]);
     assert_eq!(support::count_lines(&counter), 1);
@@ -279,7 +361,16 @@ fn a_cached_mfa_session_is_reused_so_rotate_asks_for_no_code() {
     let listed = keys_in_aws(&t, &user);
     assert_eq!(listed.len(), 1);
     assert_ne!(listed[0], keys[0].id);
+    // The IAM calls, made with the cached MFA session, were accepted.
+    for action in ["ListAccessKeys", "CreateAccessKey", "DeleteAccessKey"] {
+        let reqs = iam_requests(action, &user);
+        assert!(
+            reqs.len() == 1 && reqs[0].status == 200 && reqs[0].key_id.starts_with("ASIA"),
+            "{action}: {reqs:?}"
+        );
+    }
     assert_eq!(stored_id(&t, "p").as_ref(), Some(&listed[0]));
+    assert_stored_key_live(&t, "p", &listed[0], &u, &[]);
 }
 
 #[test]
@@ -287,7 +378,8 @@ fn without_mfa_the_stored_key_itself_calls_iam() {
     // AWS refuses IAM calls from a session made without MFA.
     let t = TestEnv::new("rotate_no_mfa");
     t.write_config("[profile p]\nregion = us-east-1\n");
-    let (user, keys) = iam_user(&t, "u", 1);
+    let (u, keys) = iam_user(&t, "rot-u", 1);
+    let user = u.name.clone();
     let old = &keys[0];
     t.add("p", old);
 
@@ -296,25 +388,26 @@ fn without_mfa_the_stored_key_itself_calls_iam() {
     for action in ["ListAccessKeys", "CreateAccessKey", "DeleteAccessKey"] {
         let reqs = iam_requests(action, &user);
         assert!(
-            reqs.iter().any(|r| r.key_id == old.id),
-            "{action} not signed with the stored key: {reqs:?}"
+            reqs.len() == 1 && reqs[0].key_id == old.id && reqs[0].status == 200,
+            "{action} not signed with the stored key, or refused: {reqs:?}"
         );
     }
     let listed = keys_in_aws(&t, &user);
     assert_eq!(listed.len(), 1);
     assert_eq!(stored_id(&t, "p").as_ref(), Some(&listed[0]));
-    assert_eq!(stored_key_arn(&t, "p", &[]), user_arn(&user));
+    assert_stored_key_live(&t, "p", &listed[0], &u, &[]);
 }
 
 #[test]
 fn when_the_old_key_cannot_be_deleted_the_new_one_stays_stored_and_both_are_named() {
     let t = TestEnv::new("rotate_delete_fails");
-    let (process, counter) = mfa_process(&t);
+    let (u, keys) = iam_user(&t, "rot-u", 1);
+    let user = u.name.clone();
+    let (process, counter) = t.counting_mfa_process_of(&u);
     t.write_config(&format!(
         "[profile p]\nregion = us-east-1\nmfa_serial = {}\nmfa_process = {process}\n",
-        t.mfa_serial("rot")
+        u.mfa_serial
     ));
-    let (user, keys) = iam_user(&t, "u", 1);
     let old = &keys[0];
     t.add("p", old);
     let proxy = iam_fault("DeleteAccessKey");
@@ -346,14 +439,15 @@ fn when_the_old_key_cannot_be_deleted_the_new_one_stays_stored_and_both_are_name
 
     // The new key was proven, so it is the one kept, and it works.
     assert_eq!(stored_id(&t, "p"), Some(new.clone()));
-    assert_eq!(stored_key_arn(&t, "p", &[]), user_arn(&user));
+    assert_stored_key_live(&t, "p", &new, &u, &[]);
 }
 
 #[test]
 fn when_no_key_can_be_created_nothing_changes() {
     let t = TestEnv::new("rotate_create_fails");
     t.write_config("[profile p]\nregion = us-east-1\n");
-    let (user, keys) = iam_user(&t, "u", 1);
+    let (u, keys) = iam_user(&t, "rot-u", 1);
+    let user = u.name.clone();
     let old = &keys[0];
     t.add("p", old);
     let proxy = iam_fault("CreateAccessKey");
@@ -372,14 +466,15 @@ fn when_no_key_can_be_created_nothing_changes() {
     assert_eq!(proxy.faulted("CreateAccessKey").len(), 1);
     assert_eq!(keys_in_aws(&t, &user), vec![old.id.clone()]);
     assert_eq!(stored_id(&t, "p"), Some(old.id.clone()));
-    assert_eq!(stored_key_arn(&t, "p", &[]), user_arn(&user));
+    assert_stored_key_live(&t, "p", &old.id, &u, &[]);
 }
 
 #[test]
 fn a_new_key_that_cannot_be_proven_is_deleted_again_and_the_old_one_stays() {
     let t = TestEnv::new("rotate_unproven");
     t.write_config("[profile p]\nregion = us-east-1\n");
-    let (user, keys) = iam_user(&t, "u", 1);
+    let (u, keys) = iam_user(&t, "rot-u", 1);
+    let user = u.name.clone();
     let old = keys[0].clone();
     t.add("p", &old);
     // STS refuses every key but the old one.
@@ -428,14 +523,15 @@ fn a_new_key_that_cannot_be_proven_is_deleted_again_and_the_old_one_stays() {
     assert!(run.stderr.contains(&message), "{}", run.stderr);
     assert_eq!(keys_in_aws(&t, &user), vec![old.id.clone()]);
     assert_eq!(stored_id(&t, "p"), Some(old.id.clone()));
-    assert_eq!(stored_key_arn(&t, "p", &[]), user_arn(&user));
+    assert_stored_key_live(&t, "p", &old.id, &u, &[]);
 }
 
 #[test]
 fn when_an_unproven_key_cannot_be_deleted_either_both_keys_are_named() {
     let t = TestEnv::new("rotate_unproven_kept");
     t.write_config("[profile p]\nregion = us-east-1\n");
-    let (user, keys) = iam_user(&t, "u", 1);
+    let (u, keys) = iam_user(&t, "rot-u", 1);
+    let user = u.name.clone();
     let old = keys[0].clone();
     t.add("p", &old);
     let old_id = old.id.clone();
@@ -475,19 +571,20 @@ fn when_an_unproven_key_cannot_be_deleted_either_both_keys_are_named() {
         mask(&new)
     )));
     assert_eq!(stored_id(&t, "p"), Some(old.id.clone()));
-    assert_eq!(stored_key_arn(&t, "p", &[]), user_arn(&user));
+    assert_stored_key_live(&t, "p", &old.id, &u, &[]);
 }
 
 #[test]
 fn refuses_a_user_that_already_has_two_keys() {
     let t = TestEnv::new("rotate_two_keys");
     t.write_config("[profile p]\nregion = us-east-1\n");
-    let (user, keys) = iam_user(&t, "u", 2);
+    let (u, keys) = iam_user(&t, "rot-u", 2);
+    let user = u.name.clone();
     t.add("p", &keys[0]);
 
-    let mark = sts_requests().len();
+    let mark = sts_requests_until_now().len();
     let run = rotate(&t, "p", &[]);
-    let during: Vec<StsRequest> = sts_requests().split_off(mark);
+    let during: Vec<StsRequest> = sts_requests_until_now().split_off(mark);
     assert_eq!(run.code, Some(1), "{run:?}");
     let message = format!(
         "vault: IAM user \"{user}\" already has two access keys, the most AWS allows, so there \
@@ -499,9 +596,9 @@ fn refuses_a_user_that_already_has_two_keys() {
     );
     assert!(run.stderr.contains(&message), "{}", run.stderr);
     assert_eq!(keys_in_aws(&t, &user), sorted(&[&keys[0].id, &keys[1].id]));
-    assert!(!during
-        .iter()
-        .any(|r| r.action() == "CreateAccessKey" && r.param("UserName") == Some(user.as_str())));
+    assert!(!during.iter().any(|r| r.action() == "CreateAccessKey"
+        && r.param("UserName") == Some(user.as_str())
+        && !by_admin(r)));
     assert_eq!(stored_id(&t, "p"), Some(keys[0].id.clone()));
 }
 
@@ -512,7 +609,9 @@ fn refuses_a_profile_whose_key_is_another_profiles() {
         "[profile p]\nregion = us-east-1\n\n[profile r]\nsource_profile = p\nrole_arn = {}\n\n[profile s]\n",
         t.role_arn("rot")
     ));
-    t.add("p", &Key::random());
+    // Refused from the config alone: the key never reaches STS or IAM.
+    let key = Key::random();
+    t.add("p", &key);
     t.vault(&["rotate", "r"]).run().fails_with(
         1,
         "vault: profile \"r\" has no access key of its own: its credentials come from profile \"p\"\n\
@@ -523,6 +622,11 @@ fn refuses_a_profile_whose_key_is_another_profiles() {
         "vault: no credentials stored for profile \"s\"\n\
          vault: hint: add them with `vault add s`\n",
     );
+    let made: Vec<StsRequest> = sts_requests_until_now()
+        .into_iter()
+        .filter(|r| r.key_id == key.id)
+        .collect();
+    assert!(made.is_empty(), "{made:?}");
 }
 
 // ------------------------------------------------------- token-backed
@@ -539,9 +643,9 @@ fn a_token_backed_profile_is_sealed_again_to_the_new_key() {
     let hw = |args: &[&str]| token::hw(&t, &s, args);
     let serial = key.serial.to_string();
     // p: the key only in its envelope; q: with the store copy kept.
-    let (user_p, keys_p) = iam_user(&t, "p", 1);
+    let (user_p, keys_p) = iam_user(&t, "rot-p", 1);
     t.add("p", &keys_p[0]);
-    let (user_q, keys_q) = iam_user(&t, "q", 1);
+    let (user_q, keys_q) = iam_user(&t, "rot-q", 1);
     t.add("q", &keys_q[0]);
     token::enroll(&t, &key, &s, &["--profile", "p"]);
     token::enroll(&t, &key, &s, &["--profile", "q", "--keep-keychain-copy"]);
@@ -559,7 +663,7 @@ fn a_token_backed_profile_is_sealed_again_to_the_new_key() {
             "[cli_rotate] rotate {profile}:\n{}{}",
             run.stdout, run.stderr
         );
-        let listed = keys_in_aws(&t, user);
+        let listed = keys_in_aws(&t, &user.name);
         assert_eq!(listed.len(), 1, "{listed:?}");
         let new = listed[0].clone();
         assert_ne!(new, old.id);
@@ -577,7 +681,9 @@ fn a_token_backed_profile_is_sealed_again_to_the_new_key() {
             run.stderr
         );
         assert_ne!(envelope(profile), before, "the envelope was sealed again");
-        // The envelope unwraps (PIN, touch) to the new key, which works.
+        // The envelope unwraps (PIN, touch) to the new key, secret
+        // included: the strict STS accepts a request signed with what it
+        // hands out, and names the user.
         let (creds, _) = {
             let run = hw(&["exec", profile, "--no-session", "--json"])
                 .run()
@@ -585,10 +691,10 @@ fn a_token_backed_profile_is_sealed_again_to_the_new_key() {
             (support::JsonCreds::parse(&run.stdout), run)
         };
         assert_eq!(creds.access_key_id, new);
-        assert_eq!(
-            stored_key_arn(&t, profile, &[("VAULT_PIN", &s.pin)]),
-            user_arn(user)
-        );
+        assert_eq!(creds.session_token, None, "the long-term key itself");
+        assert_key_live(&t, &creds.access_key_id, &creds.secret_access_key, user);
+        // And a command run with the profile gets that live key.
+        assert_stored_key_live(&t, profile, &new, user, &[("VAULT_PIN", &s.pin)]);
         // The kept copy follows the envelope; no copy appears where there was none.
         assert_eq!(
             stored_id(&t, profile),
