@@ -67,6 +67,16 @@ const VAULT_SECRETS: &[&str] = &[
     "VAULT_FIDO2_PIN",
 ];
 
+/// Takes vault's own secrets out of the environment of a helper program
+/// vault starts (mfa_process, a credential_process source, a dialog, the
+/// browser opener): they are vault's, and such programs need none of them.
+pub fn without_vault_secrets(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for k in VAULT_SECRETS {
+        cmd.env_remove(k);
+    }
+    cmd
+}
+
 fn keep_inherited(name: &str) -> bool {
     if VAULT_SECRETS.contains(&name) {
         return false;

@@ -36,7 +36,7 @@ impl Drop for Output {
 /// Runs `command` and parses what it prints; the error says what went
 /// wrong in words that follow "credential_process of profile P".
 pub fn credential_process(command: &str) -> Result<Credentials, String> {
-    let out = Command::new("sh")
+    let out = crate::output::without_vault_secrets(&mut Command::new("sh"))
         .arg("-c")
         .arg(command)
         .stdin(Stdio::null())

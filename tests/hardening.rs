@@ -91,3 +91,45 @@ fn vault_is_not_dumpable_and_the_programs_it_runs_are() {
     );
     running.kill();
 }
+
+#[test]
+fn programs_vault_starts_never_get_its_secrets() {
+    let t = TestEnv::new("harden_scrub");
+    let user = t.user("alice");
+    let mfa_env = t.dir.join("mfa-process.env");
+    let cp_env = t.dir.join("credential-process.env");
+    t.write_config(&format!(
+        "[profile p]\nmfa_serial = {}\nmfa_process = env > {} && {}\n\
+         [profile ext]\ncredential_process = sh -c 'env > {} && {} exec p --json'\n",
+        user.mfa_serial,
+        mfa_env.display(),
+        user.mfa_process(),
+        cp_env.display(),
+        VAULT,
+    ));
+    t.add("p", &user.key);
+    let secrets = [
+        ("VAULT_PIN", "pin-246810"),
+        ("VAULT_FILE_PASSPHRASE", "passphrase-that-is-vaults"),
+        ("VAULT_FIDO2_PIN", "fido2-pin-1357"),
+        ("VAULT_NEW_PIN", "new-pin-8642"),
+        ("VAULT_NEW_PUK", "new-puk-97531"),
+    ];
+    let mut cmd = t.vault(&["exec", "ext", "--json"]);
+    for (k, v) in secrets {
+        cmd = cmd.env(k, v);
+    }
+    cmd.run().success();
+    for file in [&mfa_env, &cp_env] {
+        let env = std::fs::read_to_string(file)
+            .unwrap_or_else(|e| panic!("{} was not written: {e}", file.display()));
+        assert!(env.contains("HOME="), "{env}");
+        for (k, v) in secrets {
+            assert!(
+                !env.contains(k) && !env.contains(v),
+                "{k} reached {}:\n{env}",
+                file.display()
+            );
+        }
+    }
+}

@@ -366,7 +366,7 @@ fn open_in_browser(url: &str) -> Result<(), String> {
     #[cfg(not(any(target_os = "macos", windows)))]
     let (program, pre): (&str, &[&str]) = ("xdg-open", &[]);
     log::debug!(target: "vault", "opening the sign-in URL with {program}");
-    let status = std::process::Command::new(program)
+    let status = crate::output::without_vault_secrets(&mut std::process::Command::new(program))
         .args(pre)
         .arg(url)
         .stdin(std::process::Stdio::null())

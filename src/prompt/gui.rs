@@ -160,7 +160,7 @@ impl Dialog {
     /// program adds.
     fn ask(&self, label: &str, entry: Entry) -> Result<Zeroizing<String>, PromptError> {
         let name = self.tool.program();
-        let out: Output = Command::new(&self.program)
+        let out: Output = crate::output::without_vault_secrets(&mut Command::new(&self.program))
             .args(self.ask_args(label, entry))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -270,7 +270,7 @@ impl Prompt for Dialog {
     }
 
     fn notify(&self, message: &str) {
-        let child = Command::new(&self.program)
+        let child = crate::output::without_vault_secrets(&mut Command::new(&self.program))
             .args(self.notify_args(message))
             .stdin(Stdio::null())
             // Never our stdout: it may be carrying credential_process JSON.

@@ -197,7 +197,7 @@ pub fn validate_mfa_code(s: &str) -> Result<MfaCode, PromptError> {
 /// "touch your key" from ykman reaches the user; its stdin is closed so it
 /// cannot steal the input of a vault run inside a pipeline.
 pub fn mfa_process(command: &str) -> Result<MfaCode, PromptError> {
-    let out = Command::new("sh")
+    let out = crate::output::without_vault_secrets(&mut Command::new("sh"))
         .arg("-c")
         .arg(command)
         .stdin(Stdio::null())
