@@ -103,21 +103,21 @@ pub struct EnrollArgs {
     /// when the YubiKey is not present (used after a warning).
     #[arg(long, requires = "profile")]
     pub keep_keychain_copy: bool,
-    /// Base32 TOTP seed of the profile's AWS virtual MFA device, loaded into
-    /// the OATH applet as a touch-required credential. `-` reads it from
-    /// stdin (one line), which keeps it out of the process list and the
-    /// shell history.
+    /// `-`: read the base32 TOTP seed of the profile's AWS virtual MFA
+    /// device from stdin (one line) and load it into the OATH applet as a
+    /// touch-required credential. A seed given here on the command line is
+    /// refused: every process and the shell history could read it.
     #[arg(
         long,
-        value_name = "BASE32",
+        value_name = "-",
         conflicts_with_all = ["totp_uri", "totp_secret_file"]
     )]
     pub totp_secret: Option<String>,
     /// The base32 seed from a file instead of the command line.
     #[arg(long, value_name = "PATH", conflicts_with = "totp_uri")]
     pub totp_secret_file: Option<std::path::PathBuf>,
-    /// The same as an otpauth://totp/... URI (`-`: read it from stdin).
-    #[arg(long, value_name = "URI")]
+    /// `-`: read the seed as an otpauth://totp/... URI from stdin instead.
+    #[arg(long, value_name = "-")]
     pub totp_uri: Option<String>,
     /// The MFA device ARN the seed belongs to (default: the profile's mfa_serial;
     /// recorded in the profile when it has none).

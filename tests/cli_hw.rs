@@ -480,17 +480,24 @@ fn role_on_p(t: &TestEnv, user: &str) -> (IamUser, String) {
     (user, role)
 }
 
-/// `vault hw enroll` arguments that load `user`'s MFA seed for `user`'s
-/// device into the OATH applet, wrapping profile p's key.
-fn with_mfa_of(user: &IamUser) -> [&str; 6] {
+/// `vault hw enroll` arguments that load `user`'s MFA seed (from a file:
+/// vault refuses a seed in argv) for `user`'s device into the OATH applet,
+/// wrapping profile p's key.
+fn with_mfa_of(t: &TestEnv, user: &IamUser) -> Vec<String> {
     [
         "--profile",
         "p",
-        "--totp-secret",
-        &user.seed,
+        "--totp-secret-file",
+        &t.seed_file(user),
         "--mfa-serial",
         &user.mfa_serial,
     ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
 
 // -------------------------------------------------------------------- tests
@@ -513,7 +520,7 @@ fn enroll_wraps_the_key_loads_the_seed_and_exec_sends_the_cards_code() {
     let before = ykman_ok(&key, &["piv", "info"]);
     assert!(before.contains("WARNING: Using default PIN!"), "{before}");
 
-    enroll(&t, &key, &s, &with_mfa_of(&alice));
+    enroll(&t, &key, &s, &strs(&with_mfa_of(&t, &alice)));
 
     // The store no longer holds the key; the envelope does.
     assert!(
@@ -1115,7 +1122,8 @@ fn without_the_token_mfa_falls_back_to_the_code_given() {
     t.add("p", &bob.key);
     let mfa = bob.mfa_serial.clone();
     let mut args = vec!["--keep-keychain-copy"];
-    args.extend(with_mfa_of(&bob));
+    let bob_args = with_mfa_of(&t, &bob);
+    args.extend(strs(&bob_args));
     enroll(&t, &key, &s, &args);
     pull(&key);
 
@@ -1198,7 +1206,7 @@ fn cold_cached_and_concurrent_execs_cost_few_apdus_and_two_touches() {
     let s = Secrets::new();
     // p holds carol's real key; the card gets her real device's seed.
     let (carol, role) = role_on_p(&t, "carol");
-    enroll(&t, &key, &s, &with_mfa_of(&carol));
+    enroll(&t, &key, &s, &strs(&with_mfa_of(&t, &carol)));
     replug(&key);
 
     // Cold: no session cached, PIN not verified. What it takes, on this
@@ -1502,7 +1510,7 @@ fn touch_prompts_never_reach_stdout() {
     let touch = format!("Touch your YubiKey (serial {})", key.serial);
 
     // No terminal, no display: prompts go to stderr.
-    let run = enroll(&t, &key, &s, &with_mfa_of(&dan));
+    let run = enroll(&t, &key, &s, &strs(&with_mfa_of(&t, &dan)));
     assert_eq!(run.stdout, "", "enroll wrote to stdout");
     assert!(run.stderr.contains(&touch), "{}", run.stderr);
     let (_, run) = exec_json(&t, &s, "r", &[]);

@@ -293,7 +293,7 @@ fn card_removed_during_oath_calculate() {
     let user = plain_profile(&t, false);
     let aws = user.key.clone();
     let mfa = user.mfa_serial.clone();
-    let b32 = user.seed.clone();
+    let b32 = t.seed_file(&user);
     enroll(
         &t,
         &key,
@@ -301,7 +301,7 @@ fn card_removed_during_oath_calculate() {
         &[
             "--profile",
             "p",
-            "--totp-secret",
+            "--totp-secret-file",
             &b32,
             "--mfa-serial",
             &mfa,
@@ -983,7 +983,7 @@ fn config_folder_read_only_or_full() {
     let config = std::fs::read(&t.config).unwrap();
     let aws_dir = t.home.join(".aws");
     let mfa = user.mfa_serial.clone();
-    let b32 = user.seed.clone();
+    let b32 = t.seed_file(&user);
     let serial = key.serial.to_string();
     let args = enroll_args(
         &serial,
@@ -991,7 +991,7 @@ fn config_folder_read_only_or_full() {
             "--profile",
             "p",
             "--keep-keychain-copy",
-            "--totp-secret",
+            "--totp-secret-file",
             &b32,
             "--mfa-serial",
             &mfa,

@@ -523,10 +523,30 @@ fn arg_or_stdin(value: &str, flag: &str) -> Result<Zeroizing<String>, Error> {
 /// use (SHA-1, 6 digits, 30 s).
 fn totp_seed(args: &EnrollArgs) -> Result<Option<(SecretBytes, Option<String>)>, Error> {
     if let Some(uri) = &args.totp_uri {
+        if uri != "-" {
+            return Err(Error::usage(
+                "--totp-uri takes no URI on the command line: it holds the seed, which every \
+                 process and your shell history could read",
+                Some("pass it on stdin: `--totp-uri -`".to_string()),
+            ));
+        }
         let uri = arg_or_stdin(uri, "--totp-uri")?;
         return parse_totp_uri(&uri).map(Some);
     }
     let (b32, flag) = match (&args.totp_secret, &args.totp_secret_file) {
+        // A seed in argv is readable by every process (ps, /proc) and
+        // stays in shell history: only stdin or a file.
+        (Some(s), _) if s != "-" => {
+            return Err(Error::usage(
+                "--totp-secret takes no seed on the command line, where every process and \
+                 your shell history can read it",
+                Some(
+                    "pass it on stdin (`--totp-secret -`) or from a file \
+                     (`--totp-secret-file PATH`)"
+                        .to_string(),
+                ),
+            ))
+        }
         (Some(s), _) => (arg_or_stdin(s, "--totp-secret")?, "--totp-secret"),
         (None, Some(path)) => (
             Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {

@@ -265,6 +265,15 @@ impl TestEnv {
         user
     }
 
+    /// A file (0600) holding `user`'s seed, for `vault hw enroll
+    /// --totp-secret-file` (vault refuses a seed in argv).
+    pub fn seed_file(&self, user: &IamUser) -> String {
+        let p = self.dir.join(format!("seed-{}", user.name));
+        std::fs::write(&p, &user.seed).expect("write the seed file");
+        set_mode(&p, 0o600);
+        p.display().to_string()
+    }
+
     /// A real access key (of the IAM user `NAME-TAG`, made on first use).
     pub fn key(&self, user: &str) -> Key {
         self.user(user).key
