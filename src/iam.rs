@@ -77,6 +77,8 @@ pub enum IamError {
     NoMfaDevice { operation: &'static str },
     #[error("cannot start the IAM client: {0}")]
     Runtime(String),
+    #[error("refusing the IAM endpoint: {0}")]
+    Endpoint(String),
 }
 
 impl IamError {
@@ -96,6 +98,11 @@ impl IamError {
             }
             IamError::Unreachable { .. } => Some(
                 "check your network, and AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_IAM / endpoint_url"
+                    .into(),
+            ),
+            IamError::Endpoint(_) => Some(
+                "use https (check AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_IAM and endpoint_url); plain \
+                 http only to 127.0.0.1, ::1 or localhost"
                     .into(),
             ),
             _ => None,
@@ -158,6 +165,9 @@ pub struct Iam {
 
 impl Iam {
     pub fn new(endpoint: Endpoint) -> Result<Iam, IamError> {
+        if let Some(url) = &endpoint.url {
+            crate::sts::check_endpoint(url).map_err(IamError::Endpoint)?;
+        }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

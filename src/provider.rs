@@ -376,8 +376,9 @@ impl<'a> Provider<'a> {
             log::debug!(target: "vault", "another vault process made the session while this one waited; reusing it");
             return Ok(Credentials::Session(s.creds));
         }
-        let keys = self.root_key(plan)?;
+        // The endpoint is checked before the key is unwrapped (a touch).
         let sts = self.sts(&plan.endpoint)?;
+        let keys = self.root_key(plan)?;
         let creds = match &step.mfa_serial {
             Some(serial) => self.with_mfa(&step.profile, serial, step.mfa_process.as_deref(), |code| {
                 log::debug!(target: "vault", "calling GetSessionToken with MFA {serial} for {} s", step.duration.as_secs());

@@ -40,6 +40,36 @@ pub struct Endpoint {
     pub url: Option<String>,
 }
 
+/// Whether `url` may carry vault's requests: https anywhere, plain http
+/// only to this machine (a local emulator). STS and IAM requests carry
+/// session tokens and MFA codes, and their answers session secrets, an MFA
+/// seed (CreateVirtualMFADevice) or a new long-term key (CreateAccessKey).
+pub fn check_endpoint(url: &str) -> Result<(), String> {
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    let loopback = match uri.host() {
+        Some("localhost") => true,
+        Some(h) => h
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    };
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") if loopback => Ok(()),
+        Some("http") => Err(format!(
+            "{url} is plain http to another machine: session tokens, MFA codes and keys would \
+             cross the network in clear"
+        )),
+        _ => Err(format!(
+            "{url} is neither https:// nor http:// to this machine"
+        )),
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct AssumeRole {
     pub role_arn: String,
@@ -76,6 +106,8 @@ pub enum StsError {
     NoCredentials { operation: &'static str },
     #[error("cannot start the STS client: {0}")]
     Runtime(String),
+    #[error("refusing the STS endpoint: {0}")]
+    Endpoint(String),
 }
 
 impl StsError {
@@ -123,6 +155,11 @@ impl StsError {
             )),
             StsError::Unreachable { .. } => Some(
                 "check your network, and AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_STS / endpoint_url"
+                    .into(),
+            ),
+            StsError::Endpoint(_) => Some(
+                "use https (check AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_STS and endpoint_url); plain \
+                 http only to 127.0.0.1, ::1 or localhost"
                     .into(),
             ),
             _ => None,
@@ -279,6 +316,9 @@ fn secs(d: Duration) -> i32 {
 
 impl Sts {
     pub fn new(endpoint: Endpoint) -> Result<Sts, StsError> {
+        if let Some(url) = &endpoint.url {
+            check_endpoint(url).map_err(StsError::Endpoint)?;
+        }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -404,5 +444,43 @@ impl Sts {
             .block_on(client.get_caller_identity().send())
             .map_err(|e| service_error(OP, &self.endpoint, self.timeout, e))?;
         Ok(out.arn().unwrap_or_default().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_sts_call_gives_up_after_30_s_unless_told_otherwise() {
+        assert_eq!(DEFAULT_TIMEOUT, Duration::from_secs(30));
+        // The process's own environment: the test runner sets no
+        // VAULT_STS_TIMEOUT.
+        assert!(std::env::var_os("VAULT_STS_TIMEOUT").is_none());
+        assert_eq!(timeout(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        for ok in [
+            "https://sts.amazonaws.com",
+            "https://10.0.0.1:8443",
+            "http://127.0.0.1:5000",
+            "http://127.9.9.9",
+            "http://localhost:4566",
+            "http://[::1]:4566",
+        ] {
+            assert!(check_endpoint(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://sts.example.com",
+            "http://10.0.0.1:5000",
+            "http://192.168.1.2",
+            "http://[fe80::1]",
+            "ftp://127.0.0.1",
+            "not a url",
+        ] {
+            assert!(check_endpoint(bad).is_err(), "{bad}");
+        }
     }
 }
