@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod atomic;
 pub mod cli;
 pub mod cmd;
 pub mod config;

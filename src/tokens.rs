@@ -8,8 +8,6 @@
 //! `$XDG_DATA_HOME/vault/envelopes`, useless without the token.
 
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -99,35 +97,15 @@ pub fn envelope_file(profile: &str) -> PathBuf {
     envelope_dir().join(format!("{}.envelope", hex::encode(profile.as_bytes())))
 }
 
-/// Writes `bytes` to `path` through a 0600 temporary file and a rename.
+/// Writes `bytes` to `path` owner-only and atomically, file and folder
+/// synced ([`crate::atomic`]): an envelope may be the only copy of a key.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TokensError> {
-    let err = |e: std::io::Error| TokensError::Write {
-        path: path.display().to_string(),
-        detail: e.to_string(),
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(err)?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(err)?;
-    // A full disk fails the write half way: the old file stays as it
-    // was, and the half-written temporary goes.
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            err(e)
-        })
+    crate::atomic::write(path, bytes, crate::atomic::Existing::Replace).map_err(|e| {
+        TokensError::Write {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        }
+    })
 }
 
 impl Tokens {

@@ -36,7 +36,7 @@ use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -56,7 +56,8 @@ const CHECK_PLAINTEXT: &[u8] = b"vault file store";
 /// The file that proves a passphrase right before any item is touched.
 pub const CHECK_FILE: &str = ".check";
 const ITEM_SUFFIX: &str = ".item";
-const TEMP_PREFIX: &str = ".tmp-";
+#[cfg(test)]
+use crate::atomic::TEMP_PREFIX;
 
 const PASSPHRASE_LABEL: &str = "Passphrase for vault's file store";
 const CONFIRM_LABEL: &str = "Passphrase for vault's file store (again, to confirm)";
@@ -656,47 +657,16 @@ enum Mode {
     CreateNew,
 }
 
-/// Writes `dir/name` all at once: the bytes go to a new owner-only file
-/// in the same directory, reach the disk, and then take the name in one
-/// step, so a crash leaves the old file or the new one, never half of one.
+/// Writes `dir/name` all at once ([`crate::atomic`]).
 fn write_file(dir: &Path, name: &str, bytes: &[u8], mode: Mode) -> io::Result<()> {
-    let mut suffix = [0u8; 8];
-    OsRng.fill_bytes(&mut suffix);
-    let temp = dir.join(format!("{TEMP_PREFIX}{}", hex::encode(suffix)));
-    let target = dir.join(name);
-    let result = (|| {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        // Created with its final mode: it is never readable by others,
-        // not even between creation and a chmod.
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        match mode {
-            Mode::Replace => fs::rename(&temp, &target),
-            // A hard link never replaces: that is the "only if absent".
-            Mode::CreateNew => fs::hard_link(&temp, &target),
-        }
-    })();
-    if mode == Mode::CreateNew || result.is_err() {
-        // Best effort: a leftover holds only ciphertext, and `list` skips it.
-        let _ = fs::remove_file(&temp);
-    }
-    result?;
-    sync_dir(dir)
+    let existing = match mode {
+        Mode::Replace => crate::atomic::Existing::Replace,
+        Mode::CreateNew => crate::atomic::Existing::Fail,
+    };
+    crate::atomic::write(&dir.join(name), bytes, existing)
 }
 
-/// Makes a rename or removal in `dir` durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    fs::File::open(dir)?.sync_all()?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
-}
+use crate::atomic::sync_dir;
 
 fn io_error(doing: &str, path: &Path, e: io::Error) -> StoreError {
     let detail = format!("{doing} {}: {e}", path.display());
