@@ -357,3 +357,59 @@ fn help_texts() {
     let run = t.vault(&["exec", "--help"]).run().success();
     assert_eq!((run.stdout.as_str(), run.stderr.as_str()), (EXEC_HELP, ""));
 }
+
+#[test]
+fn enroll_refuses_a_seed_on_the_command_line_before_touching_anything() {
+    let t = TestEnv::new("err_seed_in_argv");
+    t.write_config("[profile p]\nregion = eu-west-1\n");
+    let seed = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    t.vault(&["hw", "enroll", "--profile", "p", "--totp-secret", seed])
+        .run()
+        .fails_with(
+            1,
+            "vault: --totp-secret takes no seed on the command line, where every process and \
+             your shell history can read it\n\
+             vault: hint: pass it on stdin (`--totp-secret -`) or from a file \
+             (`--totp-secret-file PATH`)\n",
+        );
+    let uri = format!("otpauth://totp/aws:p@123456789012?secret={seed}");
+    t.vault(&["hw", "enroll", "--profile", "p", "--totp-uri", &uri])
+        .run()
+        .fails_with(
+            1,
+            "vault: --totp-uri takes no URI on the command line: it holds the seed, which every \
+             process and your shell history could read\n\
+             vault: hint: pass it on stdin: `--totp-uri -`\n",
+        );
+    // Nothing was written: no token record, the config as it was.
+    assert!(!t.dir.join("config-home/vault/tokens.json").exists());
+    assert_eq!(
+        std::fs::read_to_string(&t.config).unwrap(),
+        "[profile p]\nregion = eu-west-1\n"
+    );
+}
+
+#[test]
+fn plain_http_to_another_machine_is_refused_before_anything_is_sent() {
+    let t = TestEnv::new("err_http_endpoint");
+    t.write_config("[profile p]\nregion = eu-west-1\n");
+    let key = t.key("alice");
+    t.add("p", &key);
+    // 192.0.2.0/24 is TEST-NET-1: nothing answers there, and nothing is sent.
+    let run = t
+        .vault(&["exec", "p", "--json"])
+        .env("AWS_ENDPOINT_URL", "http://192.0.2.1:5000")
+        .run();
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert!(
+        run.stderr.contains(
+            "refusing the STS endpoint: http://192.0.2.1:5000 is plain http to another machine"
+        ) && run.stderr.contains("plain http only to 127.0.0.1"),
+        "{}",
+        run.stderr
+    );
+    // https anywhere, and plain http to this machine (the rig's STS), work.
+    t.vault(&["exec", "p", "--json"]).run().success();
+    assert_eq!(session_token_requests(&key.id).len(), 1);
+}

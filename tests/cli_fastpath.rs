@@ -102,3 +102,44 @@ fn a_cache_hit_needs_only_the_vault_binary_and_a_miss_needs_vault_core() {
         miss.stderr
     );
 }
+
+#[test]
+fn the_vault_binary_holds_no_async_runtime_and_no_sdk() {
+    // The crates whose functions each binary defines, from its symbol table
+    // (`nm`, binutils, which gcc brings): the cache-hit binary must define
+    // none of the runtime's, the SDK's, the keychain's or PC/SC's, while
+    // vault-core defines them all (so the check can see them).
+    let crates = |binary: &std::path::Path| -> BTreeSet<String> {
+        let out = std::process::Command::new("nm")
+            .args(["-C", "--defined-only"])
+            .arg(binary)
+            .output()
+            .expect("nm (binutils: apt-get install binutils)");
+        assert!(out.status.success(), "nm {}: {out:?}", binary.display());
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.splitn(3, ' ').nth(2))
+            .filter_map(|sym| sym.trim_start_matches('<').split("::").next())
+            .map(str::to_string)
+            .collect()
+    };
+    let vault = std::path::Path::new(VAULT);
+    let (mine, core) = (crates(vault), crates(&vault.with_file_name("vault-core")));
+    for krate in [
+        "tokio",
+        "aws_sdk_sts",
+        "aws_smithy_runtime",
+        "hyper",
+        "keyring",
+        "pcsc",
+    ] {
+        assert!(
+            !mine.contains(krate),
+            "the vault binary defines {krate} code"
+        );
+        assert!(
+            core.contains(krate),
+            "vault-core defines no {krate} code: the check sees nothing"
+        );
+    }
+}

@@ -110,6 +110,31 @@ fn an_mfa_token_flag_is_not_sent_twice() {
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].param("TokenCode"), Some(code.as_str()));
     assert_mfa_accepted(&reqs[0], &user);
+    // The used code is remembered in the kernel keyring (memory only), as
+    // a hash: no key of the test's keyring holds the code itself, and the
+    // record of the device is there.
+    let keys = t
+        .cmd(
+            "sh",
+            &[
+                "-c",
+                "for k in $(keyctl rlist @s); do echo \"$(keyctl rdescribe \"$k\") $(keyctl pipe \"$k\" | base64 -w0)\"; done",
+            ],
+        )
+        .run()
+        .success();
+    assert!(keys.stdout.contains(";vault:mfa:"), "{}", keys.stdout);
+    use base64::Engine;
+    for line in keys.stdout.lines() {
+        let payload = line.rsplit(' ').next().unwrap_or("");
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(payload)
+            .unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&raw).contains(&code),
+            "the code is kept in clear: {line}"
+        );
+    }
 
     t.vault(&["clear"]).run().success();
     let run = t

@@ -1036,7 +1036,11 @@ fn no_secret_is_left_in_clear_anywhere_after_a_full_run() {
             }
         };
         bytes += data.len();
-        for hit in found_in(&data, secrets.iter()) {
+        // Programs (other tests copy the vault binary into their folders)
+        // hold digit runs that a 6-digit code matches by chance; secrets
+        // other than codes are still searched there.
+        let program = data.starts_with(b"\x7fELF");
+        for hit in found_in(&data, secrets.iter().filter(|s| !(program && s.standalone))) {
             leaks.push(format!("{hit} in {}", f.display()));
         }
     }
