@@ -46,6 +46,11 @@ impl PinGuard {
         }
     }
 
+    /// A guard keeping its record in `cache`.
+    pub fn with_cache(cache: Box<dyn crate::session::SessionCache>) -> PinGuard {
+        PinGuard { cache: Some(cache) }
+    }
+
     fn id(serial: u32) -> crate::session::CacheId {
         crate::session::mfa_record_id(&format!("piv-pin-refused:{serial}"))
     }
@@ -447,5 +452,111 @@ impl DeviceCodes for TokenMfa<'_> {
                 .with_name(rec.name.clone())
                 .with_wait(token_wait());
         codes.code(mfa_serial, step)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::prompt::PromptError;
+    use crate::secret::{MfaCode, SecretBytes};
+    use crate::session::{CacheError, CacheId, SessionCache};
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::rc::Rc;
+
+    #[derive(Default, Clone)]
+    struct MemCache(Rc<RefCell<BTreeMap<CacheId, Vec<u8>>>>);
+
+    impl SessionCache for MemCache {
+        fn name(&self) -> &'static str {
+            "memory"
+        }
+        fn get_raw(&self, id: &CacheId) -> Result<Option<SecretBytes>, CacheError> {
+            Ok(self.0.borrow().get(id).cloned().map(SecretBytes::new))
+        }
+        fn put_raw(&self, id: &CacheId, v: &SecretBytes, _: Duration) -> Result<(), CacheError> {
+            self.0.borrow_mut().insert(id.clone(), v.expose().to_vec());
+            Ok(())
+        }
+        fn remove(&self, id: &CacheId) -> Result<bool, CacheError> {
+            Ok(self.0.borrow_mut().remove(id).is_some())
+        }
+        fn ids(&self) -> Result<Vec<CacheId>, CacheError> {
+            Ok(self.0.borrow().keys().cloned().collect())
+        }
+    }
+
+    /// A terminal that answers with `answers` in turn and records what it
+    /// was asked and told.
+    #[derive(Default)]
+    struct Typist {
+        answers: RefCell<Vec<&'static str>>,
+        asked: RefCell<Vec<String>>,
+        told: RefCell<Vec<String>>,
+    }
+
+    impl Prompt for Typist {
+        fn mfa_code(&self, _: &str, _: &str) -> Result<MfaCode, PromptError> {
+            Err(PromptError::Unavailable("not asked here".into()))
+        }
+        fn secret(&self, label: &str) -> Result<Passphrase, PromptError> {
+            self.asked.borrow_mut().push(label.to_string());
+            Ok(Passphrase::new(self.answers.borrow_mut().remove(0)))
+        }
+        fn text(&self, _: &str) -> Result<String, PromptError> {
+            Err(PromptError::Unavailable("not asked here".into()))
+        }
+        fn notify(&self, message: &str) {
+            self.told.borrow_mut().push(message.to_string());
+        }
+    }
+
+    #[test]
+    fn a_typed_pin_the_key_refused_is_never_sent_again() {
+        assert!(
+            env_var("VAULT_PIN").is_none(),
+            "unset VAULT_PIN to run this test: it is about the prompt"
+        );
+        let cache = MemCache::default();
+        let guard = PinGuard::with_cache(Box::new(cache.clone()));
+        let typist = Typist {
+            answers: RefCell::new(vec!["111111"]),
+            ..Typist::default()
+        };
+        // The tries left are shown, once, with no doubled colon.
+        let pin = pin_for(&typist, 7, 3, &guard).unwrap();
+        assert_eq!(pin.expose(), "111111");
+        assert_eq!(*typist.asked.borrow(), ["PIN for YubiKey 7 (3 tries left)"]);
+
+        // The key refused it: typed again, it is not sent; the next is.
+        guard.refused(7, &pin);
+        let typist = Typist {
+            answers: RefCell::new(vec!["111111", "222222"]),
+            ..Typist::default()
+        };
+        let pin = pin_for(&typist, 7, 2, &guard).unwrap();
+        assert_eq!(pin.expose(), "222222");
+        assert_eq!(typist.asked.borrow().len(), 2);
+        assert!(typist.told.borrow()[0].contains("already refused that PIN"));
+
+        // Another key has its own record; the record holds no PIN in clear.
+        assert!(!guard.was_refused(8, &Passphrase::new("111111")));
+        for v in cache.0.borrow().values() {
+            assert!(!String::from_utf8_lossy(v).contains("111111"));
+        }
+
+        // Three refused PINs in a row: vault gives up without sending any.
+        let typist = Typist {
+            answers: RefCell::new(vec!["111111", "111111", "111111"]),
+            ..Typist::default()
+        };
+        let e = pin_for(&typist, 7, 1, &guard).unwrap_err();
+        assert!(e.contains("unblock-pin"), "{e}");
+        assert_eq!(
+            *typist.asked.borrow().first().unwrap(),
+            "PIN for YubiKey 7 (1 try left)"
+        );
     }
 }

@@ -1544,5 +1544,31 @@ fn touch_prompts_never_reach_stdout() {
     let gst = session_token_requests(&dan.key.id);
     assert_eq!(gst.len(), 2);
     assert_accepted(&gst[1]);
-    assert_code_of(&dan, &gst[1]);
+    let mut step = assert_code_of(&dan, &gst[1]);
+
+    // `export` and `exec -- CMD` from a cold cache: the touch prompts go to
+    // stderr, and stdout holds only what was asked for.
+    let exports: &[&str] = &["export", "r"];
+    let command: &[&str] = &["exec", "r", "--", "sh", "-c", "echo child-output"];
+    for (n, args) in [exports, command].into_iter().enumerate() {
+        t.vault(&["clear"]).run().success();
+        wait_for_a_step_after(step);
+        let run = hw(&t, &s, args).run().success();
+        assert!(run.stderr.contains(&touch), "{args:?}: {}", run.stderr);
+        if n == 0 {
+            assert!(
+                run.stdout
+                    .lines()
+                    .all(|l| l.starts_with("AWS_") && l.contains('=')),
+                "{}",
+                run.stdout
+            );
+        } else {
+            assert_eq!(run.stdout, "child-output\n");
+        }
+        let gst = session_token_requests(&dan.key.id);
+        assert_eq!(gst.len(), 3 + n, "{args:?}");
+        assert_accepted(&gst[2 + n]);
+        step = assert_code_of(&dan, &gst[2 + n]);
+    }
 }
