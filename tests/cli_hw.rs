@@ -1452,6 +1452,44 @@ fn enrolling_an_enrolled_key_again_keeps_its_slot() {
 }
 
 #[test]
+fn an_attestation_of_another_key_than_generate_answered_is_refused() {
+    let _g = alone();
+    let t = TestEnv::new("hw_attest_relay");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    let (user, _) = role_on_p(&t, "erin");
+    // A relaying PC/SC layer answers GENERATE with a key of its own, while
+    // the card's own key, its metadata and its attestation pass through:
+    // the chain verifies, but it vouches for another key.
+    key.ctl("relay-generate");
+    let serial = key.serial.to_string();
+    let run = hw(&t, &s, &token::enroll_args(&serial, &["--profile", "p"])).run();
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains("attestation failed:")
+            && run.stderr.contains("attests another key or other policies")
+            && run
+                .stderr
+                .contains("nothing was recorded and no key was sealed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("Attestation verified"),
+        "{}",
+        run.stderr
+    );
+    // Nothing recorded, nothing sealed, the keychain copy kept.
+    let recorded = std::fs::read_to_string(tokens_json_path(&t)).unwrap_or_default();
+    assert!(!recorded.contains("\"slot\""), "{recorded}");
+    assert!(!token::envelope_path(&t, "p").exists());
+    assert!(keychain_holds(&t, "p"));
+    // And the profile still works with its stored key.
+    t.vault(&["exec", "p", "--json"]).run().success();
+    assert_eq!(session_tokens_accepted(&user.key.id), 1);
+}
+
+#[test]
 fn an_attestation_vault_cannot_verify_is_refused_unless_skipped() {
     let _g = alone();
     let t = TestEnv::new("hw_attestation");

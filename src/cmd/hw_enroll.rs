@@ -213,6 +213,35 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
             tok.write_certificate(slot, &public_key, PinPolicy::Once, touch, &notify)
                 .map_err(piv_err)?;
             let attested = match tok.attest(slot) {
+                // The attestation must vouch for what was recorded: the key
+                // GENERATE answered with, and the policies asked for. A
+                // layer between vault and the card (a PC/SC relay) could
+                // answer GENERATE with its own key and pass ATTEST through
+                // to the real card; every envelope would then be sealed to
+                // its key.
+                Ok(r)
+                    if r.public_key != public_key
+                        || r.pin_policy != PinPolicy::Once
+                        || r.touch_policy != touch =>
+                {
+                    return Err(token_err(
+                        format!(
+                            "attestation failed: YubiKey {serial} attests another key or other \
+                             policies for slot {slot:02x} (PIN {}, touch {}) than GENERATE \
+                             answered (PIN once, touch {}); nothing was recorded and no key \
+                             was sealed",
+                            r.pin_policy.as_str(),
+                            r.touch_policy.as_str(),
+                            touch.as_str()
+                        ),
+                        Some(
+                            "something between vault and the YubiKey changed the card's answer: \
+                             do not enroll on this machine until you know what (another \
+                             PC/SC driver or relay)"
+                                .into(),
+                        ),
+                    ));
+                }
                 Ok(r) => {
                     say(&format!(
                         "Attestation verified: generated on YubiKey {} (root: {}).",

@@ -71,6 +71,12 @@ pub struct Env<'a> {
 }
 
 impl Env<'_> {
+    /// Whether this GENERATE is to be answered with another key (and the
+    /// fault used up).
+    pub fn take_relay_generate(&mut self) -> bool {
+        std::mem::take(&mut self.controls.lock().relay_generate)
+    }
+
     /// Asks for a touch. `Err(6982)` when none came in time, as a real key answers.
     pub fn touch(&mut self) -> Result<(), u16> {
         let outcome = self.controls.wait_touch();

@@ -54,6 +54,10 @@ pub struct ControlState {
     pub stream: Option<TcpStream>,
     /// Touches given so far (a test reads it through `status`).
     pub touches: u64,
+    /// Answer the next GENERATE with another public key than the one the
+    /// slot now holds, as a relaying PC/SC layer that swapped in its own
+    /// key would (the slot's key, metadata and attestation stay the card's).
+    pub relay_generate: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +74,7 @@ impl Controls {
                 removals: 0,
                 stream: None,
                 touches: 0,
+                relay_generate: false,
             }),
             Condvar::new(),
         )))

@@ -49,7 +49,7 @@ enum Cmd {
         touch_timeout_ms: u64,
     },
     /// Send one command to a running key: touch now|never|after MS, touch-timeout MS,
-    /// remove, insert, remove-on INS, status.
+    /// remove, insert, remove-on INS, relay-generate, status.
     Ctl {
         #[arg(long, env = "VAULT_RIG_VYK_CONTROL")]
         control: PathBuf,

@@ -635,6 +635,13 @@ impl Piv {
             },
         );
         env.mark_dirty();
+        let point = if env.take_relay_generate() {
+            Secret::generate(alg)
+                .ok_or(sw::INCORRECT_DATA)?
+                .public_point()
+        } else {
+            point
+        };
         let body = tlv::encode(&[0x86], &point);
         Ok(Reply::ok(tlv::encode(&[0x7F, 0x49], &body)))
     }

@@ -102,6 +102,10 @@ pub fn apply(controls: &Controls, line: &str) -> Result<String, String> {
             controls.lock().remove_on_ins = Some(ins);
             Ok(format!("remove-on {ins:02X}"))
         }
+        ["relay-generate"] => {
+            controls.lock().relay_generate = true;
+            Ok("the next GENERATE answers another key".into())
+        }
         ["status"] => {
             let st = controls.lock();
             let touch = match st.touch {
@@ -118,7 +122,7 @@ pub fn apply(controls: &Controls, line: &str) -> Result<String, String> {
             ))
         }
         _ => Err(format!(
-            "unknown command {line:?}; try: touch now|never|after MS, touch-timeout MS, remove, insert, remove-on INS, status"
+            "unknown command {line:?}; try: touch now|never|after MS, touch-timeout MS, remove, insert, remove-on INS, relay-generate, status"
         )),
     }
 }
