@@ -67,6 +67,33 @@ const VAULT_SECRETS: &[&str] = &[
     "VAULT_FIDO2_PIN",
 ];
 
+/// One line on stdout for the commands that list things (`list`,
+/// `hw status`). A reader that goes away early (`vault list | head`,
+/// `grep -q`) ends the output quietly, as with any Unix filter, instead of
+/// a panic; any other failure is said once on stderr.
+pub fn line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static FAILED: AtomicBool = AtomicBool::new(false);
+    if FAILED.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{args}") {
+        FAILED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("vault: cannot write to stdout: {e}");
+        }
+    }
+}
+
+/// `println!` for [`line`].
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+
 /// Takes vault's own secrets out of the environment of a helper program
 /// vault starts (mfa_process, a credential_process source, a dialog, the
 /// browser opener): they are vault's, and such programs need none of them.

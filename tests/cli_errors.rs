@@ -413,3 +413,39 @@ fn plain_http_to_another_machine_is_refused_before_anything_is_sent() {
     t.vault(&["exec", "p", "--json"]).run().success();
     assert_eq!(session_token_requests(&key.id).len(), 1);
 }
+
+#[test]
+fn output_into_a_pipe_whose_reader_left_ends_quietly() {
+    // `vault list | head`, `vault hw status | grep -q x`: the reader goes
+    // away before vault is done writing. 3000 profiles are more than a pipe
+    // holds, so `list` meets the closed pipe whatever the timing.
+    let t = TestEnv::new("err_closed_pipe");
+    let config: String = (0..3000)
+        .map(|i| format!("[profile p{i:04}]\nregion = eu-west-1\n"))
+        .collect();
+    t.write_config(&config);
+    let key = t.key("alice");
+    t.add("p0000", &key);
+    for args in [
+        &["list"][..],
+        &["list", "--profiles"],
+        &["hw", "status"],
+        &["export", "p0000"],
+    ] {
+        let mut c = t.vault(args).cmd;
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = stderr
+            .split_once('\n')
+            .filter(|(first, _)| first.starts_with("Joined session keyring"))
+            .map(|(_, rest)| rest.to_string())
+            .unwrap_or_else(|| stderr.to_string());
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}

@@ -22,7 +22,9 @@ pub fn run(app: &App, args: &ExportArgs) -> Result<(), Error> {
         ExportFormat::Ini => output::ini_section(&r.creds, r.region.as_deref(), &args.profile),
     };
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .map_err(|e| Error::Other(format!("cannot write to stdout: {e}")))
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        // The reader went away (`vault export P | head -1`): nothing to say.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.map_err(|e| Error::Other(format!("cannot write to stdout: {e}"))),
+    }
 }

@@ -107,19 +107,19 @@ pub fn run(_app: &App, args: &StatusArgs) -> Result<(), Error> {
             "enrolled": enrolled_json,
             "pending_backup": t.pending_backup,
         });
-        println!("{v}");
+        crate::outln!("{v}");
         return Ok(());
     }
-    println!("Keys present:");
+    crate::outln!("Keys present:");
     if present_text.is_empty() {
-        println!("  none");
+        crate::outln!("  none");
     }
     for l in present_text {
-        println!("{l}");
+        crate::outln!("{l}");
     }
-    println!("Enrolled:");
+    crate::outln!("Enrolled:");
     if t.tokens.is_empty() {
-        println!("  none (vault hw enroll puts a key into service)");
+        crate::outln!("  none (vault hw enroll puts a key into service)");
     }
     for r in &t.tokens {
         let here = if present.iter().any(|k| k.serial == Some(r.serial)) {
@@ -127,9 +127,9 @@ pub fn run(_app: &App, args: &StatusArgs) -> Result<(), Error> {
         } else {
             "absent"
         };
-        println!("  YubiKey {} ({}, {here})", r.serial, r.role);
+        crate::outln!("  YubiKey {} ({}, {here})", r.serial, r.role);
         if let Some(p) = &r.piv {
-            println!(
+            crate::outln!(
                 "    PIV slot {:02x}: P-256, PIN {}, touch {}, {}",
                 p.slot,
                 p.pin_policy,
@@ -142,7 +142,7 @@ pub fn run(_app: &App, args: &StatusArgs) -> Result<(), Error> {
             );
         }
         let profiles = users.get(&r.serial).cloned().unwrap_or_default();
-        println!(
+        crate::outln!(
             "    profiles: {}",
             if profiles.is_empty() {
                 "-".to_string()
@@ -151,7 +151,7 @@ pub fn run(_app: &App, args: &StatusArgs) -> Result<(), Error> {
             }
         );
         for o in &r.oath {
-            println!(
+            crate::outln!(
                 "    OATH: {} for {}{}",
                 o.name,
                 o.mfa_serial,
@@ -160,7 +160,7 @@ pub fn run(_app: &App, args: &StatusArgs) -> Result<(), Error> {
         }
     }
     if !t.pending_backup.is_empty() {
-        println!(
+        crate::outln!(
             "Backup key not yet in the envelopes of: {} (added at their next unwrap)",
             t.pending_backup.join(", ")
         );

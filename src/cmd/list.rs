@@ -22,7 +22,7 @@ pub fn run(app: &App, args: &ListArgs) -> Result<(), Error> {
     let mut profiles: Vec<String> = cfg.profile_names().iter().map(|s| s.to_string()).collect();
     if args.profiles {
         for p in profiles {
-            println!("{p}");
+            crate::outln!("{p}");
         }
         return Ok(());
     }
@@ -56,7 +56,7 @@ pub fn run(app: &App, args: &ListArgs) -> Result<(), Error> {
     stored.sort();
     if args.credentials {
         for p in stored {
-            println!("{p}");
+            crate::outln!("{p}");
         }
         return Ok(());
     }
@@ -73,7 +73,7 @@ pub fn run(app: &App, args: &ListArgs) -> Result<(), Error> {
     if args.sessions {
         for (p, list) in &sessions {
             for s in list {
-                println!("{p}\t{s}");
+                crate::outln!("{p}\t{s}");
             }
         }
         return Ok(());
@@ -83,8 +83,8 @@ pub fn run(app: &App, args: &ListArgs) -> Result<(), Error> {
             profiles.push(p.clone());
         }
     }
-    println!("{:<24} {:<24} Sessions", "Profile", "Credentials");
-    println!("{:<24} {:<24} ========", "=======", "===========");
+    crate::outln!("{:<24} {:<24} Sessions", "Profile", "Credentials");
+    crate::outln!("{:<24} {:<24} ========", "=======", "===========");
     for p in &profiles {
         let creds = match wrapped.get(p) {
             Some(by) => by.as_str(),
@@ -95,7 +95,7 @@ pub fn run(app: &App, args: &ListArgs) -> Result<(), Error> {
             .get(p)
             .map(|v| v.join(", "))
             .unwrap_or_else(|| "-".into());
-        println!("{p:<24} {creds:<24} {sess}");
+        crate::outln!("{p:<24} {creds:<24} {sess}");
     }
     Ok(())
 }
