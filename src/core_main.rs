@@ -32,9 +32,44 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// For `vault exec PROFILE CMD ARGS…` without `--`: the same line with it,
+/// as aws-vault users type it.
+fn exec_without_dashes(e: &clap::Error) -> Option<String> {
+    if e.kind() != clap::error::ErrorKind::UnknownArgument {
+        return None;
+    }
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let at = argv.iter().position(|a| a == "exec")?;
+    if argv.iter().any(|a| a == "--") {
+        return None;
+    }
+    let rest = &argv[at + 1..];
+    let profile = rest.iter().position(|a| !a.starts_with('-'))?;
+    let (before, after) = rest.split_at(profile + 1);
+    if after.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "put `--` before the command: vault exec {} -- {}",
+        before.join(" "),
+        after.join(" ")
+    ))
+}
+
 fn main() -> ExitCode {
     vault::harden::process();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let hint = exec_without_dashes(&e);
+            let code = e.exit_code();
+            let _ = e.print();
+            if let Some(h) = hint {
+                eprintln!("vault: hint: {h}");
+            }
+            return ExitCode::from(u8::try_from(code).unwrap_or(2));
+        }
+    };
     vault::logging::init(cli.debug);
     match run(cli) {
         Ok(code) => code,

@@ -449,3 +449,18 @@ fn output_into_a_pipe_whose_reader_left_ends_quietly() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn exec_without_dashes_before_the_command_says_how() {
+    let t = TestEnv::new("err_exec_dashes");
+    t.write_config("[profile admin]\nregion = eu-west-1\n");
+    t.vault(&["exec", "admin", "aws", "s3", "ls"])
+        .run()
+        .fails_with(
+            2,
+            "error: unexpected argument 'aws' found\n\n\
+         Usage: vault exec [OPTIONS] <PROFILE> [-- <CMD>...]\n\n\
+         For more information, try '--help'.\n\
+         vault: hint: put `--` before the command: vault exec admin -- aws s3 ls\n",
+        );
+}
