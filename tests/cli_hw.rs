@@ -1452,6 +1452,43 @@ fn enrolling_an_enrolled_key_again_keeps_its_slot() {
 }
 
 #[test]
+fn removing_the_only_copy_of_a_token_backed_key_asks_for_the_profile_name() {
+    let _g = alone();
+    let t = TestEnv::new("hw_remove_only_copy");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    role_on_p(&t, "fay");
+    enroll(&t, &key, &s, &["--profile", "p"]);
+    assert!(!keychain_holds(&t, "p"), "enroll keeps no clear copy");
+    // At a terminal (`script` gives vault one, fed the answer).
+    let at_tty = |answer: &str| {
+        t.cmd(
+            "sh",
+            &[
+                "-c",
+                &format!("printf '%s\\n' '{answer}' | script -qec '{VAULT} remove p' /dev/null"),
+            ],
+        )
+        .run()
+    };
+    let run = at_tty("y");
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.contains("exists only in its envelope")
+            && run.stdout.contains("you would need a new access key")
+            && run
+                .stdout
+                .contains("Type the profile name (p) to delete it: "),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains(": :"), "{run:?}");
+    assert!(envelope_path(&t, "p").exists(), "deleted on a bare y");
+    let run = at_tty("p");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(!envelope_path(&t, "p").exists());
+}
+
+#[test]
 fn an_attestation_of_another_key_than_generate_answered_is_refused() {
     let _g = alone();
     let t = TestEnv::new("hw_attest_relay");

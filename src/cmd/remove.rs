@@ -10,7 +10,8 @@ pub fn run(app: &App, args: &RemoveArgs) -> Result<(), Error> {
     let wrapped = crate::tokens::read_envelope(&args.profile)
         .map_err(|e| Error::Other(e.to_string()))?
         .is_some();
-    if !wrapped && store::get_key(store, &args.profile)?.is_none() {
+    let in_store = store::get_key(store, &args.profile)?.is_some();
+    if !wrapped && !in_store {
         return Err(Error::usage(
             format!(
                 "no credentials stored for profile \"{}\" in the {} store",
@@ -21,24 +22,38 @@ pub fn run(app: &App, args: &RemoveArgs) -> Result<(), Error> {
         ));
     }
     if !args.force {
-        let answer = app
-            .prompt()
-            .text(&format!(
-                "Delete credentials for profile \"{}\"? (y|N) ",
-                args.profile
-            ))
-            .map_err(|e| match e {
-                // The generic hint for a missing prompt is about MFA codes.
-                crate::prompt::PromptError::Unavailable(reason) => Error::usage(
-                    format!("cannot ask for confirmation: {reason}"),
-                    Some(format!(
-                        "`vault remove {} --force` deletes without asking",
-                        args.profile
-                    )),
-                ),
-                other => other.into(),
-            })?;
-        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        // The envelope may be the only copy of the key (enrollment deletes
+        // the store's): then deleting it loses the IAM key for good, and a
+        // bare y/N is too easy to answer.
+        let only_copy = wrapped && !in_store;
+        let question = if only_copy {
+            app.prompt().notify(&format!(
+                "Profile \"{p}\"'s IAM key exists only in its envelope, sealed to its YubiKey: \
+                 deleting it loses the key for good, and you would need a new access key \
+                 from AWS (IAM → Users → Security credentials).",
+                p = args.profile
+            ));
+            format!("Type the profile name ({}) to delete it", args.profile)
+        } else {
+            format!("Delete credentials for profile \"{}\"? (y|N)", args.profile)
+        };
+        let answer = app.prompt().text(&question).map_err(|e| match e {
+            // The generic hint for a missing prompt is about MFA codes.
+            crate::prompt::PromptError::Unavailable(reason) => Error::usage(
+                format!("cannot ask for confirmation: {reason}"),
+                Some(format!(
+                    "`vault remove {} --force` deletes without asking",
+                    args.profile
+                )),
+            ),
+            other => other.into(),
+        })?;
+        let yes = if only_copy {
+            answer.trim() == args.profile
+        } else {
+            matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+        };
+        if !yes {
             return Err(Error::usage("not deleted", None));
         }
     }
