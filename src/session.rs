@@ -375,11 +375,15 @@ pub mod kernel {
         /// The cache keyring of `VAULT_CACHE_SCOPE`, when the kernel lets
         /// us use it and it is this user's own.
         pub fn open() -> Result<KernelCache, CacheError> {
-            let (id, name) = match Scope::from_env()? {
-                Scope::User => (KeyRingIdentifier::User, "user"),
-                Scope::Session => (KeyRingIdentifier::Session, "session"),
+            // The user keyring is made on first use, like the kernel does
+            // for any keyctl on it; a process without a session keyring
+            // gets none made here (the kernel would hand it the shared
+            // user-session keyring).
+            let (id, name, create) = match Scope::from_env()? {
+                Scope::User => (KeyRingIdentifier::User, "user", true),
+                Scope::Session => (KeyRingIdentifier::Session, "session", false),
             };
-            let ring = KeyRing::from_special_id(id, false).map_err(err)?;
+            let ring = KeyRing::from_special_id(id, create).map_err(err)?;
             // Probe: seccomp profiles that forbid keyctl fail here, not later.
             let meta = ring.metadata().map_err(err)?;
             let euid = euid();
