@@ -14,12 +14,7 @@ use crate::token::piv::{PinPolicy, PivUnwrapper, SlotInfo, TouchPolicy};
 use crate::tokens::{self, Tokens};
 use std::time::Duration;
 
-fn tries(n: u8) -> String {
-    match n {
-        1 => "1 try".to_string(),
-        n => format!("{n} tries"),
-    }
-}
+use crate::token::piv::tries;
 
 /// PINs a YubiKey refused, remembered so that no vault process sends one
 /// again: three callers queued on a lock with the same wrong `VAULT_PIN`

@@ -365,7 +365,8 @@ pub enum PivError {
     },
 }
 
-fn tries(n: u8) -> String {
+/// "1 try", "N tries".
+pub(crate) fn tries(n: u8) -> String {
     match n {
         1 => "1 try".to_string(),
         n => format!("{n} tries"),
