@@ -10,11 +10,9 @@ use crate::prompt::Prompt;
 use crate::provider::ProviderError;
 use crate::secret::{MfaCode, Passphrase};
 use crate::store;
-use crate::token::piv::{PinPolicy, PivUnwrapper, SlotInfo, TouchPolicy};
+use crate::token::piv::{tries, PinPolicy, PivUnwrapper, SlotInfo, TouchPolicy};
 use crate::tokens::{self, Tokens};
 use std::time::Duration;
-
-use crate::token::piv::tries;
 
 /// PINs a YubiKey refused, remembered so that no vault process sends one
 /// again: three callers queued on a lock with the same wrong `VAULT_PIN`
