@@ -65,7 +65,11 @@ fuzz_target!(|data: &[u8]| {
                         .unsupported()
                         .map(|e| (e.to_string(), e.hint()));
                     let _ = chain.sts_endpoint();
-                    let _ = vault::plan::build(&chain, &args, &some_env);
+                    for has_keys in [true, false] {
+                        let root = vault::plan::root_source(&chain, has_keys);
+                        let plan = vault::plan::build(&chain, &args, &some_env, root);
+                        let _ = (plan.target_id(), plan.all_ids());
+                    }
                     let _ = vault::plan::region(&chain, &args);
                 }
                 Err(e) => {
