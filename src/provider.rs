@@ -29,6 +29,11 @@ pub enum RootSource {
     Process { command: String },
 }
 
+/// Where the output of `profile`'s `credential_process` is cached.
+fn process_cache_id(profile: &str, command: &str) -> CacheId {
+    CacheId::new(&["credential_process", profile, command])
+}
+
 /// What to do to get credentials for a profile, derived from its config.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -196,11 +201,7 @@ impl Plan {
     /// The cache id of the root's `credential_process` output.
     fn process_id(&self) -> Option<CacheId> {
         match &self.root {
-            RootSource::Process { command } => Some(CacheId::new(&[
-                "credential_process",
-                &self.root_profile,
-                command,
-            ])),
+            RootSource::Process { command } => Some(process_cache_id(&self.root_profile, command)),
             RootSource::Keys => None,
         }
     }
@@ -310,21 +311,14 @@ impl<'a> Provider<'a> {
     /// while it has more than the minimum left; output without an
     /// expiration is used once and never cached.
     fn process(&self, plan: &Plan, command: &str) -> Result<Credentials, ProviderError> {
-        let id = plan.process_id();
-        if let Some(id) = &id {
-            if let Some(s) = self.fresh(id)? {
-                log::debug!(target: "vault", "reusing cached credential_process output of {}", s.profile);
-                return Ok(Credentials::Session(s.creds));
-            }
+        let id = process_cache_id(&plan.root_profile, command);
+        if let Some(s) = self.fresh(&id)? {
+            log::debug!(target: "vault", "reusing cached credential_process output of {}", s.profile);
+            return Ok(Credentials::Session(s.creds));
         }
-        let _lock = match &id {
-            Some(id) => Some(self.lock(id.as_str())?),
-            None => None,
-        };
-        if let Some(id) = &id {
-            if let Some(s) = self.fresh(id)? {
-                return Ok(Credentials::Session(s.creds));
-            }
+        let _lock = self.lock(id.as_str())?;
+        if let Some(s) = self.fresh(&id)? {
+            return Ok(Credentials::Session(s.creds));
         }
         log::debug!(target: "vault", "running credential_process of profile {}", plan.root_profile);
         let creds = crate::process::credential_process(command).map_err(|problem| {
@@ -333,22 +327,18 @@ impl<'a> Provider<'a> {
                 problem,
             }
         })?;
-        let lasts = |s: &crate::creds::SessionCredentials| {
-            s.remaining(SystemTime::now()) > self.opts.min_remaining
-        };
-        if let (Some(id), Credentials::Session(s)) = (&id, &creds) {
-            if !lasts(s) {
-                return Ok(creds);
+        if let Credentials::Session(s) = &creds {
+            if s.remaining(SystemTime::now()) > self.opts.min_remaining {
+                self.keep(
+                    &id,
+                    &CachedSession {
+                        kind: SessionKind::CredentialProcess,
+                        profile: plan.root_profile.clone(),
+                        mfa_serial: None,
+                        creds: s.clone(),
+                    },
+                );
             }
-            self.keep(
-                id,
-                &CachedSession {
-                    kind: SessionKind::CredentialProcess,
-                    profile: plan.root_profile.clone(),
-                    mfa_serial: None,
-                    creds: s.clone(),
-                },
-            );
         }
         Ok(creds)
     }
