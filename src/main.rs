@@ -21,10 +21,12 @@ fn main() -> ExitCode {
 fn hand_over(core: &std::path::Path, argv: &[OsString]) -> ExitCode {
     use std::os::unix::process::CommandExt;
     // execve: vault-core takes this process's place, stdio, tty and all.
+    vault::harden::before_exec();
     let err = std::process::Command::new(core)
         .arg0("vault")
         .args(argv.iter().skip(1))
         .exec();
+    vault::harden::after_failed_exec();
     missing_core(core, err)
 }
 

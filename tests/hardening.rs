@@ -133,3 +133,134 @@ fn programs_vault_starts_never_get_its_secrets() {
         }
     }
 }
+
+/// Ctrl-\ (SIGQUIT) on a vault waiting for its credentials leaves no core
+/// file even when the user allowed unlimited cores; a program that is not
+/// vault, under the same limits, in the same kind of folder, leaves one (so
+/// the machine does write cores and the test can fail). The command `exec`
+/// turns into gets the user's core limit back.
+#[test]
+fn sigquit_leaves_no_core_and_the_exec_command_gets_the_users_limit_back() {
+    let t = TestEnv::new("harden_core");
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    assert!(
+        !pattern.starts_with('|'),
+        "core_pattern pipes cores to {pattern}: this test needs cores written as files"
+    );
+    let vault_dir = t.dir.join("vault-cwd");
+    let control_dir = t.dir.join("control-cwd");
+    std::fs::create_dir(&vault_dir).unwrap();
+    std::fs::create_dir(&control_dir).unwrap();
+    let started = t.dir.join("cp-started");
+    t.write_config(&format!(
+        "[profile ext]\ncredential_process = sh -c 'touch {}; sleep 30'\n",
+        started.display()
+    ));
+    let mut vault = t.cmd(
+        "prlimit",
+        &["--core=unlimited", "--", VAULT, "exec", "ext", "--json"],
+    );
+    vault.cmd.current_dir(&vault_dir);
+    let vault = vault.spawn();
+    let start = Instant::now();
+    while !started.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the credential_process never ran"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", vault.pid())).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    assert_eq!(
+        core.split_whitespace().nth(4),
+        Some("0"),
+        "vault's soft core limit should be 0: {core}"
+    );
+
+    let mut control = t.cmd(
+        "prlimit",
+        &[
+            "--core=unlimited",
+            "--",
+            "perl",
+            "-e",
+            "$SIG{QUIT} = 'DEFAULT'; open(my $f, '>', 'started'); close $f; sleep 30",
+        ],
+    );
+    control.cmd.current_dir(&control_dir);
+    let control = control.spawn();
+    while !control_dir.join("started").exists() {
+        assert!(start.elapsed() < Duration::from_secs(30), "perl never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    for pid in [vault.pid(), control.pid()] {
+        assert!(std::process::Command::new("kill")
+            .args(["-QUIT", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success());
+    }
+    let vault_run = vault.wait();
+    let control_run = control.wait();
+    let cores = |d: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("core"))
+            .collect()
+    };
+    assert!(
+        !cores(&control_dir).is_empty(),
+        "perl under SIGQUIT left no core (core_pattern {pattern:?}, status {:?}): \
+         this machine writes no cores, so the test proves nothing",
+        control_run.code
+    );
+    assert_eq!(
+        cores(&vault_dir),
+        Vec::<String>::new(),
+        "vault left a core after SIGQUIT (status {:?}, stderr {})",
+        vault_run.code,
+        vault_run.stderr
+    );
+
+    // The command exec turns into: the user's limit, not vault's 0.
+    let script = t.dir.join("quick-creds");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho '{\"Version\": 1, \"AccessKeyId\": \"AKIAQUICKQUICKQUICK1\", \
+         \"SecretAccessKey\": \"quick-secret\"}'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    t.write_config(&format!(
+        "[profile quick]\ncredential_process = {}\n",
+        script.display()
+    ));
+    let limit_file = t.dir.join("child-limit");
+    t.cmd(
+        "prlimit",
+        &[
+            "--core=unlimited",
+            "--",
+            VAULT,
+            "exec",
+            "quick",
+            "--",
+            "sh",
+            "-c",
+            &format!("ulimit -c > {}", limit_file.display()),
+        ],
+    )
+    .run()
+    .success();
+    assert_eq!(
+        std::fs::read_to_string(&limit_file).unwrap().trim(),
+        "unlimited",
+        "the command vault exec runs should have the user's core limit"
+    );
+}

@@ -235,7 +235,9 @@ fn run_child(
     use std::os::unix::process::CommandExt;
     // execve: the command takes vault's place, so its exit status and
     // signals are the caller's to see, and nothing of vault stays in memory.
+    crate::harden::before_exec();
     let err = cmd.exec();
+    crate::harden::after_failed_exec();
     Err(exec_error(program, err))
 }
 
