@@ -177,6 +177,9 @@ pub struct AddArgs {
     /// Take the key from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead of asking.
     #[arg(long)]
     pub env: bool,
+    /// Replace a key the profile already has without asking.
+    #[arg(long, short)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -204,6 +207,10 @@ pub struct RemoveArgs {
 pub struct ClearArgs {
     /// Only this profile's sessions.
     pub profile: Option<String>,
+    /// Do not ask for confirmation when the sessions of a token-backed
+    /// profile would go.
+    #[arg(long, short)]
+    pub force: bool,
 }
 
 /// Options shared by everything that produces credentials.
