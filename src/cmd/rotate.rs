@@ -566,17 +566,13 @@ pub fn run(app: &App, args: &RotateArgs) -> Result<(), Error> {
     }
     eprintln!("The new key works (GetCallerIdentity: {arn}).");
 
-    // The new key stays: sessions made with the old one go, and a backup
-    // waiting for this envelope is in it now.
-    let mut cleared = 0;
-    for id in super::session_ids_involving(app, profile) {
-        if cache.remove(&id).unwrap_or(false) {
-            cleared += 1;
-        }
-    }
-    if cleared > 0 {
-        eprintln!("Cleared {cleared} cached session(s) made with the old key.");
-    }
+    // The new key stays. Sessions made with the old one stay cached: STS
+    // credentials are valid until they expire and cannot be revoked by
+    // deleting the key that made them (AWS IAM User Guide, "Permissions
+    // for temporary security credentials"), so dropping them would only
+    // cost the next `exec` a new MFA code, which right after the rotation
+    // is the one just spent, and a wait of up to 30 s for the next one.
+    // A backup waiting for this envelope is in it now.
     if matches!(home, Home::Envelope { .. }) {
         if let Ok(mut t) = Tokens::load() {
             if t.pending_backup.iter().any(|p| p == profile) {
