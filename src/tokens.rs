@@ -60,6 +60,21 @@ pub struct Tokens {
     /// no token could open them; filled in at the next unwrap.
     #[serde(default)]
     pub pending_backup: Vec<String>,
+    /// Keys vault generated whose attestation was then refused. Firmware
+    /// before 5.7 cannot delete a key, so the next enrollment of that
+    /// YubiKey generates over it instead of taking another slot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub abandoned: Vec<AbandonedSlot>,
+}
+
+/// A slot holding a key vault generated but did not put into service.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AbandonedSlot {
+    pub serial: u32,
+    pub slot: u8,
+    /// SEC1 uncompressed P-256 point, hex: the slot is reused only while
+    /// it still holds this key.
+    pub public_key: String,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -36,8 +36,8 @@ use support::otp::{base32, totp};
 use support::token::{self, envelope, envelope_path, hw, tokens_json_path, Secrets};
 use support::vyk::TestKey;
 use support::{
-    assume_role_requests, session_token_requests, IamUser, JsonCreds, Run, StsRequest, TestEnv,
-    VAULT,
+    assume_role_requests, session_token_requests, IamUser, JsonCreds, Key, Run, StsRequest,
+    TestEnv, VAULT,
 };
 
 // ------------------------------------------------------------------ harness
@@ -1516,9 +1516,11 @@ fn an_attestation_of_another_key_than_generate_answered_is_refused() {
         "{}",
         run.stderr
     );
-    // Nothing recorded, nothing sealed, the keychain copy kept.
-    let recorded = std::fs::read_to_string(tokens_json_path(&t)).unwrap_or_default();
-    assert!(!recorded.contains("\"slot\""), "{recorded}");
+    // Nothing recorded (but the slot, for the next run to reuse), nothing
+    // sealed, the keychain copy kept.
+    let recorded: Value =
+        serde_json::from_str(&std::fs::read_to_string(tokens_json_path(&t)).unwrap()).unwrap();
+    assert_eq!(recorded["tokens"], serde_json::json!([]), "{recorded:#}");
     assert!(!token::envelope_path(&t, "p").exists());
     assert!(keychain_holds(&t, "p"));
     // And the profile still works with its stored key.
@@ -1562,6 +1564,18 @@ fn an_attestation_vault_cannot_verify_is_refused_unless_skipped() {
     );
     let recorded = std::fs::read_to_string(tokens_json_path(&t)).unwrap_or_default();
     assert!(!recorded.contains(&serial), "{recorded}");
+    // Refused before anything changed: no key generated, PIN still the
+    // factory one.
+    assert!(
+        run.stderr.contains("nothing was changed on the YubiKey"),
+        "{}",
+        run.stderr
+    );
+    let info = ykman_ok(&key, &["piv", "info"]);
+    assert!(info.contains("WARNING: Using default PIN!"), "{info}");
+    assert!(!ykman(&key, &["piv", "keys", "info", "82"])
+        .1
+        .contains("Algorithm"));
 
     let run = enroll_untrusted(&["--skip-attestation"]).success();
     assert!(
@@ -1646,4 +1660,339 @@ fn touch_prompts_never_reach_stdout() {
         assert_accepted(&gst[2 + n]);
         step = assert_code_of(&dan, &gst[2 + n]);
     }
+}
+
+/// SELECT PIV, then an empty VERIFY: the PIN status as the card tells it
+/// to another program (`9000` verified, `63Cx` not), through `card`, a
+/// connection held open the whole time (as an agent holding the key for
+/// an SSH key in 9a does, which keeps the card powered).
+fn pin_status_seen_by(card: &mut pcsc::Card) -> u16 {
+    let ask = |card: &pcsc::Card| -> Result<u16, pcsc::Error> {
+        let mut buf = [0u8; 258];
+        let r = card.transmit(
+            &[0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08],
+            &mut buf,
+        )?;
+        assert_eq!(&r[r.len() - 2..], [0x90, 0x00], "SELECT PIV");
+        let r = card.transmit(&[0x00, 0x20, 0x00, 0x80], &mut buf)?;
+        Ok(u16::from_be_bytes([r[r.len() - 2], r[r.len() - 1]]))
+    };
+    match ask(card) {
+        Ok(sw) => sw,
+        // The card was reset under this connection: say so to pcscd and ask again.
+        Err(pcsc::Error::ResetCard) => {
+            card.reconnect(
+                pcsc::ShareMode::Shared,
+                pcsc::Protocols::ANY,
+                pcsc::Disposition::LeaveCard,
+            )
+            .unwrap();
+            ask(card).unwrap()
+        }
+        Err(e) => panic!("asking the card: {e}"),
+    }
+}
+
+#[test]
+fn a_pin_vault_verified_is_logged_out_and_one_it_found_verified_is_left() {
+    let _g = alone();
+    let t = TestEnv::new("hw_pin_logout");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    role_on_p(&t, "erin");
+    enroll(&t, &key, &s, &["--profile", "p"]);
+    replug(&key);
+
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+    let reader = std::ffi::CString::new(key.reader.as_str()).unwrap();
+    let mut agent = ctx
+        .connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+        .unwrap();
+    assert_eq!(
+        pin_status_seen_by(&mut agent) & 0xFFF0,
+        0x63C0,
+        "PIN verified before vault ran"
+    );
+
+    // vault sends the PIN itself: when it is done, the PIN is not verified
+    // for the program that kept the card powered meanwhile.
+    exec_json(&t, &s, "p", &["--no-session"]);
+    let after = pin_status_seen_by(&mut agent);
+    assert_eq!(
+        after & 0xFFF0,
+        0x63C0,
+        "vault left the PIN it verified verified for other programs (SW {after:04X})"
+    );
+
+    // The PIN verified by another program first: vault uses it and leaves
+    // it as it found it.
+    let mut buf = [0u8; 258];
+    let mut verify = vec![0x00, 0x20, 0x00, 0x80, 0x08];
+    verify.extend(s.pin.bytes());
+    verify.resize(13, 0xFF);
+    let r = agent.transmit(&verify, &mut buf).unwrap();
+    assert_eq!(r, [0x90, 0x00], "VERIFY by the agent");
+    exec_json(&t, &s, "p", &["--no-session"]);
+    assert_eq!(
+        pin_status_seen_by(&mut agent),
+        0x9000,
+        "vault reset a PIN another program had verified"
+    );
+    drop(agent);
+}
+
+/// Nothing on the card changes until every choice is known to be good: a
+/// factory PUK is refused as soon as it is given (not after the PIN was
+/// changed), as is a PIN of the wrong length, a slot in use and an
+/// unreadable attestation root file.
+#[test]
+fn enroll_checks_every_choice_before_changing_the_card() {
+    let _g = alone();
+    let t = TestEnv::new("hw_enroll_prechecks");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    role_on_p(&t, "erin");
+    let serial = key.serial.to_string();
+    let factory_state = |why: &str| {
+        let info = ykman_ok(&key, &["piv", "info"]);
+        assert!(
+            info.contains("WARNING: Using default PIN!")
+                && info.contains("WARNING: Using default PUK!")
+                && info.contains("WARNING: Using default Management key!"),
+            "{why}: the card changed:\n{info}"
+        );
+        let slot = ykman(&key, &["piv", "keys", "info", "82"]).1;
+        assert!(
+            !slot.contains("Algorithm"),
+            "{why}: slot 82 holds a key:\n{slot}"
+        );
+    };
+    let attempt = |env: &[(&str, &str)], extra: &[&str]| -> Run {
+        let mut c = hw(&t, &s, &token::enroll_args(&serial, extra));
+        for (k, v) in env {
+            c = c.env(k, v);
+        }
+        c.run()
+    };
+
+    let run = attempt(&[("VAULT_NEW_PUK", "12345678")], &["--profile", "p"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains("12345678 is the factory PUK")
+            && run.stderr.contains("nothing was changed")
+            && run.stderr.contains("set VAULT_NEW_PUK to another PUK"),
+        "{}",
+        run.stderr
+    );
+    factory_state("a factory PUK");
+
+    let run = attempt(&[("VAULT_NEW_PIN", "12345")], &["--profile", "p"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains("a PIN has 6 to 8 characters, not 5"),
+        "{}",
+        run.stderr
+    );
+    factory_state("a short PIN");
+
+    let missing = t.dir.join("no-such-root.pem");
+    let run = attempt(
+        &[("VAULT_ATTESTATION_ROOTS", missing.to_str().unwrap())],
+        &["--profile", "p"],
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains("cannot read attestation roots from"),
+        "{}",
+        run.stderr
+    );
+    factory_state("an unreadable root file");
+
+    // Slot 82 in use by another program's key (ykman, factory management
+    // key): vault neither changes the PIN nor takes another slot.
+    ykman_ok(
+        &key,
+        &[
+            "piv",
+            "keys",
+            "generate",
+            "--management-key",
+            "010203040506070801020304050607080102030405060708",
+            "--algorithm",
+            "ECCP256",
+            "82",
+            "-",
+        ],
+    );
+    let run = attempt(&[], &["--profile", "p", "--slot", "82"]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("82"), "{}", run.stderr);
+    let info = ykman_ok(&key, &["piv", "info"]);
+    assert!(info.contains("WARNING: Using default PIN!"), "{info}");
+    assert!(keychain_holds(&t, "p"));
+}
+
+/// A key whose attestation is refused stays in its slot (firmware 5.4.3
+/// cannot delete a key): the next enrollment generates over that key in
+/// that slot, says so, and does not take the next slot.
+#[test]
+fn a_refused_attestation_leaves_a_slot_the_next_enroll_reuses() {
+    let _g = alone();
+    let t = TestEnv::new("hw_enroll_orphan");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    role_on_p(&t, "erin");
+    let serial = key.serial.to_string();
+    key.ctl("relay-generate");
+    let run = hw(&t, &s, &token::enroll_args(&serial, &["--profile", "p"])).run();
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("The key generated in slot 82 stays on the card")
+            && run
+                .stderr
+                .contains("the next `vault hw enroll` generates over it"),
+        "{}",
+        run.stderr
+    );
+    let recorded: Value =
+        serde_json::from_str(&std::fs::read_to_string(tokens_json_path(&t)).unwrap()).unwrap();
+    assert_eq!(
+        recorded["tokens"].as_array().map(Vec::len).unwrap_or(0),
+        0,
+        "{recorded:#}"
+    );
+    assert_eq!(recorded["abandoned"][0]["slot"], 0x82, "{recorded:#}");
+    assert_eq!(
+        recorded["abandoned"][0]["serial"], key.serial,
+        "{recorded:#}"
+    );
+
+    let run = hw(&t, &s, &token::enroll_args(&serial, &["--profile", "p"]))
+        .run()
+        .success();
+    assert!(
+        run.stderr
+            .contains("Slot 82 holds the key an earlier enrollment generated")
+            && run.stderr.contains("slot 82"),
+        "{}",
+        run.stderr
+    );
+    let st = status(&t);
+    assert_eq!(enrolled(&st, key.serial)["piv"]["slot"], "82", "{st:#}");
+    let slot83 = ykman(&key, &["piv", "keys", "info", "83"]).1;
+    assert!(
+        !slot83.contains("Algorithm"),
+        "slot 83 was taken:\n{slot83}"
+    );
+    let recorded = std::fs::read_to_string(tokens_json_path(&t)).unwrap();
+    assert!(!recorded.contains("abandoned"), "{recorded}");
+    assert!(envelope_path(&t, "p").exists());
+}
+
+/// `add` over a token-backed profile and `clear` of its sessions lose a
+/// key or cost PIN and touches: both say so and want the profile name (a
+/// bare y is not enough), or `--force`; `add` over a key in the store asks
+/// y/N.
+#[test]
+fn adding_over_or_clearing_a_token_backed_profile_asks_for_the_profile_name() {
+    let _g = alone();
+    let t = TestEnv::new("hw_add_clear_confirm");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    role_on_p(&t, "gil");
+    enroll(&t, &key, &s, &["--profile", "p"]);
+    exec_json(&t, &s, "p", &[]);
+    let sessions = || t.vault(&["list", "--sessions"]).run().success().stdout;
+    assert!(!sessions().is_empty());
+    let at_tty = |command: &str, answer: &str, new_key: Option<&Key>| {
+        let mut c = t.cmd(
+            "sh",
+            &[
+                "-c",
+                &format!("printf '%s\\n' '{answer}' | script -qec '{VAULT} {command}' /dev/null"),
+            ],
+        );
+        if let Some(k) = new_key {
+            c = c
+                .env("AWS_ACCESS_KEY_ID", &k.id)
+                .env("AWS_SECRET_ACCESS_KEY", &k.secret);
+        }
+        c.run()
+    };
+
+    // clear: no terminal, no --force: nothing cleared, and how to go on.
+    let run = t.vault(&["clear", "p"]).run();
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("`vault clear p --force` goes ahead without asking"),
+        "{}",
+        run.stderr
+    );
+    assert!(!sessions().is_empty(), "cleared without asking");
+    let run = at_tty("clear p", "y", None);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.contains("Clearing the cached sessions of \"p\"")
+            && run.stdout.contains("needs the YubiKey again")
+            && run
+                .stdout
+                .contains("Type the profile name (p) to clear them: "),
+        "{run:?}"
+    );
+    assert!(!sessions().is_empty(), "cleared on a bare y");
+    at_tty("clear p", "p", None).success();
+    assert!(sessions().is_empty());
+
+    // add over the envelope (its only copy).
+    let new = Key::random();
+    let run = t
+        .vault(&["add", "p", "--env"])
+        .env("AWS_ACCESS_KEY_ID", &new.id)
+        .env("AWS_SECRET_ACCESS_KEY", &new.secret)
+        .run();
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("`vault add p --force` goes ahead without asking"),
+        "{}",
+        run.stderr
+    );
+    assert!(envelope_path(&t, "p").exists() && !keychain_holds(&t, "p"));
+    let run = at_tty("add p --env", "y", Some(&new));
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("is sealed to its YubiKey, and that envelope is its only copy")
+            && run
+                .stdout
+                .contains("Type the profile name (p) to replace its key: "),
+        "{run:?}"
+    );
+    assert!(envelope_path(&t, "p").exists() && !keychain_holds(&t, "p"));
+    let run = at_tty("add p --env", "p", Some(&new)).success();
+    assert!(
+        run.stdout.contains("Deleted the envelope of the old key"),
+        "{run:?}"
+    );
+    assert!(!envelope_path(&t, "p").exists());
+    assert_eq!(
+        token::stored(&t, "p").map(|b| String::from_utf8_lossy(&b).contains(&new.id)),
+        Some(true)
+    );
+
+    // add over a key in the store: y/N.
+    let newer = Key::random();
+    let run = at_tty("add p --env", "n", Some(&newer));
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.contains("already has the key") && run.stdout.contains("Replace it? (y|N): "),
+        "{run:?}"
+    );
+    at_tty("add p --env", "y", Some(&newer)).success();
+    assert_eq!(
+        token::stored(&t, "p").map(|b| String::from_utf8_lossy(&b).contains(&newer.id)),
+        Some(true)
+    );
 }

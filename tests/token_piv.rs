@@ -630,20 +630,53 @@ fn an_unwrapper_survives_the_key_being_replugged() {
     assert_eq!(asked.get(), 2, "the replugged key lost its PIN state");
 }
 
+/// The PIN verified by another program, which keeps its connection open
+/// (as an agent does, keeping the card powered) while the test runs.
+fn verified_by_another_program(key: &TestKey) -> pcsc::Card {
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+    let reader = std::ffi::CString::new(key.reader.as_str()).unwrap();
+    let card = ctx
+        .connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+        .unwrap();
+    let mut buf = [0u8; 258];
+    let select = [0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08];
+    let r = card.transmit(&select, &mut buf).unwrap();
+    assert_eq!(&r[r.len() - 2..], [0x90, 0x00], "SELECT PIV");
+    let mut verify = vec![0x00, 0x20, 0x00, 0x80, 0x08];
+    verify.extend(DEFAULT_PIN.bytes());
+    verify.resize(13, 0xFF);
+    let r = card.transmit(&verify, &mut buf).unwrap();
+    assert_eq!(r, [0x90, 0x00], "VERIFY");
+    card
+}
+
 #[test]
-fn a_verified_pin_survives_from_one_session_to_the_next() {
+fn a_pin_a_session_verified_is_logged_out_and_one_found_verified_stays() {
     let _g = shared();
     let key = TestKey::start();
     let (mut t, slot, public_key) = with_slot_key(&key, PinPolicy::Once, TouchPolicy::Always);
     t.verify_pin(&pin(DEFAULT_PIN)).unwrap();
     drop(t);
+    // Ours: logged out when the session ends.
+    let mut t = open(&key);
+    assert!(
+        matches!(t.pin_status().unwrap(), PinStatus::NotVerified { .. }),
+        "the PIN this session verified stayed verified"
+    );
+    drop(t);
 
+    // Another program's: used, and left verified.
+    let agent = verified_by_another_program(&key);
     let mut t = open(&key);
     assert_eq!(t.pin_status().unwrap(), PinStatus::Verified);
     let eph = ephemeral(0x66);
     let shared = t.ecdh(slot, &eph.public_key(), &quiet).unwrap();
     assert_eq!(shared.to_vec(), software_ecdh(&eph, &public_key));
     drop(t);
+    let mut t = open(&key);
+    assert_eq!(t.pin_status().unwrap(), PinStatus::Verified);
+    drop(t);
+    drop(agent);
 
     // Several items opened by one unwrapper: the PIN is asked for once.
     let key2 = TestKey::start();
@@ -672,9 +705,9 @@ fn a_verified_pin_survives_from_one_session_to_the_next() {
 fn apdus_for_one_ecdh_with_the_pin_verified() {
     let _g = alone();
     let key = TestKey::start();
-    let (mut t, slot, public_key) = with_slot_key(&key, PinPolicy::Once, TouchPolicy::Always);
-    t.verify_pin(&pin(DEFAULT_PIN)).unwrap();
+    let (t, slot, public_key) = with_slot_key(&key, PinPolicy::Once, TouchPolicy::Always);
     drop(t);
+    let _agent = verified_by_another_program(&key);
     let mut t = open(&key);
     let eph = ephemeral(0x77);
 

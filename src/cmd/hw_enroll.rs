@@ -33,14 +33,44 @@ fn piv_err(e: crate::token::piv::PivError) -> Error {
     token_err(e, hint)
 }
 
-/// A new PIN or PUK: from `var` (scripts), else asked twice.
-fn new_secret(app: &App, var: &str, what: &str, serial: u32) -> Result<Passphrase, Error> {
+/// A new PIN or PUK: from `var` (scripts), else asked twice. Checked as
+/// soon as it is typed (6–8 characters, not the factory value), before
+/// anything on the card changes.
+fn new_secret(
+    app: &App,
+    var: &str,
+    what: &str,
+    factory: &str,
+    serial: u32,
+) -> Result<Passphrase, Error> {
+    let check = |p: &Passphrase| -> Result<(), Error> {
+        let len = p.expose().len();
+        let why = if !(6..=8).contains(&len) {
+            format!("a {what} has 6 to 8 characters, not {len}")
+        } else if p.expose() == factory {
+            format!("{factory} is the factory {what}, which anyone can look up")
+        } else if !p.expose().is_ascii() {
+            format!("a {what} is typed on any keyboard: letters, digits and ASCII signs only")
+        } else {
+            return Ok(());
+        };
+        Err(Error::usage(
+            format!("{why}; nothing was changed on YubiKey {serial}"),
+            Some(match env_var(var) {
+                Some(_) => format!("set {var} to another {what}"),
+                None => format!("run the command again and choose another {what}"),
+            }),
+        ))
+    };
     if let Some(v) = env_var(var) {
-        return Ok(Passphrase::new(v));
+        let p = Passphrase::new(v);
+        check(&p)?;
+        return Ok(p);
     }
     let a = app.prompt().secret(&format!(
         "New {what} for YubiKey {serial} (6–8 characters): "
     ))?;
+    check(&a)?;
     let b = app.prompt().secret(&format!("Repeat the new {what}: "))?;
     if a != b {
         return Err(Error::usage(
@@ -126,42 +156,76 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
         tok.reader()
     ));
 
-    // 1. No factory secret stays in place.
-    let mut pin: Option<Passphrase> = None;
-    if tok.is_default_pin().map_err(piv_err)? == Some(true) {
-        let new = new_secret(app, "VAULT_NEW_PIN", "PIN", serial)?;
-        tok.change_pin(&Passphrase::new("123456"), &new)
-            .map_err(piv_err)?;
-        say("Changed the factory PIN.");
-        pin = Some(new);
-    }
-    if tok.is_default_puk().map_err(piv_err)? == Some(true) {
-        let new = new_secret(app, "VAULT_NEW_PUK", "PUK", serial)?;
-        tok.change_puk(&Passphrase::new("12345678"), &new)
-            .map_err(piv_err)?;
-        say("Changed the factory PUK.");
-    }
-    let pin = match pin {
+    // Everything that can be checked is checked before the card changes:
+    // the new PIN and PUK, the current PIN, the slot, the attestation
+    // roots.
+    let default_pin = tok.is_default_pin().map_err(piv_err)? == Some(true);
+    let default_puk = tok.is_default_puk().map_err(piv_err)? == Some(true);
+    let new_pin = if default_pin {
+        Some(new_secret(app, "VAULT_NEW_PIN", "PIN", "123456", serial)?)
+    } else {
+        None
+    };
+    let new_puk = if default_puk {
+        Some(new_secret(app, "VAULT_NEW_PUK", "PUK", "12345678", serial)?)
+    } else {
+        None
+    };
+    let pin = match new_pin {
         Some(p) => p,
         None => {
             let tries = match tok.pin_status().map_err(piv_err)? {
                 crate::token::piv::PinStatus::NotVerified { tries_left } => tries_left,
                 _ => 3,
             };
-            pin_for(
+            let pin = pin_for(
                 app.prompt(),
                 serial,
                 tries,
                 &crate::keys::PinGuard::new(app),
             )
-            .map_err(|e| token_err(e, None))?
+            .map_err(|e| token_err(e, None))?;
+            if let Err(e) = tok.verify_pin(&pin) {
+                if matches!(e, crate::token::piv::PivError::WrongPin { .. }) {
+                    crate::keys::PinGuard::new(app).refused(serial, &pin);
+                }
+                return Err(piv_err(e));
+            }
+            pin
         }
     };
-    if let Err(e) = tok.verify_pin(&pin) {
-        if matches!(e, crate::token::piv::PivError::WrongPin { .. }) {
-            crate::keys::PinGuard::new(app).refused(serial, &pin);
+    let roots = if args.skip_attestation {
+        None
+    } else {
+        let roots = crate::token::piv::TrustedRoots::from_env().map_err(piv_err)?;
+        if let Err(e) = tok.attestation_root(&roots) {
+            let hint = format!(
+                "{}; --skip-attestation accepts the key anyway",
+                e.hint().unwrap_or_else(|| {
+                    "the key could not prove it is a genuine YubiKey".into()
+                })
+            );
+            return Err(token_err(
+                format!("attestation failed: {e}; nothing was changed on the YubiKey"),
+                Some(hint),
+            ));
         }
-        return Err(piv_err(e));
+        Some(roots)
+    };
+    let mut t = Tokens::load().map_err(|e| token_err(e, None))?;
+    let plan = plan_slot(&mut tok, &t, serial, args)?;
+
+    // 1. No factory secret stays in place.
+    if default_pin {
+        tok.change_pin(&Passphrase::new("123456"), &pin)
+            .map_err(piv_err)?;
+        say("Changed the factory PIN.");
+        tok.verify_pin(&pin).map_err(piv_err)?;
+    }
+    if let Some(new) = new_puk {
+        tok.change_puk(&Passphrase::new("12345678"), &new)
+            .map_err(piv_err)?;
+        say("Changed the factory PUK.");
     }
     if tok.is_default_mgm().map_err(piv_err)? {
         tok.set_protected_management_key().map_err(piv_err)?;
@@ -169,62 +233,72 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
     }
 
     // 2. The PIV key.
-    let mut t = Tokens::load().map_err(|e| token_err(e, None))?;
     let existing = t.get(serial).cloned();
     let touch = match args.touch {
         TouchArg::Always => TouchPolicy::Always,
         TouchArg::Cached => TouchPolicy::Cached,
     };
-    let reuse = match existing.as_ref().and_then(|r| r.piv.clone()) {
-        Some(p) if args.slot.is_none_or(|s| s == p.slot) => {
-            let on_card = tok.read_slot(p.slot).map_err(piv_err)?;
-            let recorded = hex::decode(&p.public_key).ok();
-            match (on_card, recorded) {
-                (Some(info), Some(pk))
-                    if info.public_key.to_sec1_bytes().as_ref() == pk.as_slice() =>
-                {
-                    Some(p)
-                }
-                _ => None,
-            }
-        }
-        _ => None,
-    };
-    let piv = match reuse {
-        Some(p) => {
+    let piv = match plan {
+        SlotPlan::Keep(p) => {
             say(&format!(
                 "Already enrolled: slot {:02x} (touch {}); keeping it.",
                 p.slot, p.touch_policy
             ));
             p
         }
-        None => {
-            let slot = match args.slot {
-                Some(s) => s,
-                None => tok.free_retired_slot().map_err(piv_err)?,
-            };
-            let public_key = tok
-                .generate(slot, PinPolicy::Once, touch)
-                .map_err(piv_err)?;
+        SlotPlan::Generate(slot) | SlotPlan::Replace(slot, _) => {
+            let public_key = match &plan_replacing(&plan) {
+                Some(old) => {
+                    say(&format!(
+                        "Slot {slot:02x} holds the key an earlier enrollment generated and \
+                         could not attest; generating over it."
+                    ));
+                    tok.generate_replacing(slot, old, PinPolicy::Once, touch)
+                }
+                None => tok.generate(slot, PinPolicy::Once, touch),
+            }
+            .map_err(piv_err)?;
+            t.abandoned
+                .retain(|a| !(a.serial == serial && a.slot == slot));
             say(&format!(
                 "Generated a P-256 key on the card in slot {slot:02x} (PIN once, touch {}).",
                 touch.as_str()
             ));
+            // Until it is attested, the key is recorded as abandoned, so a
+            // refusal (or a crash) leaves a slot the next run reuses.
+            let abandoned = tokens::AbandonedSlot {
+                serial,
+                slot,
+                public_key: hex::encode(public_key.to_sec1_bytes()),
+            };
+            t.abandoned.push(abandoned.clone());
+            t.save().map_err(|e| token_err(e, None))?;
+            let firmware = tok.version().to_string();
+            let refused = |message: String, hint: String| -> Error {
+                token_err(
+                    message,
+                    Some(format!(
+                        "{hint}. The key generated in slot {slot:02x} stays on the card \
+                         (firmware {firmware} cannot delete a key); the next `vault hw enroll` \
+                         generates over it instead of taking another slot"
+                    )),
+                )
+            };
             tok.write_certificate(slot, &public_key, PinPolicy::Once, touch, &notify)
                 .map_err(piv_err)?;
-            let attested = match tok.attest(slot) {
+            let outcome = match roots.as_ref().map(|roots| tok.attest_with(slot, roots)) {
                 // The attestation must vouch for what was recorded: the key
                 // GENERATE answered with, and the policies asked for. A
                 // layer between vault and the card (a PC/SC relay) could
                 // answer GENERATE with its own key and pass ATTEST through
                 // to the real card; every envelope would then be sealed to
                 // its key.
-                Ok(r)
+                Some(Ok(r))
                     if r.public_key != public_key
                         || r.pin_policy != PinPolicy::Once
                         || r.touch_policy != touch =>
                 {
-                    return Err(token_err(
+                    Err(refused(
                         format!(
                             "attestation failed: YubiKey {serial} attests another key or other \
                              policies for slot {slot:02x} (PIN {}, touch {}) than GENERATE \
@@ -234,35 +308,50 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
                             r.touch_policy.as_str(),
                             touch.as_str()
                         ),
-                        Some(
-                            "something between vault and the YubiKey changed the card's answer: \
-                             do not enroll on this machine until you know what (another \
-                             PC/SC driver or relay)"
-                                .into(),
-                        ),
-                    ));
+                        "something between vault and the YubiKey changed the card's answer: \
+                         do not enroll on this machine until you know what (another PC/SC \
+                         driver or relay)"
+                            .into(),
+                    ))
                 }
-                Ok(r) => {
+                Some(Ok(r)) => {
                     say(&format!(
                         "Attestation verified: generated on YubiKey {} (root: {}).",
                         r.serial, r.root
                     ));
-                    true
+                    Ok(true)
                 }
-                Err(e) if args.skip_attestation => {
-                    eprintln!("vault: warning: attestation not verified ({e}); continuing because of --skip-attestation");
-                    false
+                None => {
+                    eprintln!("vault: warning: attestation not verified; continuing because of --skip-attestation");
+                    Ok(false)
                 }
-                Err(e) => {
-                    let hint = Some(format!(
+                Some(Err(e)) => {
+                    let hint = format!(
                         "{}; --skip-attestation accepts the key anyway",
                         e.hint().unwrap_or_else(|| {
                             "the key could not prove it was generated on a genuine YubiKey".into()
                         })
-                    ));
-                    return Err(token_err(format!("attestation failed: {e}"), hint));
+                    );
+                    Err(refused(format!("attestation failed: {e}"), hint))
                 }
             };
+            let attested = match outcome {
+                Ok(attested) => attested,
+                Err(e) => {
+                    // What GENERATE answered may not be what the slot holds
+                    // (a relay): the record the next run reuses the slot by
+                    // names the key the card itself reports.
+                    if let Ok(Some(info)) = tok.read_slot(slot) {
+                        let on_card = hex::encode(info.public_key.to_sec1_bytes());
+                        for a in t.abandoned.iter_mut().filter(|a| **a == abandoned) {
+                            a.public_key = on_card.clone();
+                        }
+                        let _ = t.save();
+                    }
+                    return Err(e);
+                }
+            };
+            t.abandoned.retain(|a| a != &abandoned);
             PivSlotRecord {
                 slot,
                 public_key: hex::encode(public_key.to_sec1_bytes()),
@@ -321,6 +410,66 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
         super::hw_mfa_device::create(app, prepared, serial, args.wait, &mut t)?;
     }
     Ok(())
+}
+
+/// Where the PIV key goes, decided before anything on the card changes.
+enum SlotPlan {
+    /// The recorded key is still on the card: keep it.
+    Keep(PivSlotRecord),
+    /// Generate into this empty slot.
+    Generate(u8),
+    /// Generate over the key an earlier, refused enrollment left here.
+    Replace(u8, p256::PublicKey),
+}
+
+fn plan_replacing(plan: &SlotPlan) -> Option<p256::PublicKey> {
+    match plan {
+        SlotPlan::Replace(_, old) => Some(*old),
+        _ => None,
+    }
+}
+
+fn plan_slot(
+    tok: &mut PivToken,
+    t: &Tokens,
+    serial: u32,
+    args: &EnrollArgs,
+) -> Result<SlotPlan, Error> {
+    let on_card = |tok: &mut PivToken, slot: u8, hex_key: &str| -> Result<bool, Error> {
+        let recorded = hex::decode(hex_key).ok();
+        Ok(match (tok.read_slot(slot).map_err(piv_err)?, recorded) {
+            (Some(info), Some(pk)) => info.public_key.to_sec1_bytes().as_ref() == pk.as_slice(),
+            _ => false,
+        })
+    };
+    if let Some(p) = t.get(serial).and_then(|r| r.piv.clone()) {
+        if args.slot.is_none_or(|s| s == p.slot) && on_card(tok, p.slot, &p.public_key)? {
+            return Ok(SlotPlan::Keep(p));
+        }
+    }
+    for a in t.abandoned.iter().filter(|a| a.serial == serial) {
+        if args.slot.is_none_or(|s| s == a.slot) && on_card(tok, a.slot, &a.public_key)? {
+            let key = hex::decode(&a.public_key)
+                .ok()
+                .and_then(|b| p256::PublicKey::from_sec1_bytes(&b).ok());
+            if let Some(key) = key {
+                return Ok(SlotPlan::Replace(a.slot, key));
+            }
+        }
+    }
+    let slot = match args.slot {
+        Some(s) => {
+            if !tok.slot_is_free(s).map_err(piv_err)? {
+                return Err(piv_err(crate::token::piv::PivError::SlotInUse {
+                    serial,
+                    slot: s,
+                }));
+            }
+            s
+        }
+        None => tok.free_retired_slot().map_err(piv_err)?,
+    };
+    Ok(SlotPlan::Generate(slot))
 }
 
 /// Opens an envelope with the key being enrolled and no other: the check

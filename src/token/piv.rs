@@ -7,10 +7,13 @@
 //! Card rules this file keeps:
 //! - Open by serial only: `YubiKey::open()` refuses to pick when a backup
 //!   key is plugged in too.
-//! - Never reset the card. `yubikey::YubiKey`'s `Drop` disconnects with
-//!   `ResetCard`, which throws away the PIN and touch state of every program
-//!   using the key; [`PivToken`] always disconnects with `LeaveCard`, and
-//!   nothing here selects another applet, which clears the PIN as well.
+//! - Never reset the card, except to log out a PIN vault verified itself.
+//!   `yubikey::YubiKey`'s `Drop` disconnects with `ResetCard`, which throws
+//!   away the PIN and touch state of every program using the key;
+//!   [`PivToken`] disconnects with `LeaveCard` (a PIN another program
+//!   verified stays verified), and nothing here selects another applet,
+//!   which clears the PIN as well. A session that sent the PIN itself ends
+//!   with `ResetCard`, so the PIN does not stay verified for others.
 //! - Never spend a PIN try that the user did not ask for: PIN state is read
 //!   with an empty VERIFY, defaults are detected through GET METADATA, and a
 //!   wrong PIN is reported, never retried.
@@ -474,6 +477,20 @@ fn remember_reader(serial: u32, reader: &str) {
     }
 }
 
+/// Ends a session in which vault verified the PIN itself: the card is
+/// reset, which logs the PIN out. Left verified, it would let any program
+/// use every other PIN-protected slot (an SSH key in 9a) without the PIN
+/// for as long as something keeps the card powered (an agent holding a
+/// connection does). The `yubikey` crate has no unverify (VERIFY with
+/// P1=FF, firmware 5.4.3+) to send instead, and a reset works on every
+/// firmware.
+fn log_out(yk: YubiKey) {
+    if let Err((yk, e)) = yk.disconnect(pcsc::Disposition::ResetCard) {
+        log::debug!(target: "vault", "resetting {:?} to log the PIN out: {e}", yk.name());
+        std::mem::forget(yk);
+    }
+}
+
 /// Disconnects without resetting: the PIN and touch state stay for the
 /// next connection (ours or another program's).
 fn leave(yk: YubiKey) {
@@ -610,9 +627,9 @@ fn card_gone(reader: &str) -> bool {
 // ------------------------------------------------------------------ session
 
 /// A session with one YubiKey's PIV applet. Dropping it disconnects with
-/// `LeaveCard`, so a verified PIN stays verified for the next session
-/// (pcscd powers an idle card off about a second after the last
-/// connection closes, which does clear it).
+/// `LeaveCard` when the PIN was verified before it (by another program),
+/// and resets the card when it verified the PIN itself, which logs the PIN
+/// out.
 pub struct PivToken {
     yk: Option<YubiKey>,
     serial: u32,
@@ -623,6 +640,9 @@ pub struct PivToken {
     /// When each slot's key last got a touch through us (for "cached").
     touched: HashMap<u8, Instant>,
     management_authenticated: bool,
+    /// Whether this session verified the PIN (rather than finding it
+    /// verified by another program): such a session logs it out at the end.
+    pin_verified_here: bool,
 }
 
 impl fmt::Debug for PivToken {
@@ -638,7 +658,11 @@ impl fmt::Debug for PivToken {
 impl Drop for PivToken {
     fn drop(&mut self) {
         if let Some(yk) = self.yk.take() {
-            leave(yk);
+            if self.pin_verified_here {
+                log_out(yk);
+            } else {
+                leave(yk);
+            }
         }
     }
 }
@@ -687,6 +711,7 @@ impl PivToken {
             slots: HashMap::new(),
             touched: HashMap::new(),
             management_authenticated: false,
+            pin_verified_here: false,
         }
     }
 
@@ -779,7 +804,10 @@ impl PivToken {
         }
         let serial = self.serial;
         match self.yk()?.verify_pin(bytes) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.pin_verified_here = true;
+                Ok(())
+            }
             Err(yubikey::Error::WrongPin { tries: 0 }) => Err(PivError::PinBlocked { serial }),
             Err(yubikey::Error::WrongPin { tries }) => {
                 Err(PivError::WrongPin { tries_left: tries })
@@ -1031,15 +1059,55 @@ impl PivToken {
         pin_policy: PinPolicy,
         touch_policy: TouchPolicy,
     ) -> Result<p256::PublicKey, PivError> {
-        let serial = self.serial;
-        let id = key_slot(slot)?;
+        if !self.slot_is_free(slot)? {
+            return Err(PivError::SlotInUse {
+                serial: self.serial,
+                slot,
+            });
+        }
+        self.generate_in(slot, pin_policy, touch_policy)
+    }
+
+    /// Whether `slot` holds neither a key nor a certificate.
+    pub fn slot_is_free(&mut self, slot: u8) -> Result<bool, PivError> {
+        key_slot(slot)?;
         let occupied = match self.has_key(slot)? {
             Some(k) => k,
             None => self.cert_der(slot)?.is_some(),
         };
-        if occupied {
-            return Err(PivError::SlotInUse { serial, slot });
+        Ok(!occupied)
+    }
+
+    /// Generates over the key in `slot`, which must still be `old`: the key
+    /// an enrollment generated and then did not put into service (its
+    /// attestation was refused). Any other key is never replaced.
+    pub fn generate_replacing(
+        &mut self,
+        slot: u8,
+        old: &p256::PublicKey,
+        pin_policy: PinPolicy,
+        touch_policy: TouchPolicy,
+    ) -> Result<p256::PublicKey, PivError> {
+        match self.read_slot(slot)? {
+            Some(info) if info.public_key == *old => {}
+            _ => {
+                return Err(PivError::SlotInUse {
+                    serial: self.serial,
+                    slot,
+                })
+            }
         }
+        self.generate_in(slot, pin_policy, touch_policy)
+    }
+
+    fn generate_in(
+        &mut self,
+        slot: u8,
+        pin_policy: PinPolicy,
+        touch_policy: TouchPolicy,
+    ) -> Result<p256::PublicKey, PivError> {
+        let serial = self.serial;
+        let id = key_slot(slot)?;
         self.ensure_management()?;
         self.slots.remove(&slot);
         let spki = ykpiv::generate(
@@ -1255,6 +1323,31 @@ impl PivToken {
         check_attestation(serial, slot, &info.public_key, &leaf_der, &f9_object, roots)
     }
 
+    /// The trusted root the card's attestation key (its F9 certificate)
+    /// chains to: asked before enrollment changes anything, so a key whose
+    /// attestation cannot be verified is not generated at all.
+    pub fn attestation_root(&mut self, roots: &TrustedRoots) -> Result<String, PivError> {
+        let serial = self.serial;
+        let fail = |reason: String| PivError::Attestation {
+            serial,
+            slot: 0xF9,
+            reason,
+        };
+        let f9_object = match self.yk()?.fetch_object(OBJECT_F9_CERT) {
+            Ok(d) => d,
+            Err(yubikey::Error::NotFound) => {
+                return Err(fail("the card has no attestation certificate (F9)".into()))
+            }
+            Err(e) => return Err(self.card_error("read the attestation certificate", e)),
+        };
+        let f9 = f9_certificate(&f9_object).map_err(fail)?;
+        roots.issuer_of(&f9).map_err(|e| {
+            fail(format!(
+                "the card's attestation key is not certified by a trusted root: {e}"
+            ))
+        })
+    }
+
     // ------------------------------------------------------------------ use
 
     /// ECDH of `ephemeral` with the key in `slot`: the x-coordinate of the
@@ -1402,6 +1495,15 @@ pub fn parse_slot_certificate(
     })
 }
 
+/// The certificate in the F9 object (the card's attestation key's).
+fn f9_certificate(f9_object: &[u8]) -> Result<Certificate, String> {
+    let der = tlv::parse(f9_object)
+        .ok()
+        .and_then(|t| tlv::find(&t, TAG_CERT).map(<[u8]>::to_vec))
+        .ok_or_else(|| "the F9 certificate object is malformed".to_string())?;
+    Certificate::from_der(&der).map_err(|e| format!("F9 certificate: {e}"))
+}
+
 /// Checks what a card answered for the attestation of `slot`: `leaf_der`
 /// (the ATTEST answer) must be signed by the certificate in `f9_object`
 /// (the F9 object), which one of `roots` must have signed; it must attest
@@ -1419,13 +1521,9 @@ pub fn check_attestation(
         slot,
         reason,
     };
-    let f9_der = tlv::parse(f9_object)
-        .ok()
-        .and_then(|t| tlv::find(&t, TAG_CERT).map(<[u8]>::to_vec))
-        .ok_or_else(|| fail("the F9 certificate object is malformed".into()))?;
+    let f9 = f9_certificate(f9_object).map_err(fail)?;
     let leaf = Certificate::from_der(leaf_der)
         .map_err(|e| fail(format!("attestation certificate: {e}")))?;
-    let f9 = Certificate::from_der(&f9_der).map_err(|e| fail(format!("F9 certificate: {e}")))?;
 
     verify_signed_by(&leaf, &f9)
         .map_err(|e| fail(format!("not signed by the card's attestation key: {e}")))?;
