@@ -237,7 +237,7 @@ fn remove_without_force_and_without_a_terminal_deletes_nothing() {
             .starts_with("vault: cannot ask for confirmation: there is no terminal")
             && run
                 .stderr
-                .ends_with("\nvault: hint: `vault remove p --force` deletes without asking\n"),
+                .ends_with("\nvault: hint: `vault remove p --force` goes ahead without asking\n"),
         "{}",
         run.stderr
     );

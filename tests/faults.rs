@@ -931,7 +931,7 @@ fn file_store_folder_read_only_or_full() {
     let store = t.dir.join("data/vault/store");
     let before = files_now(&store);
     assert!(!before.is_empty());
-    let args = ["--backend", "file", "add", "p", "--env"];
+    let args = ["--backend", "file", "add", "p", "--env", "--force"];
 
     // Read-only: nothing can be written.
     let run = add(in_mount_ns(&t, &read_only(&store), "", &args), &new).run();

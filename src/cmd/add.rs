@@ -42,6 +42,48 @@ pub fn run(app: &App, args: &AddArgs) -> Result<(), Error> {
     if args.profile.trim().is_empty() {
         return Err(Error::usage("the profile name is empty", None));
     }
+    // Asked before the new key is typed: replacing a key may lose it.
+    let store = app.store()?;
+    let wrapped = super::token_backed(&args.profile)?;
+    let stored = store::get_key(store, &args.profile)?;
+    if (wrapped || stored.is_some()) && !args.force {
+        let force = format!("vault add {} --force", args.profile);
+        if wrapped {
+            super::confirm(
+                app,
+                Some(&format!(
+                    "Profile \"{p}\"'s IAM key is sealed to its YubiKey{only}: adding a key \
+                     replaces it, and the old key is lost unless you have it elsewhere (its \
+                     envelope is deleted; `vault hw enroll --profile {p}` seals the new one).",
+                    p = args.profile,
+                    only = if stored.is_none() {
+                        ", and that envelope is its only copy"
+                    } else {
+                        ""
+                    },
+                )),
+                &format!(
+                    "Type the profile name ({}) to replace its key: ",
+                    args.profile
+                ),
+                super::Confirm::ProfileName(&args.profile),
+                &force,
+            )?;
+        } else if let Some(old) = &stored {
+            super::confirm(
+                app,
+                None,
+                &format!(
+                    "Profile \"{}\" already has the key {} in the {} store. Replace it? (y|N) ",
+                    args.profile,
+                    crate::secret::mask_key_id(&old.access_key_id),
+                    app.backend.name()
+                ),
+                super::Confirm::Yes,
+                &force,
+            )?;
+        }
+    }
     let key = if args.env {
         let id = env_var("AWS_ACCESS_KEY_ID")
             .ok_or_else(|| Error::usage("--env: AWS_ACCESS_KEY_ID is not set", None))?;
@@ -80,8 +122,16 @@ pub fn run(app: &App, args: &AddArgs) -> Result<(), Error> {
             Some("paste the secret exactly as IAM showed it".to_string()),
         ));
     }
-    let store = app.store()?;
     store::set_key(store, &args.profile, &key)?;
+    if wrapped {
+        // The envelope holds the old key and would be used before the store.
+        crate::tokens::delete_envelope(&args.profile).map_err(|e| Error::Other(e.to_string()))?;
+        eprintln!(
+            "Deleted the envelope of the old key; `vault hw enroll --profile {}` seals the new one \
+             to the YubiKey.",
+            args.profile
+        );
+    }
     // Sessions made with an older key of this profile must not outlive it.
     let cache = app.cache()?;
     for id in super::session_ids_involving(app, &args.profile) {

@@ -169,3 +169,51 @@ pub fn session_ids_involving(app: &App, profile: &str) -> Vec<crate::session::Ca
     ids.dedup();
     ids
 }
+
+/// What a confirmation asks the user to type.
+pub enum Confirm<'a> {
+    /// "y" or "yes": for what can be undone.
+    Yes,
+    /// The profile's name: for what loses a key (or a token-backed
+    /// profile's sessions), where a bare y/N is too easy to answer.
+    ProfileName(&'a str),
+}
+
+/// Says `warning` (if any), asks `question` and goes on only on the
+/// expected answer. Without a way to ask, says how to skip asking
+/// (`force_hint`, the same command with `--force`).
+pub fn confirm(
+    app: &App,
+    warning: Option<&str>,
+    question: &str,
+    expect: Confirm<'_>,
+    force_hint: &str,
+) -> Result<(), Error> {
+    if let Some(w) = warning {
+        app.prompt().notify(w);
+    }
+    let answer = app.prompt().text(question).map_err(|e| match e {
+        // The generic hint for a missing prompt is about MFA codes.
+        crate::prompt::PromptError::Unavailable(reason) => Error::usage(
+            format!("cannot ask for confirmation: {reason}"),
+            Some(format!("`{force_hint}` goes ahead without asking")),
+        ),
+        other => other.into(),
+    })?;
+    let yes = match expect {
+        Confirm::Yes => matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"),
+        Confirm::ProfileName(p) => answer.trim() == p,
+    };
+    if yes {
+        Ok(())
+    } else {
+        Err(Error::usage("nothing was changed", None))
+    }
+}
+
+/// Whether `profile`'s IAM key is sealed to a token (an envelope exists).
+pub fn token_backed(profile: &str) -> Result<bool, Error> {
+    Ok(crate::tokens::read_envelope(profile)
+        .map_err(|e| Error::Other(e.to_string()))?
+        .is_some())
+}

@@ -23,38 +23,32 @@ pub fn run(app: &App, args: &RemoveArgs) -> Result<(), Error> {
     }
     if !args.force {
         // The envelope may be the only copy of the key (enrollment deletes
-        // the store's): then deleting it loses the IAM key for good, and a
-        // bare y/N is too easy to answer.
-        let only_copy = wrapped && !in_store;
-        let question = if only_copy {
-            app.prompt().notify(&format!(
-                "Profile \"{p}\"'s IAM key exists only in its envelope, sealed to its YubiKey: \
-                 deleting it loses the key for good, and you would need a new access key \
-                 from AWS (IAM → Users → Security credentials).",
-                p = args.profile
-            ));
-            format!("Type the profile name ({}) to delete it", args.profile)
-        } else {
-            format!("Delete credentials for profile \"{}\"? (y|N)", args.profile)
-        };
-        let answer = app.prompt().text(&question).map_err(|e| match e {
-            // The generic hint for a missing prompt is about MFA codes.
-            crate::prompt::PromptError::Unavailable(reason) => Error::usage(
-                format!("cannot ask for confirmation: {reason}"),
-                Some(format!(
-                    "`vault remove {} --force` deletes without asking",
-                    args.profile
+        // the store's): then deleting it loses the IAM key for good.
+        let force = format!("vault remove {} --force", args.profile);
+        if wrapped && !in_store {
+            super::confirm(
+                app,
+                Some(&format!(
+                    "Profile \"{p}\"'s IAM key exists only in its envelope, sealed to its \
+                     YubiKey: deleting it loses the key for good, and you would need a new \
+                     access key from AWS (IAM → Users → Security credentials).",
+                    p = args.profile
                 )),
-            ),
-            other => other.into(),
-        })?;
-        let yes = if only_copy {
-            answer.trim() == args.profile
+                &format!("Type the profile name ({}) to delete it: ", args.profile),
+                super::Confirm::ProfileName(&args.profile),
+                &force,
+            )?;
         } else {
-            matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
-        };
-        if !yes {
-            return Err(Error::usage("not deleted", None));
+            super::confirm(
+                app,
+                None,
+                &format!(
+                    "Delete credentials for profile \"{}\"? (y|N) ",
+                    args.profile
+                ),
+                super::Confirm::Yes,
+                &force,
+            )?;
         }
     }
     let cache = app.cache()?;
