@@ -112,9 +112,16 @@ impl Prompt for Terminal {
                     .and_then(|mut t| t.write_all(b"\n"));
                 Err(PromptError::Cancelled)
             }
-            // Ctrl-C: rpassword has already raised SIGINT; if that was
-            // caught or ignored, we still stop asking.
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(PromptError::Cancelled),
+            // Ctrl-C: rpassword reads with the terminal's signals off and
+            // reports it. vault then ends as Ctrl-C ends any program, by
+            // SIGINT (a shell sees 130, a script's loop stops); the mode is
+            // restored by then and nothing is half-written. Only where
+            // that fails does it return.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                let _ =
+                    signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGINT);
+                Err(PromptError::Cancelled)
+            }
             Err(e) => Err(io_error("cannot read a secret from", e)),
         }
     }
