@@ -124,8 +124,9 @@ fn waited_for(waited: Duration) -> String {
 fn pcscd_fix() -> &'static str {
     if cfg!(target_os = "linux") {
         "vault reaches YubiKeys through pcscd: install and start it \
-         (`sudo apt install pcscd` then `sudo systemctl start pcscd`; \
-         on Fedora the package is pcsc-lite)"
+         (Debian/Ubuntu: `sudo apt install pcscd` and `systemctl enable --now pcscd.socket`; \
+         Fedora: `sudo dnf install pcsc-lite && sudo systemctl enable --now pcscd.socket`; \
+         Arch: `sudo pacman -S pcsclite ccid && sudo systemctl enable --now pcscd.socket`)"
     } else if cfg!(target_os = "macos") {
         "the smart card service is part of macOS: unplug the YubiKey, plug it \
          back in, and try again"
@@ -1311,13 +1312,28 @@ mod tests {
         assert!(looks_like_yubikey(&yubico, &other));
     }
 
+    /// The hint says what README's install table says, command for command.
+    #[test]
+    fn the_pcscd_hint_gives_the_commands_of_readmes_install_table() {
+        let readme = include_str!("../../README.md");
+        let hint = pcscd_fix();
+        let commands: Vec<&str> = hint.split('`').skip(1).step_by(2).collect();
+        assert!(commands.len() >= 4, "{hint}");
+        for c in commands {
+            assert!(
+                readme.contains(&format!("`{c}`")) || readme.contains(c),
+                "{c:?} is not in README.md"
+            );
+        }
+    }
+
     #[test]
     fn pcsc_errors_map_to_what_the_user_fixes() {
         let e = TokenError::from_pcsc(pcsc::Error::NoService, "x", None);
         assert!(matches!(e, TokenError::PcscUnavailable(_)));
         if cfg!(target_os = "linux") {
             let hint = e.hint().unwrap();
-            assert!(hint.contains("apt install pcscd") && hint.contains("systemctl start pcscd"));
+            assert!(hint.contains("apt install pcscd") && hint.contains("pcscd.socket"));
         }
         for err in [
             pcsc::Error::RemovedCard,

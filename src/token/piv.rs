@@ -2109,7 +2109,7 @@ mod tests {
         let down = PivError::from(TokenError::PcscUnavailable(pcsc::Error::NoService));
         if cfg!(target_os = "linux") {
             let hint = down.hint().unwrap();
-            assert!(hint.contains("apt install pcscd") && hint.contains("systemctl start pcscd"));
+            assert!(hint.contains("apt install pcscd") && hint.contains("pcscd.socket"));
         }
         assert!(PivError::WrongPin { tries_left: 2 }
             .with_hint()
