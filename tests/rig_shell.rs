@@ -106,8 +106,13 @@ fn the_rig_shell_is_interactive_with_vault_on_path_and_ctrl_c_stops_a_prompt() {
     );
     let rig = concat!(env!("CARGO_MANIFEST_DIR"), "/hw/rig");
     let mut term = Terminal::start(&format!("{rig} --shell"));
-    term.expect("rig ");
+    term.expect("vault is on PATH");
     term.expect("$ ");
+
+    // README's enroll line works as written: the rig's attestation root is
+    // trusted in its shell.
+    term.type_keys("test -s \"$VAULT_ATTESTATION_ROOTS\" && echo roots-trusted\n");
+    term.expect("\nroots-trusted");
 
     // vault is on PATH: the workspace's own build.
     term.type_keys("command -v vault; vault --version\n");
