@@ -12,10 +12,9 @@ use std::path::{Path, PathBuf};
 /// Where lock files live: `$XDG_RUNTIME_DIR/vault/locks` (per user, tmpfs)
 /// or `~/.cache/vault/locks`.
 pub fn lock_dir() -> PathBuf {
-    if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        return PathBuf::from(run).join("vault/locks");
-    }
-    crate::paths::cache_dir().join("locks")
+    crate::paths::runtime_dir()
+        .unwrap_or_else(crate::paths::cache_dir)
+        .join("locks")
 }
 
 /// An exclusive lock, held until dropped.

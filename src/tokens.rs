@@ -86,16 +86,7 @@ pub enum TokensError {
 }
 
 pub fn config_dir() -> PathBuf {
-    std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default()
-                .join(".config")
-        })
-        .join("vault")
+    crate::paths::config_dir()
 }
 
 pub fn tokens_path() -> PathBuf {
