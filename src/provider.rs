@@ -12,7 +12,7 @@ use crate::creds::{Credentials, LongTermKey};
 use crate::lock::Lock;
 use crate::mfa::{self, MfaError, MfaSources};
 use crate::session::{self, CacheError, CacheId, CachedSession, SessionCache, SessionKind};
-use crate::sts::{self, Endpoint, Sts, StsError};
+use crate::sts::{self, Endpoint, Sts, StsCalls, StsError};
 use std::cell::OnceCell;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -129,13 +129,18 @@ pub struct Options {
 /// envelope with a token.
 pub type KeySource<'a> = dyn Fn(&str) -> Result<Option<LongTermKey>, ProviderError> + 'a;
 
+/// Makes the STS client the provider calls.
+pub type ConnectSts<'a> = dyn Fn(&Endpoint) -> Result<Box<dyn StsCalls + 'a>, StsError> + 'a;
+
 pub struct Provider<'a> {
     pub cache: &'a dyn SessionCache,
     /// Reads a profile's long-term key; called only when STS must be called.
     pub keys: &'a KeySource<'a>,
     pub mfa: MfaSources<'a>,
     pub opts: Options,
-    sts: OnceCell<Sts>,
+    sts: OnceCell<Box<dyn StsCalls + 'a>>,
+    /// Makes the STS client for an endpoint: the SDK's, or a test double.
+    connect: Box<ConnectSts<'a>>,
     /// Things the user should know (capped durations), printed by the CLI.
     pub warnings: std::cell::RefCell<Vec<String>>,
 }
@@ -256,16 +261,26 @@ impl<'a> Provider<'a> {
             mfa,
             opts,
             sts: OnceCell::new(),
+            connect: Box::new(|endpoint| Ok(Box::new(Sts::new(endpoint.clone())?))),
             warnings: Default::default(),
         }
     }
 
-    fn sts(&self, endpoint: &Endpoint) -> Result<&Sts, ProviderError> {
+    /// The same provider calling `connect`'s client instead of the SDK's.
+    pub fn with_sts(
+        mut self,
+        connect: impl Fn(&Endpoint) -> Result<Box<dyn StsCalls + 'a>, StsError> + 'a,
+    ) -> Provider<'a> {
+        self.connect = Box::new(connect);
+        self
+    }
+
+    fn sts(&self, endpoint: &Endpoint) -> Result<&dyn StsCalls, ProviderError> {
         if let Some(s) = self.sts.get() {
-            return Ok(s);
+            return Ok(s.as_ref());
         }
-        let s = Sts::new(endpoint.clone())?;
-        Ok(self.sts.get_or_init(|| s))
+        let s = (self.connect)(endpoint)?;
+        Ok(self.sts.get_or_init(|| s).as_ref())
     }
 
     fn lock(&self, name: &str) -> Result<Lock, ProviderError> {
@@ -468,5 +483,283 @@ impl<'a> Provider<'a> {
             mfa::restore(self.cache, serial, &before);
         }
         Ok(result?)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    //! The provider's decisions with an in-process STS behind
+    //! [`StsCalls`]: what it asks STS, what it caches and reuses, and what
+    //! happens to an MFA code. Every decision here is also exercised
+    //! end to end against the rig's strict STS (tests/cli_*.rs).
+    use super::*;
+    use crate::cli::SessionArgs;
+    use crate::config::ConfigFile;
+    use crate::creds::{LongTermKey, SessionCredentials};
+    use crate::mfa::MfaError;
+    use crate::prompt::{Prompt, PromptError};
+    use crate::secret::{MfaCode, Passphrase, SecretAccessKey, SecretBytes, SessionToken};
+    use crate::session::{CacheError, SessionCache};
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    #[derive(Default)]
+    struct MemCache(RefCell<BTreeMap<CacheId, Vec<u8>>>);
+
+    impl SessionCache for MemCache {
+        fn name(&self) -> &'static str {
+            "memory"
+        }
+        fn get_raw(&self, id: &CacheId) -> Result<Option<SecretBytes>, CacheError> {
+            Ok(self.0.borrow().get(id).cloned().map(SecretBytes::new))
+        }
+        fn put_raw(&self, id: &CacheId, v: &SecretBytes, _: Duration) -> Result<(), CacheError> {
+            self.0.borrow_mut().insert(id.clone(), v.expose().to_vec());
+            Ok(())
+        }
+        fn remove(&self, id: &CacheId) -> Result<bool, CacheError> {
+            Ok(self.0.borrow_mut().remove(id).is_some())
+        }
+        fn ids(&self) -> Result<Vec<CacheId>, CacheError> {
+            Ok(self.0.borrow().keys().cloned().collect())
+        }
+    }
+
+    struct NoPrompt;
+    impl Prompt for NoPrompt {
+        fn mfa_code(&self, _: &str, _: &str) -> Result<MfaCode, PromptError> {
+            Err(PromptError::Unavailable("no prompt in this test".into()))
+        }
+        fn secret(&self, _: &str) -> Result<Passphrase, PromptError> {
+            Err(PromptError::Unavailable("no prompt in this test".into()))
+        }
+        fn text(&self, _: &str) -> Result<String, PromptError> {
+            Err(PromptError::Unavailable("no prompt in this test".into()))
+        }
+        fn notify(&self, _: &str) {}
+    }
+
+    /// What the double STS was asked: (operation, signing key, duration s,
+    /// role ARN, MFA serial and code).
+    type Call = (&'static str, String, u64, String, Option<(String, String)>);
+
+    /// An STS in memory: records each call and answers with a new session
+    /// valid for the duration asked, or with `fail` once.
+    #[derive(Default)]
+    struct FakeSts {
+        calls: RefCell<Vec<Call>>,
+        fail: RefCell<Option<StsError>>,
+    }
+
+    impl FakeSts {
+        fn answer(&self, call: Call) -> Result<SessionCredentials, StsError> {
+            let n = self.calls.borrow().len();
+            let secs = call.2;
+            self.calls.borrow_mut().push(call);
+            if let Some(e) = self.fail.borrow_mut().take() {
+                return Err(e);
+            }
+            Ok(SessionCredentials {
+                access_key_id: format!("ASIAFAKE{n:012}"),
+                secret_access_key: SecretAccessKey::new(format!("secret-{n}")),
+                session_token: SessionToken::new(format!("token-{n}")),
+                expiration: SystemTime::now() + Duration::from_secs(secs),
+            })
+        }
+    }
+
+    fn key_id(c: &Credentials) -> String {
+        match c {
+            Credentials::LongTerm(k) => k.access_key_id.clone(),
+            Credentials::Session(s) => s.access_key_id.clone(),
+        }
+    }
+
+    fn mfa_of(mfa: Option<(&str, &MfaCode)>) -> Option<(String, String)> {
+        mfa.map(|(s, c)| (s.to_string(), c.expose().to_string()))
+    }
+
+    impl StsCalls for &FakeSts {
+        fn get_session_token(
+            &self,
+            creds: &Credentials,
+            duration: Duration,
+            mfa: Option<(&str, &MfaCode)>,
+        ) -> Result<SessionCredentials, StsError> {
+            self.answer((
+                "GetSessionToken",
+                key_id(creds),
+                duration.as_secs(),
+                String::new(),
+                mfa_of(mfa),
+            ))
+        }
+        fn assume_role(
+            &self,
+            creds: &Credentials,
+            role: &sts::AssumeRole,
+            mfa: Option<(&str, &MfaCode)>,
+        ) -> Result<SessionCredentials, StsError> {
+            self.answer((
+                "AssumeRole",
+                key_id(creds),
+                role.duration.as_secs(),
+                role.role_arn.clone(),
+                mfa_of(mfa),
+            ))
+        }
+    }
+
+    const MFA: &str = "arn:aws:iam::111111111111:mfa/u";
+
+    fn plan_for(config: &str, profile: &str, duration: Option<u64>) -> Plan {
+        let cfg = ConfigFile::parse(config, "config").unwrap();
+        let none = |_: &str| None;
+        let chain = cfg.resolve_with(profile, &none, &|n| n == "u").unwrap();
+        let args = SessionArgs {
+            duration: duration.map(Duration::from_secs),
+            no_session: false,
+            region: None,
+            mfa_token: None,
+        };
+        let root = crate::plan::root_source(&chain, true);
+        crate::plan::build(&chain, &args, &none, root)
+    }
+
+    /// Runs `f` with a provider over `cache` and `sts`, the stored key of
+    /// profile u, and `code` as if given with --mfa-token.
+    fn with_provider<T>(
+        cache: &MemCache,
+        sts: &FakeSts,
+        code: Option<&str>,
+        f: impl FnOnce(&Provider<'_>) -> T,
+    ) -> T {
+        let locks = tempfile::tempdir().unwrap();
+        let keys = |p: &str| -> Result<Option<LongTermKey>, ProviderError> {
+            Ok((p == "u").then(|| LongTermKey {
+                access_key_id: "AKIAUSERKEY000000001".into(),
+                secret_access_key: SecretAccessKey::new("user-secret"),
+            }))
+        };
+        let prompt = NoPrompt;
+        let mfa = MfaSources {
+            token_flag: code.map(MfaCode::new),
+            device: None,
+            prompt: &prompt,
+        };
+        let opts = Options {
+            min_remaining: Duration::from_secs(300),
+            lock_dir: locks.path().to_path_buf(),
+        };
+        let p = Provider::new(cache, &keys, mfa, opts).with_sts(move |_| Ok(Box::new(sts)));
+        f(&p)
+    }
+
+    const CHAIN: &str = "[profile u]\nmfa_serial = arn:aws:iam::111111111111:mfa/u\n\n\
+                         [profile r]\nsource_profile = u\nrole_arn = arn:aws:iam::222222222222:role/R\n\n\
+                         [profile r2]\nsource_profile = r\nrole_arn = arn:aws:iam::333333333333:role/R2\n";
+
+    #[test]
+    fn a_chain_makes_one_mfa_session_then_each_role_from_the_one_before_and_caches_all() {
+        let (cache, sts) = (MemCache::default(), FakeSts::default());
+        let plan = plan_for(CHAIN, "r2", None);
+        let creds = with_provider(&cache, &sts, Some("123456"), |p| p.credentials(&plan)).unwrap();
+        let calls = sts.calls.borrow().clone();
+        assert_eq!(calls.len(), 3, "{calls:?}");
+        assert_eq!(
+            (calls[0].0, calls[0].1.as_str(), calls[0].2),
+            ("GetSessionToken", "AKIAUSERKEY000000001", 12 * 3600)
+        );
+        assert_eq!(calls[0].4, Some((MFA.to_string(), "123456".to_string())));
+        // Each role is assumed with the credentials just made, no MFA again.
+        assert_eq!(calls[1].1, "ASIAFAKE000000000000");
+        assert!(calls[1].3.ends_with("role/R") && calls[1].4.is_none());
+        assert_eq!(calls[2].1, "ASIAFAKE000000000001");
+        assert!(calls[2].3.ends_with("role/R2"));
+        assert_eq!(key_id(&creds), "ASIAFAKE000000000002");
+
+        // Everything cached: a second run asks STS nothing, even with no code.
+        let again = with_provider(&cache, &sts, None, |p| p.credentials(&plan)).unwrap();
+        assert_eq!(sts.calls.borrow().len(), 3);
+        assert_eq!(key_id(&again), key_id(&creds));
+    }
+
+    #[test]
+    fn a_role_assumed_with_temporary_credentials_is_capped_at_one_hour_with_a_warning() {
+        // One role for 4 h: aws-vault assumes it from the key itself, with
+        // MFA, so AWS allows the 4 h (no chaining, no warning).
+        let (cache, sts) = (MemCache::default(), FakeSts::default());
+        let plan = plan_for(CHAIN, "r", Some(4 * 3600));
+        let warnings = with_provider(&cache, &sts, Some("123456"), |p| {
+            p.credentials(&plan).unwrap();
+            p.warnings.borrow().clone()
+        });
+        let calls = sts.calls.borrow().clone();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(
+            (calls[0].0, calls[0].1.as_str(), calls[0].2),
+            ("AssumeRole", "AKIAUSERKEY000000001", 4 * 3600)
+        );
+        assert!(calls[0].4.is_some() && warnings.is_empty(), "{warnings:?}");
+
+        // Two roles: each is assumed with temporary credentials, so each
+        // is capped at 1 h, and the user is told.
+        let (cache, sts) = (MemCache::default(), FakeSts::default());
+        let plan = plan_for(CHAIN, "r2", Some(4 * 3600));
+        let warnings = with_provider(&cache, &sts, Some("123456"), |p| {
+            p.credentials(&plan).unwrap();
+            p.warnings.borrow().clone()
+        });
+        let calls = sts.calls.borrow().clone();
+        let roles: Vec<u64> = calls
+            .iter()
+            .filter(|c| c.0 == "AssumeRole")
+            .map(|c| c.2)
+            .collect();
+        assert_eq!(roles, [3600, 3600], "{calls:?}");
+        assert!(
+            warnings.len() == 2 && warnings.iter().all(|w| w.contains("role chaining")),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn a_session_about_to_expire_is_not_reused() {
+        let (cache, sts) = (MemCache::default(), FakeSts::default());
+        let plan = plan_for(CHAIN, "u", Some(240)); // under min_remaining (300 s)
+        with_provider(&cache, &sts, Some("123456"), |p| p.credentials(&plan)).unwrap();
+        with_provider(&cache, &sts, Some("654321"), |p| p.credentials(&plan)).unwrap();
+        assert_eq!(sts.calls.borrow().len(), 2);
+    }
+
+    #[test]
+    fn a_code_sent_is_spent_and_only_a_call_that_never_connected_gives_it_back() {
+        let unreachable = |sent| StsError::Unreachable {
+            operation: "GetSessionToken",
+            endpoint: "x".into(),
+            detail: "x".into(),
+            sent,
+            timed_out: false,
+        };
+        let plan = plan_for(CHAIN, "u", None);
+
+        // Sent (maybe received): the same code is refused next time.
+        let (cache, sts) = (MemCache::default(), FakeSts::default());
+        *sts.fail.borrow_mut() = Some(unreachable(true));
+        assert!(with_provider(&cache, &sts, Some("111111"), |p| p.credentials(&plan)).is_err());
+        let again = with_provider(&cache, &sts, Some("111111"), |p| p.credentials(&plan));
+        assert!(
+            matches!(again, Err(ProviderError::Mfa(MfaError::TokenReused { .. }))),
+            "{again:?}"
+        );
+        assert_eq!(sts.calls.borrow().len(), 1);
+
+        // Never connected: the code is still good.
+        let (cache, sts) = (MemCache::default(), FakeSts::default());
+        *sts.fail.borrow_mut() = Some(unreachable(false));
+        assert!(with_provider(&cache, &sts, Some("222222"), |p| p.credentials(&plan)).is_err());
+        with_provider(&cache, &sts, Some("222222"), |p| p.credentials(&plan)).unwrap();
+        assert_eq!(sts.calls.borrow().len(), 2);
     }
 }

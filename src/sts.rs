@@ -314,6 +314,42 @@ fn secs(d: Duration) -> i32 {
     d.as_secs().min(i32::MAX as u64) as i32
 }
 
+/// The STS calls that make sessions: the SDK client ([`Sts`]), or an
+/// in-process double in the provider's unit tests.
+pub trait StsCalls {
+    fn get_session_token(
+        &self,
+        creds: &Credentials,
+        duration: Duration,
+        mfa: Option<(&str, &MfaCode)>,
+    ) -> Result<SessionCredentials, StsError>;
+    fn assume_role(
+        &self,
+        creds: &Credentials,
+        role: &AssumeRole,
+        mfa: Option<(&str, &MfaCode)>,
+    ) -> Result<SessionCredentials, StsError>;
+}
+
+impl StsCalls for Sts {
+    fn get_session_token(
+        &self,
+        creds: &Credentials,
+        duration: Duration,
+        mfa: Option<(&str, &MfaCode)>,
+    ) -> Result<SessionCredentials, StsError> {
+        Sts::get_session_token(self, creds, duration, mfa)
+    }
+    fn assume_role(
+        &self,
+        creds: &Credentials,
+        role: &AssumeRole,
+        mfa: Option<(&str, &MfaCode)>,
+    ) -> Result<SessionCredentials, StsError> {
+        Sts::assume_role(self, creds, role, mfa)
+    }
+}
+
 impl Sts {
     pub fn new(endpoint: Endpoint) -> Result<Sts, StsError> {
         if let Some(url) = &endpoint.url {
