@@ -2,9 +2,9 @@
 //! YubiKey 5 on firmware 5.4.3 does.
 //!
 //! Encodings follow what yubikit (`yubikit/piv.py`), yubico-piv-tool
-//! (`lib/ykpiv.c`) and the yubikey crate send and parse. Only EC keys
-//! (P-256, P-384) are emulated: RSA generation and import answer 6A80,
-//! which those clients report as "algorithm not supported".
+//! (`lib/ykpiv.c`) and the yubikey crate send and parse. Slot keys are the
+//! algorithms of firmware 5.4.3: RSA-1024, RSA-2048, P-256 and P-384 (the
+//! RSA-3072/4096 and 25519 keys of 5.7 answer 6A80, as 5.4.3 does).
 
 use crate::apdu::{sw, Command, Reply};
 use crate::attest::{self, AttestationKey, Attested, TestRoot};
@@ -12,6 +12,8 @@ use crate::card::{Applet, Env};
 use crate::tlv;
 use rand::rngs::OsRng;
 use rand::RngCore;
+use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+use rsa::BigUint;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -45,6 +47,8 @@ pub const ALG_3DES: u8 = 0x03;
 pub const ALG_AES128: u8 = 0x08;
 pub const ALG_AES192: u8 = 0x0A;
 pub const ALG_AES256: u8 = 0x0C;
+pub const ALG_RSA1024: u8 = 0x06;
+pub const ALG_RSA2048: u8 = 0x07;
 pub const ALG_P256: u8 = 0x11;
 pub const ALG_P384: u8 = 0x14;
 /// Algorithm byte GET METADATA reports for the PIN and PUK.
@@ -81,7 +85,10 @@ pub const OBJ_ADMIN: u32 = 0x5FFF00;
 pub const OBJ_ATTESTATION: u32 = 0x5FFF01;
 
 /// Objects SP 800-73 reads only after PIN verification: fingerprints,
-/// facial image, printed information, iris.
+/// facial image, printed information, iris. A YubiKey refuses them with
+/// 6982 before the PIN even when they are empty (Yubico's GET DATA docs;
+/// yubikit's `get_pivman_protected_data` reads 6982 as "PIN required" and
+/// only 6A82 as "nothing stored yet").
 const PIN_PROTECTED_OBJECTS: [u32; 4] = [0x5FC103, 0x5FC108, OBJ_PRINTED, 0x5FC121];
 
 /// The discovery object: PIV AID, PIN usage policy "PIV PIN only".
@@ -219,7 +226,14 @@ impl MgmtKey {
     }
 }
 
-/// A private key in a slot. `scalar` is the big-endian private scalar.
+/// The public exponent of every RSA key: the only one a YubiKey generates,
+/// and the only one ykman and yubico-piv-tool import (the card is sent the
+/// CRT parameters only, so it cannot learn another).
+const RSA_EXPONENT: u32 = 65_537;
+
+/// A private key in a slot. `scalar` is, for EC keys, the big-endian
+/// private scalar; for RSA keys, the primes P ‖ Q, each big-endian and half
+/// the modulus length (the public exponent is always 65537).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SlotKey {
     pub alg: u8,
@@ -543,7 +557,8 @@ impl Piv {
         Ok(())
     }
 
-    /// ECDH (`82 00 85 point`) and ECDSA (`82 00 81 hash`) with a slot key.
+    /// ECDH (`82 00 85 point`) and ECDSA (`82 00 81 hash`) with an EC slot
+    /// key; the raw RSA operation (`82 00 81 block`) with an RSA one.
     fn use_key(
         &mut self,
         alg: u8,
@@ -568,9 +583,12 @@ impl Piv {
             _ => return Err(sw::INCORRECT_DATA),
         };
         let secret = Secret::from_slot(&key)?;
+        if matches!((&secret, &op), (Secret::Rsa(_), Op::Ecdh(_))) {
+            return Err(sw::INCORRECT_DATA);
+        }
         self.check_policies(&key, env, always)?;
         let out = match op {
-            Op::Sign(hash) => secret.sign(hash)?,
+            Op::Sign(input) => secret.sign(input)?,
             Op::Ecdh(point) => secret.ecdh(point)?,
         };
         Ok(Reply::ok(dynamic_auth(0x82, &out)))
@@ -620,10 +638,9 @@ impl Piv {
         let inner = tlv::parse(template)?;
         let alg = single_byte(tlv::find(&inner, 0x80)).ok_or(sw::INCORRECT_DATA)?;
         let (pin_policy, touch_policy) = policies(&inner, cmd.p2)?;
-        // RSA (06, 07, 05, 16) is not emulated; 6A80 is what a key answers
-        // for an algorithm it does not support.
+        // 6A80 is what a key answers for an algorithm it does not support.
         let secret = Secret::generate(alg).ok_or(sw::INCORRECT_DATA)?;
-        let point = secret.public_point();
+        let public = secret.public_tlv();
         self.keys.insert(
             cmd.p2,
             SlotKey {
@@ -635,15 +652,14 @@ impl Piv {
             },
         );
         env.mark_dirty();
-        let point = if env.take_relay_generate() {
+        let public = if env.take_relay_generate() {
             Secret::generate(alg)
                 .ok_or(sw::INCORRECT_DATA)?
-                .public_point()
+                .public_tlv()
         } else {
-            point
+            public
         };
-        let body = tlv::encode(&[0x86], &point);
-        Ok(Reply::ok(tlv::encode(&[0x7F, 0x49], &body)))
+        Ok(Reply::ok(tlv::encode(&[0x7F, 0x49], &public)))
     }
 
     fn import_key(&mut self, cmd: &Command, env: &mut Env<'_>) -> Result<Reply, u16> {
@@ -656,9 +672,10 @@ impl Piv {
         }
         let alg = cmd.p1;
         let items = tlv::parse(&cmd.data)?;
-        // RSA imports (tags 01–05) are not emulated.
-        let scalar = tlv::find(&items, 0x06).ok_or(sw::INCORRECT_DATA)?;
-        let secret = Secret::from_scalar(alg, scalar)?;
+        let secret = match alg {
+            ALG_RSA1024 | ALG_RSA2048 => Secret::from_crt(alg, &items)?,
+            _ => Secret::from_scalar(alg, tlv::find(&items, 0x06).ok_or(sw::INCORRECT_DATA)?)?,
+        };
         let (pin_policy, touch_policy) = policies(&items, slot)?;
         self.keys.insert(
             slot,
@@ -684,13 +701,13 @@ impl Piv {
         if key.origin != ORIGIN_GENERATED {
             return Err(sw::INCORRECT_DATA);
         }
-        let point = Secret::from_slot(key)?.public_point();
-        let spki =
-            attest::spki_from_point(key.alg == ALG_P384, &point).ok_or(sw::WRONG_DATA_LAST_CMD)?;
+        let spki = Secret::from_slot(key)?.spki_der()?;
         let f9 = self.keys.get(&ATTESTATION_SLOT).ok_or(sw::REF_NOT_FOUND)?;
         let signer = match Secret::from_slot(f9)? {
             Secret::P256(k) => AttestationKey::P256(k.into()),
             Secret::P384(k) => AttestationKey::P384(k.into()),
+            // An RSA F9 key (real keys ship one) cannot sign here yet.
+            Secret::Rsa(_) => return Err(sw::FUNC_NOT_SUPPORTED),
         };
         let f9_cert = self
             .objects
@@ -720,12 +737,14 @@ impl Piv {
         if id == OBJ_DISCOVERY {
             return Ok(Reply::ok(DISCOVERY.to_vec()));
         }
-        let value = self.objects.get(&id).ok_or(sw::FILE_NOT_FOUND)?;
-        // An empty protected object answers 6A82 even before the PIN, as
-        // OpenSC records for YubiKeys (CI_LEAKS_FILE_NOT_FOUND).
+        if !writable_object(id) {
+            return Err(sw::INCORRECT_DATA);
+        }
+        // Before the PIN, whether or not there is anything to read.
         if PIN_PROTECTED_OBJECTS.contains(&id) && !self.session.pin_verified {
             return Err(sw::SECURITY_STATUS);
         }
+        let value = self.objects.get(&id).ok_or(sw::FILE_NOT_FOUND)?;
         Ok(Reply::ok(tlv::encode(&[0x53], &value.0)))
     }
 
@@ -783,11 +802,11 @@ impl Piv {
             }
             slot if is_key_slot(slot) || slot == ATTESTATION_SLOT => {
                 let key = self.keys.get(&slot).ok_or(sw::REF_NOT_FOUND)?;
-                let point = Secret::from_slot(key)?.public_point();
+                let public = Secret::from_slot(key)?.public_tlv();
                 tlv::put(&mut out, &[0x01], &[key.alg]);
                 tlv::put(&mut out, &[0x02], &[key.pin_policy, key.touch_policy]);
                 tlv::put(&mut out, &[0x03], &[key.origin]);
-                tlv::put(&mut out, &[0x04], &tlv::encode(&[0x86], &point));
+                tlv::put(&mut out, &[0x04], &public);
             }
             _ => return Err(sw::REF_NOT_FOUND),
         }
@@ -870,29 +889,103 @@ enum Op<'a> {
     Ecdh(&'a [u8]),
 }
 
-/// An EC private key of one of the two emulated curves.
+/// A slot's private key: EC on one of the two curves, or RSA.
 enum Secret {
     P256(p256::SecretKey),
     P384(p384::SecretKey),
+    Rsa(Box<rsa::RsaPrivateKey>),
+}
+
+/// Modulus length in bytes of an RSA algorithm id.
+fn rsa_len(alg: u8) -> Option<usize> {
+    match alg {
+        ALG_RSA1024 => Some(128),
+        ALG_RSA2048 => Some(256),
+        _ => None,
+    }
+}
+
+/// An RSA key from its primes, with e = 65537, whose modulus has exactly
+/// the algorithm's size.
+fn rsa_from_primes(alg: u8, p: &[u8], q: &[u8]) -> Result<rsa::RsaPrivateKey, u16> {
+    let len = rsa_len(alg).ok_or(sw::INCORRECT_DATA)?;
+    let (p, q) = (BigUint::from_bytes_be(p), BigUint::from_bytes_be(q));
+    let one = BigUint::from(1u8);
+    if p <= one || q <= one {
+        return Err(sw::INCORRECT_DATA);
+    }
+    let key = rsa::RsaPrivateKey::from_p_q(p, q, BigUint::from(RSA_EXPONENT))
+        .map_err(|_| sw::INCORRECT_DATA)?;
+    if key.n().bits() != len * 8 {
+        return Err(sw::INCORRECT_DATA);
+    }
+    Ok(key)
+}
+
+/// `value` as exactly `len` big-endian bytes, zeros on the left.
+fn be_fixed(value: &BigUint, len: usize) -> Vec<u8> {
+    let bytes = value.to_bytes_be();
+    let mut out = vec![0u8; len.saturating_sub(bytes.len())];
+    out.extend_from_slice(&bytes);
+    out
 }
 
 impl Secret {
+    /// A new key; RSA ones with e = 65537, as a YubiKey makes them.
     fn generate(alg: u8) -> Option<Secret> {
         match alg {
             ALG_P256 => Some(Secret::P256(p256::SecretKey::random(&mut OsRng))),
             ALG_P384 => Some(Secret::P384(p384::SecretKey::random(&mut OsRng))),
+            ALG_RSA1024 | ALG_RSA2048 => {
+                let bits = rsa_len(alg)? * 8;
+                rsa::RsaPrivateKey::new(&mut OsRng, bits)
+                    .ok()
+                    .map(|k| Secret::Rsa(Box::new(k)))
+            }
             _ => None,
         }
     }
 
-    /// A scalar of exactly the curve's size, in `[1, n)`.
+    /// An EC scalar of exactly the curve's size, in `[1, n)`; or the RSA
+    /// primes as `SlotKey` stores them.
     fn from_scalar(alg: u8, scalar: &[u8]) -> Result<Secret, u16> {
+        if let Some(len) = rsa_len(alg) {
+            if scalar.len() != len {
+                return Err(sw::INCORRECT_DATA);
+            }
+            let (p, q) = scalar.split_at(len / 2);
+            return rsa_from_primes(alg, p, q).map(|k| Secret::Rsa(Box::new(k)));
+        }
         let secret = match (alg, scalar.len()) {
             (ALG_P256, 32) => p256::SecretKey::from_slice(scalar).map(Secret::P256),
             (ALG_P384, 48) => p384::SecretKey::from_slice(scalar).map(Secret::P384),
             _ => return Err(sw::INCORRECT_DATA),
         };
         secret.map_err(|_| sw::INCORRECT_DATA)
+    }
+
+    /// An RSA import: P, Q, DP, DQ, QINV in tags 01–05, each at most half
+    /// the modulus length (clients left-pad them to exactly that). The
+    /// key is rebuilt from P and Q with e = 65537, and DP, DQ and QINV
+    /// must be that key's, or the card would sign with another key than
+    /// the one the client holds.
+    fn from_crt(alg: u8, items: &[tlv::Tlv<'_>]) -> Result<Secret, u16> {
+        let half = rsa_len(alg).ok_or(sw::INCORRECT_DATA)? / 2;
+        let part = |tag: u16| -> Result<&[u8], u16> {
+            match tlv::find(items, tag) {
+                Some(v) if !v.is_empty() && v.len() <= half => Ok(v),
+                _ => Err(sw::INCORRECT_DATA),
+            }
+        };
+        let key = rsa_from_primes(alg, part(0x01)?, part(0x02)?)?;
+        let given = |tag| part(tag).map(BigUint::from_bytes_be);
+        let consistent = key.dp() == Some(&given(0x03)?)
+            && key.dq() == Some(&given(0x04)?)
+            && key.crt_coefficient() == Some(given(0x05)?);
+        if !consistent {
+            return Err(sw::INCORRECT_DATA);
+        }
+        Ok(Secret::Rsa(Box::new(key)))
     }
 
     /// A stored key; a corrupt state file answers 6F00 rather than panic.
@@ -904,23 +997,55 @@ impl Secret {
         match self {
             Secret::P256(_) => 32,
             Secret::P384(_) => 48,
+            Secret::Rsa(k) => k.size(),
         }
     }
 
+    /// What `SlotKey::scalar` stores.
     fn scalar(&self) -> Vec<u8> {
         match self {
             Secret::P256(k) => k.to_bytes().to_vec(),
             Secret::P384(k) => k.to_bytes().to_vec(),
+            Secret::Rsa(k) => {
+                let half = k.size() / 2;
+                let mut out = Vec::with_capacity(k.size());
+                for prime in k.primes() {
+                    out.extend(be_fixed(prime, half));
+                }
+                out
+            }
         }
     }
 
-    /// Uncompressed SEC1 point, `04 X Y`.
-    fn public_point(&self) -> Vec<u8> {
+    /// The public key as GENERATE (inside `7F49`) and GET METADATA (tag
+    /// 04) carry it: `86 04 X Y` for EC; `81 modulus 82 exponent` for RSA.
+    fn public_tlv(&self) -> Vec<u8> {
         use p256::elliptic_curve::sec1::ToEncodedPoint;
         match self {
-            Secret::P256(k) => k.public_key().to_encoded_point(false).as_bytes().to_vec(),
-            Secret::P384(k) => k.public_key().to_encoded_point(false).as_bytes().to_vec(),
+            Secret::P256(k) => {
+                tlv::encode(&[0x86], k.public_key().to_encoded_point(false).as_bytes())
+            }
+            Secret::P384(k) => {
+                tlv::encode(&[0x86], k.public_key().to_encoded_point(false).as_bytes())
+            }
+            Secret::Rsa(k) => {
+                let mut out = tlv::encode(&[0x81], &be_fixed(k.n(), k.size()));
+                tlv::put(&mut out, &[0x82], &k.e().to_bytes_be());
+                out
+            }
         }
+    }
+
+    /// DER of the public key's SubjectPublicKeyInfo, for attestation.
+    fn spki_der(&self) -> Result<Vec<u8>, u16> {
+        use spki::EncodePublicKey;
+        let der = match self {
+            Secret::P256(k) => k.public_key().to_public_key_der(),
+            Secret::P384(k) => k.public_key().to_public_key_der(),
+            Secret::Rsa(k) => k.to_public_key().to_public_key_der(),
+        };
+        der.map(|d| d.as_bytes().to_vec())
+            .map_err(|_| sw::WRONG_DATA_LAST_CMD)
     }
 
     /// The x-coordinate of the shared point. The peer point must be
@@ -944,15 +1069,29 @@ impl Secret {
                     .raw_secret_bytes()
                     .to_vec()
             }
+            Secret::Rsa(_) => return Err(sw::INCORRECT_DATA),
         };
         Ok(shared)
     }
 
-    /// ECDSA over a prehash, DER-encoded. The hash is fitted to the field
-    /// size as ECDSA's bits2int does: longer ones keep their leftmost
-    /// bytes, shorter ones are zero-extended on the left.
+    /// EC: ECDSA over a prehash, DER-encoded. The hash is fitted to the
+    /// field size as ECDSA's bits2int does: longer ones keep their
+    /// leftmost bytes, shorter ones are zero-extended on the left.
+    ///
+    /// RSA: the raw private-key operation, `block^d mod n`, on a block of
+    /// exactly the modulus length whose value is below the modulus; the
+    /// answer has the modulus length too. Signing and decryption are this
+    /// same operation: PKCS#1 v1.5 or PSS padding, and removing it, are the
+    /// client's (yubikit `_pad_message`/`_unpad_message`).
     fn sign(&self, hash: &[u8]) -> Result<Vec<u8>, u16> {
         use signature::hazmat::PrehashSigner;
+        if let Secret::Rsa(k) = self {
+            let m = BigUint::from_bytes_be(hash);
+            if hash.len() != k.size() || &m >= k.n() {
+                return Err(sw::INCORRECT_DATA);
+            }
+            return Ok(be_fixed(&m.modpow(k.d(), k.n()), k.size()));
+        }
         let n = self.field_len();
         let mut digest = vec![0u8; n];
         if hash.len() >= n {
@@ -973,6 +1112,7 @@ impl Secret {
                     .map_err(|_| sw::INCORRECT_DATA)?;
                 sig.to_der().as_bytes().to_vec()
             }
+            Secret::Rsa(_) => return Err(sw::INCORRECT_DATA),
         };
         Ok(der)
     }
@@ -1059,19 +1199,24 @@ pub fn is_key_slot(slot: u8) -> bool {
     matches!(slot, 0x9A | 0x9C | 0x9D | 0x9E | 0x82..=0x95)
 }
 
-/// The object id of a GET/PUT DATA body: `5C 01 7E` or `5C 03 xx xx xx`.
+/// The object id of a GET/PUT DATA body: `5C 01 7E`, `5C 02 7F 61` or
+/// `5C 03 xx xx xx`.
 fn object_id(items: &[tlv::Tlv<'_>]) -> Result<u32, u16> {
     match tlv::find(items, 0x5C) {
         Some([a]) => Ok(u32::from(*a)),
+        Some([a, b]) => Ok(u32::from_be_bytes([0, 0, *a, *b])),
         Some([a, b, c]) => Ok(u32::from_be_bytes([0, *a, *b, *c])),
         _ => Err(sw::INCORRECT_DATA),
     }
 }
 
-/// PIV data objects 5FC101–5FC123 and Yubico's 5FFF00–5FFF15 (admin
-/// data, attestation certificate, ...). Discovery (7E) is fixed.
+/// The ids a YubiKey stores: "any number between 0x5F0000 and 0x5FFFFF"
+/// (the PIV objects 5FC101–5FC123, Yubico's 5FFF00–5FFF15, and every
+/// other one, for applications' own data), and the biometric group
+/// template 7F61 (Yubico SDK docs, "PIV data objects"). Discovery (7E)
+/// is fixed.
 fn writable_object(id: u32) -> bool {
-    matches!(id, 0x5FC101..=0x5FC123 | 0x5FFF00..=0x5FFF15)
+    matches!(id, 0x5F0000..=0x5FFFFF | 0x7F61)
 }
 
 /// A certificate object as clients store it: `70 cert 71 00 FE 00`
@@ -1293,6 +1438,8 @@ mod tests {
         let b = id.to_be_bytes();
         if id <= 0xFF {
             tlv::encode(&[0x5C], &b[3..])
+        } else if id <= 0xFFFF {
+            tlv::encode(&[0x5C], &b[2..])
         } else {
             tlv::encode(&[0x5C], &b[1..])
         }
@@ -1512,10 +1659,10 @@ mod tests {
                 INS_GENERATE,
                 0,
                 0x82,
-                &tlv::encode(&[0xAC], &[0x80, 0x01, 0x07])
+                &tlv::encode(&[0xAC], &[0x80, 0x01, 0x05])
             ),
             0x6A80,
-            "RSA"
+            "RSA-3072 arrived in 5.7"
         );
         assert_eq!(key.sw(INS_GENERATE, 0, 0x9B, &body), 0x6A86);
         assert_eq!(key.sw(INS_GENERATE, 0, 0x82, &[0xAC, 0x03, 0x80]), 0x6A80);
@@ -1668,6 +1815,14 @@ mod tests {
         assert_eq!(key.get_object(0x5FC105).1, 0x6A82);
         assert_eq!(key.put_object(OBJ_DISCOVERY, &[1]), 0x6A80);
         assert_eq!(key.put_object(0x123456, &[1]), 0x6A80);
+        assert_eq!(key.get_object(0x123456).1, 0x6A80);
+        // Any id from 5F0000 to 5FFFFF, and the biometric group template.
+        for id in [0x5F0000, 0x5F0001, 0x5FC124, 0x5FFFFF, 0x7F61] {
+            assert_eq!(key.get_object(id).1, 0x6A82, "{id:x}");
+            assert_eq!(key.put_object(id, &[1, 2, 3]), 0x9000, "{id:x}");
+            assert_eq!(key.get_object(id), (vec![1, 2, 3], 0x9000), "{id:x}");
+        }
+        assert_eq!(key.put_object(0x600000, &[1]), 0x6A80);
         let (disc, code) = key.cmd(INS_GET_DATA, 0x3F, 0xFF, &[0x5C, 0x01, 0x7E]);
         assert_eq!((disc, code), (DISCOVERY.to_vec(), 0x9000));
         assert_eq!(
@@ -1680,7 +1835,12 @@ mod tests {
     #[test]
     fn printed_object_needs_pin() {
         let mut key = Key::new();
+        // Refused before the PIN even while empty, as on a real key.
+        assert_eq!(key.get_object(OBJ_PRINTED).1, 0x6982);
+        assert_eq!(key.verify_pin(DEFAULT_PIN), 0x9000);
         assert_eq!(key.get_object(OBJ_PRINTED).1, 0x6A82);
+        key.card.lose_power("test");
+        key.ok(0xA4, 4, 0, AID);
         key.auth_default();
         // What ykman and yubikey-agent store there: 88 { 89 mgmt-key }.
         let secret = tlv::encode(&[0x88], &tlv::encode(&[0x89], &[0x42; 32]));
@@ -1812,6 +1972,173 @@ mod tests {
         assert_eq!(key.sw(INS_ATTEST, 0x9D, 0, &[]), 0x6A80);
         assert_eq!(key.sw(INS_ATTEST, 0x9E, 0, &[]), 0x6A80);
         assert_eq!(key.sw(INS_ATTEST, ATTESTATION_SLOT, 0, &[]), 0x6A86);
+    }
+
+    /// `7F49 { 81 n 82 e }` from GENERATE, and its modulus and exponent.
+    fn generate_rsa(key: &mut Key, slot: u8, alg: u8, pin: u8) -> (Vec<u8>, rsa::RsaPublicKey) {
+        let mut inner = tlv::encode(&[0x80], &[alg]);
+        tlv::put(&mut inner, &[0xAA], &[pin]);
+        let resp = key.ok(INS_GENERATE, 0, slot, &tlv::encode(&[0xAC], &inner));
+        let outer = tlv::parse(&resp).unwrap();
+        let body = tlv::find(&outer, 0x7F49).unwrap();
+        let items = tlv::parse(body).unwrap();
+        let n = BigUint::from_bytes_be(tlv::find(&items, 0x81).unwrap());
+        let e = BigUint::from_bytes_be(tlv::find(&items, 0x82).unwrap());
+        (body.to_vec(), rsa::RsaPublicKey::new(n, e).unwrap())
+    }
+
+    /// `block^e mod n`, full length: undoes the card's private operation.
+    fn rsa_public_op(public: &rsa::RsaPublicKey, block: &[u8]) -> Vec<u8> {
+        let m = BigUint::from_bytes_be(block).modpow(public.e(), public.n());
+        be_fixed(&m, public.size())
+    }
+
+    #[test]
+    fn rsa_generate_metadata_raw_operation_and_attest() {
+        use rsa::Pkcs1v15Encrypt;
+        let mut key = Key::new();
+        key.auth_default();
+        for (slot, alg, len) in [(0x9A, ALG_RSA2048, 256), (0x9C, ALG_RSA1024, 128)] {
+            let (body, public) = generate_rsa(&mut key, slot, alg, PIN_POLICY_ONCE);
+            assert_eq!(public.size(), len);
+            assert_eq!(public.n().bits(), len * 8);
+            assert_eq!(public.e(), &BigUint::from(RSA_EXPONENT));
+            assert_eq!(
+                tlv::find(&tlv::parse(&body).unwrap(), 0x82),
+                Some(&[1, 0, 1][..])
+            );
+            let md = metadata(&mut key, slot);
+            assert_eq!(md[&1], vec![alg]);
+            assert_eq!(md[&2], vec![PIN_POLICY_ONCE, TOUCH_POLICY_NEVER]);
+            assert_eq!(md[&3], vec![ORIGIN_GENERATED]);
+            assert_eq!(md[&4], body, "metadata carries GENERATE's public key");
+
+            let mut block = random_bytes(len);
+            block[0] = 0x00;
+            if slot == 0x9A {
+                assert_eq!(key.sign(alg, slot, &block).1, 0x6982, "PIN first");
+                assert_eq!(key.verify_pin(DEFAULT_PIN), 0x9000);
+            }
+            let (out, code) = key.sign(alg, slot, &block);
+            assert_eq!(code, 0x9000);
+            assert_eq!(out.len(), len);
+            assert_eq!(rsa_public_op(&public, &out), block);
+
+            let ct = public
+                .encrypt(&mut OsRng, Pkcs1v15Encrypt, b"key material")
+                .unwrap();
+            let (padded, code) = key.sign(alg, slot, &ct);
+            assert_eq!(code, 0x9000);
+            assert_eq!(&padded[..2], &[0x00, 0x02]);
+            assert!(padded.ends_with(b"\x00key material"));
+
+            // A block of another length, or not below n, and ECDH: refused.
+            assert_eq!(key.sign(alg, slot, &block[1..]).1, 0x6A80);
+            assert_eq!(key.sign(alg, slot, &be_fixed(public.n(), len)).1, 0x6A80);
+            assert_eq!(key.sign(alg, slot, &[0xFF; 256][..len]).1, 0x6A80);
+            assert_eq!(key.ecdh(alg, slot, &[0x04; 65]).1, 0x6A80);
+            assert_eq!(
+                key.sign(ALG_P256, slot, &[0; 32]).1,
+                0x6A80,
+                "wrong algorithm"
+            );
+
+            // The attestation certificate carries the RSA key.
+            let leaf = Certificate::from_der(&key.ok(INS_ATTEST, slot, 0, &[])).unwrap();
+            use rsa::pkcs8::EncodePublicKey;
+            assert_eq!(
+                leaf.tbs_certificate
+                    .subject_public_key_info
+                    .to_der()
+                    .unwrap(),
+                public.to_public_key_der().unwrap().as_bytes()
+            );
+            let (object, _) = key.get_object(OBJ_ATTESTATION);
+            let f9 = Certificate::from_der(&certificate_from_object(&object).unwrap()).unwrap();
+            verify_issued_by(&leaf, &f9);
+        }
+
+        // Kept in the state file as P ‖ Q, and usable after a reload.
+        let json = serde_json::to_string(&key.card.state).unwrap();
+        let state: DeviceState = serde_json::from_str(&json).unwrap();
+        assert_eq!(state.piv.keys[&0x9A].scalar.0.len(), 256);
+        let mut again = Key::with_state(state, key.root.clone());
+        let (_, public) = {
+            let md = metadata(&mut again, 0x9A);
+            let items = tlv::parse(&md[&4]).unwrap();
+            let n = BigUint::from_bytes_be(tlv::find(&items, 0x81).unwrap());
+            (
+                (),
+                rsa::RsaPublicKey::new(n, BigUint::from(RSA_EXPONENT)).unwrap(),
+            )
+        };
+        assert_eq!(again.verify_pin(DEFAULT_PIN), 0x9000);
+        let block = [0x01; 256];
+        let (out, code) = again.sign(ALG_RSA2048, 0x9A, &block);
+        assert_eq!(code, 0x9000);
+        assert_eq!(rsa_public_op(&public, &out), block);
+    }
+
+    #[test]
+    fn rsa_import_checks_the_crt_parameters() {
+        let mut key = Key::new();
+        key.auth_default();
+        let private = rsa::RsaPrivateKey::new(&mut OsRng, 1024).unwrap();
+        let half = 64;
+        let parts = [
+            be_fixed(&private.primes()[0], half),
+            be_fixed(&private.primes()[1], half),
+            be_fixed(private.dp().unwrap(), half),
+            be_fixed(private.dq().unwrap(), half),
+            be_fixed(&private.crt_coefficient().unwrap(), half),
+        ];
+        let body = |parts: &[Vec<u8>]| {
+            let mut body = Vec::new();
+            for (i, part) in parts.iter().enumerate() {
+                tlv::put(&mut body, &[i as u8 + 1], part);
+            }
+            tlv::put(&mut body, &[0xAA], &[PIN_POLICY_NEVER]);
+            tlv::put(&mut body, &[0xAB], &[TOUCH_POLICY_NEVER]);
+            body
+        };
+        // Another key's DP, a key of the wrong size, a missing part.
+        let mut wrong = parts.clone();
+        wrong[2][half - 1] ^= 1;
+        assert_eq!(
+            key.sw(INS_IMPORT_KEY, ALG_RSA1024, 0x9D, &body(&wrong)),
+            0x6A80
+        );
+        assert_eq!(
+            key.sw(INS_IMPORT_KEY, ALG_RSA2048, 0x9D, &body(&parts)),
+            0x6A80
+        );
+        assert_eq!(
+            key.sw(INS_IMPORT_KEY, ALG_RSA1024, 0x9D, &body(&parts[..4])),
+            0x6A80
+        );
+        assert_eq!(key.sw(INS_GET_METADATA, 0, 0x9D, &[]), 0x6A88);
+
+        assert_eq!(
+            key.sw(INS_IMPORT_KEY, ALG_RSA1024, 0x9D, &body(&parts)),
+            0x9000
+        );
+        let md = metadata(&mut key, 0x9D);
+        assert_eq!(
+            (md[&1].clone(), md[&2].clone(), md[&3].clone()),
+            (vec![ALG_RSA1024], vec![1, 1], vec![ORIGIN_IMPORTED])
+        );
+        let items = tlv::parse(&md[&4]).unwrap();
+        assert_eq!(tlv::find(&items, 0x81).unwrap(), be_fixed(private.n(), 128));
+        // PIN Never: no PIN needed, and exactly block^d mod n.
+        let block = random_bytes(128);
+        let mut block = block;
+        block[0] &= 0x7F;
+        let (out, code) = key.sign(ALG_RSA1024, 0x9D, &block);
+        assert_eq!(code, 0x9000);
+        let expected = BigUint::from_bytes_be(&block).modpow(private.d(), private.n());
+        assert_eq!(out, be_fixed(&expected, 128));
+        // Imported keys are not attested.
+        assert_eq!(key.sw(INS_ATTEST, 0x9D, 0, &[]), 0x6A80);
     }
 
     #[test]
