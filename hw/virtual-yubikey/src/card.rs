@@ -27,6 +27,9 @@ pub struct DeviceState {
     pub version: [u8; 3],
     pub piv: piv::Piv,
     pub oath: oath::Oath,
+    /// Enabled applications and the config lock (absent in older files).
+    #[serde(default)]
+    pub mgmt: mgmt::Management,
 }
 
 impl DeviceState {
@@ -38,6 +41,7 @@ impl DeviceState {
             version: FIRMWARE,
             piv: piv::Piv::factory(serial, FIRMWARE, root),
             oath: oath::Oath::factory(),
+            mgmt: mgmt::Management::default(),
         }
     }
 
@@ -114,7 +118,6 @@ enum Selected {
 
 pub struct Card {
     pub state: DeviceState,
-    mgmt: mgmt::Management,
     selected: Option<Selected>,
     /// Response data not yet fetched with GET RESPONSE / SEND REMAINING.
     pending: Vec<u8>,
@@ -134,7 +137,6 @@ impl Card {
     ) -> Card {
         Card {
             state,
-            mgmt: mgmt::Management,
             selected: None,
             pending: Vec::new(),
             chain: None,
@@ -164,7 +166,7 @@ impl Card {
         match self.selected.take() {
             Some(Selected::Piv) => self.state.piv.deselect(),
             Some(Selected::Oath) => self.state.oath.deselect(),
-            Some(Selected::Mgmt) => self.mgmt.deselect(),
+            Some(Selected::Mgmt) => self.state.mgmt.deselect(),
             None => {}
         }
     }
@@ -173,7 +175,7 @@ impl Card {
         match which {
             Selected::Piv => &mut self.state.piv,
             Selected::Oath => &mut self.state.oath,
-            Selected::Mgmt => &mut self.mgmt,
+            Selected::Mgmt => &mut self.state.mgmt,
         }
     }
 
@@ -314,6 +316,11 @@ impl Card {
         let found = candidates.into_iter().find(|&c| {
             let aid = self.applet(c).aid();
             cmd.data.len() >= 5 && aid.starts_with(&cmd.data)
+        });
+        // A disabled application is not found, as on a real key.
+        let found = found.filter(|&c| {
+            let name = self.applet(c).name();
+            self.state.mgmt.enabled(name)
         });
         let Some(which) = found else {
             return Reply::sw(sw::FILE_NOT_FOUND);
