@@ -359,12 +359,15 @@ impl Oath {
             return Err(sw::INCORRECT_DATA);
         }
         let i = self.find(old.value).ok_or(sw::DATA_INVALID)?;
-        match self.find(new.value) {
-            Some(j) if j == i => return Ok(Reply::empty()),
-            // yubikit's device tests only expect an error here; which status
-            // word the firmware uses is not documented.
-            Some(_) => return Err(sw::INCORRECT_DATA),
-            None => {}
+        // A new name already in use, the credential's own included, is
+        // refused (Yubico's device tests: test_rename_to_existing renames a
+        // credential to its own name and expects an error). Yubico's RENAME
+        // reference (.NET SDK users' manual, "OATH commands and APDUs",
+        // Rename credential) lists 9000, 6984 no such object, 6982 auth
+        // required and 6A80 wrong syntax, and no code of its own for this:
+        // it is a refusal of the data sent, 6A80.
+        if self.find(new.value).is_some() {
+            return Err(sw::INCORRECT_DATA);
         }
         self.credentials[i].name = new.value.to_vec();
         env.mark_dirty();
@@ -1111,6 +1114,12 @@ mod tests {
         assert_eq!(t.calc(b"one", &step(59), true).1, 0x6984);
         assert_eq!(t.code(b"Issuer:uno", &step(59)), "287082");
         assert_eq!(t.send(ins::RENAME, 0, 0, &rename(b"one", b"x")).1, 0x6984);
+        // Its own name is in use too (Yubico's test_rename_to_existing).
+        assert_eq!(
+            t.send(ins::RENAME, 0, 0, &rename(b"Issuer:uno", b"Issuer:uno"))
+                .1,
+            0x6A80
+        );
         assert_eq!(
             t.send(ins::RENAME, 0, 0, &rename(b"two", b"Issuer:uno")).1,
             0x6A80
