@@ -179,7 +179,7 @@ def main():
     # else runs beside this rig: clear exactly this run's own.
     for w in worlds:
         for p in PROFILES:
-            run([VAULT, "clear", f"{p}-{w.tag}"], env=dict(os.environ, AWS_CONFIG_FILE=w.config))
+            run([VAULT, "clear", "--force", f"{p}-{w.tag}"], env=dict(os.environ, AWS_CONFIG_FILE=w.config))
 
     rows = []
     for w in worlds:

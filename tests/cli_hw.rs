@@ -942,7 +942,7 @@ fn a_backup_key_opens_the_envelope_when_the_primary_is_gone() {
     assert_eq!(session_tokens_accepted(&user.key.id), 1);
 
     // A gone: B alone opens it.
-    t.vault(&["clear"]).run().success();
+    t.vault(&["clear", "--force"]).run().success();
     pull(&a);
     let b_mark = b.apdu_log().len();
     exec_json(&t, &sb, "p", &[]);
@@ -1000,7 +1000,7 @@ fn a_backup_enrolled_while_the_primary_is_away_is_added_at_its_next_unwrap() {
 
     // And B alone opens it now.
     pull(&a);
-    t.vault(&["clear"]).run().success();
+    t.vault(&["clear", "--force"]).run().success();
     let b_mark = b.apdu_log().len();
     exec_json(&t, &sb, "p", &[]);
     assert_eq!(touches(&settled_log(&b)[b_mark..]), 1);
@@ -1178,7 +1178,7 @@ fn without_the_token_mfa_falls_back_to_the_code_given() {
     // --mfa-token: that code goes to STS. (Last: the step of a typed code
     // is spent, and a later OATH attempt would first wait for the next.)
     // AWS accepts a code once: the next step's.
-    t.vault(&["clear"]).run().success();
+    t.vault(&["clear", "--force"]).run().success();
     wait_for_a_step_after(typed_step);
     let code = bob.code();
     let run = hw(&t, &s, &["exec", "p", "--json", "--mfa-token", &code])
@@ -1640,7 +1640,7 @@ fn touch_prompts_never_reach_stdout() {
     let exports: &[&str] = &["export", "r"];
     let command: &[&str] = &["exec", "r", "--", "sh", "-c", "echo child-output"];
     for (n, args) in [exports, command].into_iter().enumerate() {
-        t.vault(&["clear"]).run().success();
+        t.vault(&["clear", "--force"]).run().success();
         wait_for_a_step_after(step);
         let run = hw(&t, &s, args).run().success();
         assert!(run.stderr.contains(&touch), "{args:?}: {}", run.stderr);

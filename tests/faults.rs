@@ -467,7 +467,7 @@ fn pcscd_stopped() {
         "cannot unwrap the key of profile \"p\"",
         "cannot reach the smart card service (pcscd)",
         "sudo apt install pcscd",
-        "systemctl start pcscd",
+        "systemctl enable --now pcscd.socket",
     ] {
         assert!(down.contains(phrase), "{phrase:?} not in:\n{down}");
     }

@@ -780,7 +780,8 @@ fn without_pcscd_the_error_says_how_to_start_it() {
     );
     if cfg!(target_os = "linux") {
         assert!(
-            stdout.contains("apt install pcscd") && stdout.contains("systemctl start pcscd"),
+            stdout.contains("apt install pcscd")
+                && stdout.contains("systemctl enable --now pcscd.socket"),
             "{stdout}"
         );
     }
