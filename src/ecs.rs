@@ -65,18 +65,23 @@ impl Fetch {
 
 /// The ECS container-credentials object.
 pub fn credentials_json(c: &SessionCredentials) -> Zeroizing<String> {
-    let mut obj = serde_json::Map::new();
-    obj.insert("AccessKeyId".into(), c.access_key_id.clone().into());
-    obj.insert(
-        "SecretAccessKey".into(),
-        c.secret_access_key.expose().into(),
-    );
-    obj.insert("Token".into(), c.session_token.expose().into());
-    obj.insert(
-        "Expiration".into(),
-        crate::output::rfc3339(c.expiration).into(),
-    );
-    Zeroizing::new(serde_json::Value::Object(obj).to_string())
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Object<'a> {
+        access_key_id: &'a str,
+        secret_access_key: &'a str,
+        token: &'a str,
+        expiration: String,
+    }
+    crate::secret::json_text(
+        &Object {
+            access_key_id: &c.access_key_id,
+            secret_access_key: c.secret_access_key.expose(),
+            token: c.session_token.expose(),
+            expiration: crate::output::rfc3339(c.expiration),
+        },
+        false,
+    )
 }
 
 /// A random token: 32 bytes from the OS, hex.

@@ -20,23 +20,30 @@ pub fn rfc3339(t: SystemTime) -> String {
         .unwrap_or_default()
 }
 
-/// The credential_process object, as one line (the AWS CLI and SDKs read
-/// stdout whole; nothing else may be on it).
+/// The credential_process object, as one line ending in a newline (the AWS
+/// CLI and SDKs read stdout whole; nothing else may be on it).
 pub fn credential_process_json(c: &Credentials) -> Zeroizing<String> {
-    let mut obj = serde_json::Map::new();
-    obj.insert("Version".into(), 1.into());
-    obj.insert("AccessKeyId".into(), c.access_key_id().into());
-    obj.insert(
-        "SecretAccessKey".into(),
-        c.secret_access_key().expose().into(),
-    );
-    if let Some(t) = c.session_token() {
-        obj.insert("SessionToken".into(), t.expose().into());
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Object<'a> {
+        version: u8,
+        access_key_id: &'a str,
+        secret_access_key: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        session_token: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expiration: Option<String>,
     }
-    if let Some(exp) = c.expiration() {
-        obj.insert("Expiration".into(), rfc3339(exp).into());
-    }
-    Zeroizing::new(serde_json::Value::Object(obj).to_string())
+    crate::secret::json_text(
+        &Object {
+            version: 1,
+            access_key_id: c.access_key_id(),
+            secret_access_key: c.secret_access_key().expose(),
+            session_token: c.session_token().map(|t| t.expose()),
+            expiration: c.expiration().map(rfc3339),
+        },
+        true,
+    )
 }
 
 /// Inherited variables that can supply or select credentials. Everything
@@ -186,14 +193,26 @@ pub fn container_env(
     env
 }
 
-fn shell_quote(s: &str) -> String {
+/// `s` as one shell word: as it is when nothing in it is special, else in
+/// single quotes. Borrowed when unchanged, so a secret is not copied.
+fn shell_quote(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./:+=@,".contains(&b))
     {
-        return s.to_string();
+        return s.into();
     }
-    format!("'{}'", s.replace('\'', "'\\''"))
+    let mut q = String::with_capacity(s.len() + 2 + 3 * s.matches('\'').count());
+    q.push('\'');
+    for ch in s.chars() {
+        if ch == '\'' {
+            q.push_str("'\\''");
+        } else {
+            q.push(ch);
+        }
+    }
+    q.push('\'');
+    q.into()
 }
 
 pub fn env_lines(
@@ -202,40 +221,49 @@ pub fn env_lines(
     profile: &str,
     export: bool,
 ) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::new());
-    for (k, v) in credential_env(c, region, profile) {
+    let vars = credential_env(c, region, profile);
+    // Quoted values are exact-size copies, zeroized once joined.
+    let values: Vec<Zeroizing<String>> = vars
+        .iter()
+        .map(|(_, v)| {
+            Zeroizing::new(if export {
+                shell_quote(v).into_owned()
+            } else {
+                v.to_string()
+            })
+        })
+        .collect();
+    let mut parts: Vec<&str> = Vec::with_capacity(vars.len() * 5);
+    for ((k, _), v) in vars.iter().zip(&values) {
         if export {
-            out.push_str("export ");
-            out.push_str(k);
-            out.push('=');
-            out.push_str(&shell_quote(&v));
-        } else {
-            out.push_str(k);
-            out.push('=');
-            out.push_str(&v);
+            parts.push("export ");
         }
-        out.push('\n');
+        parts.extend([*k, "=", v.as_str(), "\n"]);
     }
-    out
+    crate::secret::concat(&parts)
 }
 
 pub fn ini_section(c: &Credentials, region: Option<&str>, profile: &str) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(format!("[{profile}]\n"));
-    out.push_str(&format!("aws_access_key_id = {}\n", c.access_key_id()));
-    out.push_str(&format!(
-        "aws_secret_access_key = {}\n",
-        c.secret_access_key().expose()
-    ));
+    let expiration = c.expiration().map(rfc3339);
+    let mut parts = vec![
+        "[",
+        profile,
+        "]\naws_access_key_id = ",
+        c.access_key_id(),
+        "\naws_secret_access_key = ",
+        c.secret_access_key().expose(),
+        "\n",
+    ];
     if let Some(t) = c.session_token() {
-        out.push_str(&format!("aws_session_token = {}\n", t.expose()));
+        parts.extend(["aws_session_token = ", t.expose(), "\n"]);
     }
-    if let Some(exp) = c.expiration() {
-        out.push_str(&format!("aws_credential_expiration = {}\n", rfc3339(exp)));
+    if let Some(exp) = &expiration {
+        parts.extend(["aws_credential_expiration = ", exp, "\n"]);
     }
     if let Some(r) = region {
-        out.push_str(&format!("region = {r}\n"));
+        parts.extend(["region = ", r, "\n"]);
     }
-    out
+    crate::secret::concat(&parts)
 }
 
 #[cfg(test)]

@@ -70,8 +70,9 @@ impl SecretBytes {
 }
 
 impl From<Zeroizing<Vec<u8>>> for SecretBytes {
-    fn from(z: Zeroizing<Vec<u8>>) -> Self {
-        SecretBytes::new(z.to_vec())
+    fn from(mut z: Zeroizing<Vec<u8>>) -> Self {
+        // Moved, not copied: the bytes stay in the one allocation.
+        SecretBytes::new(std::mem::take(&mut *z))
     }
 }
 
@@ -115,4 +116,60 @@ mod tests {
         assert_eq!(mask_key_id("AKIAIOSFODNN7EXAMPLE"), "****************MPLE");
         assert_eq!(mask_key_id("AB"), "****");
     }
+}
+
+/// `value` as JSON in one buffer of exactly its size, zeroized on drop.
+///
+/// `serde_json::to_vec` grows its buffer by reallocation, and a `Value`
+/// tree copies every string: both leave copies of the secrets in freed heap
+/// memory, where a core file or a later bug can find them. Measuring first
+/// and writing once leaves none.
+pub fn json_bytes<T: serde::Serialize + ?Sized>(value: &T, newline: bool) -> Zeroizing<Vec<u8>> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing plain structs of strings and numbers cannot fail; an empty
+    // buffer is what a failure would leave, and callers refuse empty JSON.
+    if serde_json::to_writer(&mut count, value).is_err() {
+        return Zeroizing::new(Vec::new());
+    }
+    let mut buf = Zeroizing::new(Vec::with_capacity(count.0 + usize::from(newline)));
+    if serde_json::to_writer(&mut *buf, value).is_err() {
+        buf.clear();
+        return buf;
+    }
+    if newline {
+        buf.push(b'\n');
+    }
+    buf
+}
+
+/// [`json_bytes`] as text.
+pub fn json_text<T: serde::Serialize + ?Sized>(value: &T, newline: bool) -> Zeroizing<String> {
+    let mut bytes = json_bytes(value, newline);
+    // serde_json writes UTF-8 only; the fallback keeps this total.
+    Zeroizing::new(
+        String::from_utf8(std::mem::take(&mut *bytes)).unwrap_or_else(|e| {
+            zeroize::Zeroize::zeroize(&mut e.into_bytes());
+            String::new()
+        }),
+    )
+}
+
+/// The concatenation of `parts` in one buffer of exactly its size (no
+/// reallocation leaving partial copies behind), zeroized on drop.
+pub fn concat(parts: &[&str]) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(parts.iter().map(|p| p.len()).sum()));
+    for p in parts {
+        out.push_str(p);
+    }
+    out
 }

@@ -156,10 +156,7 @@ pub fn encode(id: &CacheId, s: &CachedSession) -> SecretBytes {
             .map(|d| d.as_secs())
             .unwrap_or(0),
     };
-    // Serializing plain structs to a Vec cannot fail.
-    SecretBytes::from(Zeroizing::new(
-        serde_json::to_vec(&wire).unwrap_or_default(),
-    ))
+    SecretBytes::from(crate::secret::json_bytes(&wire, false))
 }
 
 /// Decodes an entry read under `id`; anything malformed, or written under

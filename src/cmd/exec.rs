@@ -40,8 +40,7 @@ pub fn deliver(
     region: Option<&str>,
 ) -> Result<std::process::ExitCode, Error> {
     if args.json {
-        let mut line = output::credential_process_json(creds);
-        line.push('\n');
+        let line = output::credential_process_json(creds);
         let mut out = std::io::stdout().lock();
         out.write_all(line.as_bytes())
             .and_then(|_| out.flush())

@@ -10,11 +10,7 @@ pub fn run(app: &App, args: &ExportArgs) -> Result<(), Error> {
     super::exec::refuse_nesting()?;
     let r = super::credentials(app, &args.profile, &args.session)?;
     let text = match args.format {
-        ExportFormat::Json => {
-            let mut j = output::credential_process_json(&r.creds);
-            j.push('\n');
-            j
-        }
+        ExportFormat::Json => output::credential_process_json(&r.creds),
         ExportFormat::Env => output::env_lines(&r.creds, r.region.as_deref(), &args.profile, false),
         ExportFormat::ExportEnv => {
             output::env_lines(&r.creds, r.region.as_deref(), &args.profile, true)

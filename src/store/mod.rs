@@ -240,10 +240,7 @@ pub fn encode_key(key: &LongTermKey) -> SecretBytes {
         access_key_id: key.access_key_id.clone(),
         secret_access_key: key.secret_access_key.expose().to_string(),
     };
-    // A struct of two strings always serializes.
-    SecretBytes::from(zeroize::Zeroizing::new(
-        serde_json::to_vec(&stored).unwrap_or_default(),
-    ))
+    SecretBytes::from(crate::secret::json_bytes(&stored, false))
 }
 
 /// The inverse of [`encode_key`]; `item` names what is damaged in the error.
