@@ -31,8 +31,11 @@ use zeroize::Zeroizing;
 pub const MAX_HEAD: usize = 8 * 1024;
 /// At most this many header lines (431 beyond).
 pub const MAX_HEADERS: usize = 64;
-/// How long a client has to send its whole request head (408 after).
-pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client has to send its whole request head (408 after). SDKs
+/// send it in one write right after connecting, and give up on the whole
+/// request after 1 to 2 s (the JS SDK after 1 s, botocore after 2 s): a slow
+/// head is not a client worth a connection slot.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(1);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections handled at once; more wait in the listen queue until one
 /// ends (every one ends within [`READ_TIMEOUT`] unless it is waiting for
@@ -130,7 +133,8 @@ impl Server {
                         std::thread::sleep(Duration::from_millis(10));
                     }
                     let stream = match listener.accept() {
-                        Ok((s, _)) => s,
+                        Ok((s, _)) if peer_allowed(&s) => s,
+                        Ok(_) => continue,
                         Err(e) => {
                             // Out of file descriptors and the like: do not spin.
                             log::debug!(target: "vault", "ecs server: accept failed: {e}");
@@ -156,6 +160,68 @@ impl Server {
             })?;
         Ok(())
     }
+}
+
+/// Whether a connection comes from a user who may have the token: vault's
+/// own user (the command it started) or root. Another local user cannot
+/// read the command's environment, so can never be authorized; without this
+/// check it could still hold every connection slot while the command's SDK
+/// gives up. Its connections are closed at once, before any slot is taken:
+/// the per-user cap is zero for everyone but the owner.
+fn peer_allowed(stream: &TcpStream) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let (Ok(std::net::SocketAddr::V4(peer)), Ok(std::net::SocketAddr::V4(local))) =
+            (stream.peer_addr(), stream.local_addr())
+        else {
+            return false;
+        };
+        // The peer's socket is in this network namespace's table, owned by
+        // the user who opened it.
+        let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+            log::debug!(target: "vault", "ecs server: /proc/net/tcp unreadable; peers not checked");
+            return true;
+        };
+        let euid = rustix::process::geteuid().as_raw();
+        match socket_owner(&table, peer, local) {
+            Some(uid) if uid == euid || uid == 0 => true,
+            owner => {
+                log::debug!(target: "vault",
+                    "ecs server: connection from {peer} closed: its socket belongs to {} (vault runs as uid {euid})",
+                    owner.map_or("no user found".to_string(), |u| format!("uid {u}")));
+                false
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = stream;
+        true
+    }
+}
+
+/// The uid owning the TCP socket bound to `local` and connected to `remote`,
+/// from a `/proc/net/tcp` table (addresses in the kernel's hex notation:
+/// the IPv4 address as a native-endian u32, the port as a plain number).
+pub fn socket_owner(
+    table: &str,
+    local: std::net::SocketAddrV4,
+    remote: std::net::SocketAddrV4,
+) -> Option<u32> {
+    let hex = |a: std::net::SocketAddrV4| {
+        format!(
+            "{:08X}:{:04X}",
+            u32::from_ne_bytes(a.ip().octets()),
+            a.port()
+        )
+    };
+    let (local, remote) = (hex(local), hex(remote));
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.len() > 7 && f[1] == local && f[2] == remote)
+            .then(|| f[7].parse().ok())
+            .flatten()
+    })
 }
 
 struct ActiveGuard(Arc<AtomicUsize>);
@@ -484,6 +550,47 @@ impl<F: FnMut() -> Result<SessionCredentials, String>> Refresher<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn socket_owner_reads_the_kernels_table() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:A1B2 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 0100007F:C350 0100007F:A1B2 01 00000000:00000000 00:00000000 00000000 65534        0 2 1 0 20 4 30 10 -1
+   2: 0100007F:A1B2 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1
+";
+        let server = "127.0.0.1:41394".parse().unwrap();
+        let client = "127.0.0.1:50000".parse().unwrap();
+        assert_eq!(socket_owner(table, client, server), Some(65534));
+        assert_eq!(socket_owner(table, server, client), Some(0));
+        assert_eq!(
+            socket_owner(table, client, "127.0.0.1:1".parse().unwrap()),
+            None
+        );
+        assert_eq!(socket_owner("", client, server), None);
+    }
+
+    /// The live table names this process as the owner of its own client socket.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn socket_owner_finds_a_live_connections_user() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let (std::net::SocketAddr::V4(peer), std::net::SocketAddr::V4(local)) = (
+            accepted.peer_addr().unwrap(),
+            accepted.local_addr().unwrap(),
+        ) else {
+            panic!("not IPv4");
+        };
+        assert_eq!(
+            socket_owner(&table, peer, local),
+            Some(rustix::process::geteuid().as_raw())
+        );
+        assert!(peer_allowed(&accepted));
+        drop(client);
+    }
     use crate::secret::{SecretAccessKey, SessionToken};
     use rand::{Rng, SeedableRng};
 

@@ -99,25 +99,6 @@ pub fn mask_key_id(id: &str) -> String {
     format!("****************{tail}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debug_never_shows_the_secret() {
-        let s = SecretAccessKey::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
-        assert_eq!(format!("{s:?}"), "SecretAccessKey(***)");
-        let b = SecretBytes::new(b"seed".to_vec());
-        assert!(!format!("{b:?}").contains("seed"));
-    }
-
-    #[test]
-    fn masking_keeps_last_four() {
-        assert_eq!(mask_key_id("AKIAIOSFODNN7EXAMPLE"), "****************MPLE");
-        assert_eq!(mask_key_id("AB"), "****");
-    }
-}
-
 /// `value` as JSON in one buffer of exactly its size, zeroized on drop.
 ///
 /// `serde_json::to_vec` grows its buffer by reallocation, and a `Value`
@@ -172,4 +153,23 @@ pub fn concat(parts: &[&str]) -> Zeroizing<String> {
         out.push_str(p);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let s = SecretAccessKey::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+        assert_eq!(format!("{s:?}"), "SecretAccessKey(***)");
+        let b = SecretBytes::new(b"seed".to_vec());
+        assert!(!format!("{b:?}").contains("seed"));
+    }
+
+    #[test]
+    fn masking_keeps_last_four() {
+        assert_eq!(mask_key_id("AKIAIOSFODNN7EXAMPLE"), "****************MPLE");
+        assert_eq!(mask_key_id("AB"), "****");
+    }
 }

@@ -412,3 +412,108 @@ fn ecs_server_refuses_a_long_term_key() {
         .collect();
     assert!(made.is_empty(), "{made:?}");
 }
+
+/// Opens COUNT connections to ADDR as the user it runs as, holds them for
+/// HOLD seconds, and prints how each ended: closed by the server without a
+/// byte ("closed"), answered ("answered"), or still open ("held").
+const FLOOD: &str = r#"
+import json, socket, sys, time
+addr, count, hold = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+host, port = addr.rsplit(":", 1)
+socks = []
+for _ in range(count):
+    s = socket.create_connection((host, int(port)))
+    socks.append(s)
+time.sleep(hold)
+ends = {"closed": 0, "answered": 0, "held": 0}
+for s in socks:
+    s.setblocking(False)
+    try:
+        ends["answered" if s.recv(1) else "closed"] += 1
+    except BlockingIOError:
+        ends["held"] += 1
+print(json.dumps(ends))
+"#;
+
+#[test]
+fn ecs_server_closes_other_users_connections_and_keeps_serving_its_own() {
+    let (t, _user) = plain("ecs_other_users");
+    let (running, ep) = start(&t, &[], &format!("{SHOW_ENDPOINT}\n{WAIT_END}\n"));
+    // Another local user (nobody) fills more than every connection slot and
+    // holds the connections open, as a denial of service would.
+    let flood = t
+        .cmd(
+            "setpriv",
+            &[
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "python3",
+                "-c",
+                FLOOD,
+                &ep.addr,
+                "200",
+                "4",
+            ],
+        )
+        .spawn();
+    wait_for_sockets_of(65534, &ep.addr, 200);
+    // The command's own SDK, meanwhile, gets its credentials within the 1 s
+    // the JS SDK waits for the container endpoint.
+    let mut s = TcpStream::connect(&ep.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    s.write_all(
+        format!(
+            "GET / HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\n\r\n",
+            ep.addr, ep.token
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let read = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        read.is_ok() && answer.starts_with("HTTP/1.1 200 "),
+        "{read:?}: {answer}"
+    );
+    // Every one of the other user's connections was closed unanswered: it
+    // held no slot and learnt nothing.
+    let out = flood.wait().success();
+    let ends: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(
+        ends,
+        serde_json::json!({"closed": 200, "answered": 0, "held": 0}),
+        "{}",
+        out.stderr
+    );
+    touch(&t, "end");
+    running.wait().success();
+}
+
+/// Waits until `uid` owns `count` TCP sockets connected to `addr` (the
+/// kernel completes connections before the server accepts them).
+fn wait_for_sockets_of(uid: u32, addr: &str, count: usize) {
+    let (ip, port) = addr.split_once(':').unwrap();
+    let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+    let port: u16 = port.parse().unwrap();
+    let remote = format!("{:08X}:{port:04X}", u32::from_ne_bytes(ip.octets()));
+    let start = Instant::now();
+    loop {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let n = table
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|f| f.len() > 7 && f[2] == remote && f[7] == uid.to_string())
+            .count();
+        if n >= count {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "uid {uid} has {n} of {count} connections to {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -85,6 +85,9 @@ fn left_behind(f: impl FnOnce()) -> usize {
     LEFT_BEHIND.load(Ordering::SeqCst)
 }
 
+/// What a case formats, with the secrets, and drops.
+type Case<'a> = Box<dyn Fn() + 'a>;
+
 // One test function: the allocator counts every thread's frees.
 #[test]
 fn formatting_and_encoding_secrets_frees_no_copy_of_them() {
@@ -101,7 +104,7 @@ fn formatting_and_encoding_secrets_frees_no_copy_of_them() {
         creds: session(),
     };
 
-    let cases: Vec<(&str, Box<dyn Fn()>)> = vec![
+    let cases: Vec<(&str, Case)> = vec![
         (
             "credential_process JSON",
             Box::new(|| {
