@@ -233,6 +233,26 @@ pub struct SessionArgs {
     pub mfa_token: Option<String>,
 }
 
+/// How an SSO profile signs in.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SsoArgs {
+    /// SSO profiles: sign in with a code shown here and confirmed in any
+    /// browser (device authorization), instead of the browser coming back
+    /// to this machine.
+    #[arg(long)]
+    pub use_device_code: bool,
+}
+
+impl SsoArgs {
+    pub fn flow(&self) -> crate::sso::Flow {
+        if self.use_device_code {
+            crate::sso::Flow::DeviceCode
+        } else {
+            crate::sso::Flow::AuthorizationCode
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// Profile name (default: $AWS_PROFILE).
@@ -240,6 +260,8 @@ pub struct ExecArgs {
     pub profile: String,
     #[command(flatten)]
     pub session: SessionArgs,
+    #[command(flatten)]
+    pub sso: SsoArgs,
     /// Print credential_process JSON on stdout instead of running a command.
     #[arg(long, short = 'j', conflicts_with = "command")]
     pub json: bool,
@@ -274,6 +296,8 @@ pub struct ExportArgs {
     pub profile: String,
     #[command(flatten)]
     pub session: SessionArgs,
+    #[command(flatten)]
+    pub sso: SsoArgs,
     #[arg(long, value_enum, default_value_t = ExportFormat::Env)]
     pub format: ExportFormat,
 }
@@ -297,6 +321,8 @@ pub struct LoginArgs {
     pub profile: String,
     #[command(flatten)]
     pub session: SessionArgs,
+    #[command(flatten)]
+    pub sso: SsoArgs,
     /// The console page to open, e.g. `s3` or `ec2/home` (default: the console home).
     #[arg(long, value_name = "PATH")]
     pub path: Option<String>,

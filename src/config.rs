@@ -137,6 +137,10 @@ pub enum ConfigError {
         key: String,
         origin: String,
     },
+    /// An SSO profile the AWS CLI, too, would refuse (botocore's
+    /// `SSOProvider._load_sso_config` rules).
+    #[error("profile {profile:?} is configured for SSO, but {problem}")]
+    Sso { profile: String, problem: String },
     #[error("cannot write {file}: {source}")]
     Write {
         file: String,
@@ -171,6 +175,12 @@ impl ConfigError {
                 "use the AWS CLI directly for this profile (`aws sso login --profile {profile}`)"
             )),
             ConfigError::Edit { .. } => Some("run the command again".to_owned()),
+            ConfigError::Sso { .. } => Some(
+                "an SSO profile needs sso_account_id and sso_role_name, and either sso_session \
+                 naming an [sso-session NAME] section with sso_start_url and sso_region, or \
+                 sso_start_url and sso_region itself (`aws configure sso` writes them)"
+                    .to_owned(),
+            ),
             _ => None,
         }
     }
@@ -184,7 +194,7 @@ const SSO: &str = "SSO";
 pub enum SectionKind {
     /// `[default]` or `[profile NAME]`.
     Profile,
-    /// `[sso-session NAME]`: kept, vault does not do SSO.
+    /// `[sso-session NAME]`: an IAM Identity Center sign-in shared by profiles.
     SsoSession,
     /// `[services NAME]`: per-service endpoint settings.
     Services,
@@ -1052,6 +1062,13 @@ impl Profile {
         !self.sso.is_empty()
     }
 
+    /// Whether the profile gets its credentials from IAM Identity Center:
+    /// any `sso_*` key says so (and [`ConfigFile::sso`] names what is
+    /// missing when the others are not there).
+    pub fn is_sso_source(&self) -> bool {
+        self.uses_sso()
+    }
+
     /// Why vault cannot get credentials for this profile by itself, if it
     /// would have to use a source vault does not support. Meant for a link
     /// with no stored keys and no `source_profile`: aws-vault, too, looks
@@ -1084,6 +1101,106 @@ impl Profile {
             key: key.to_owned(),
             origin,
         })
+    }
+}
+
+/// Where an SSO profile's credentials come from, resolved as the AWS CLI
+/// resolves them: the sign-in (an `[sso-session]`, or the legacy start URL
+/// on the profile) and the account and role to get credentials for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoSettings {
+    /// The `[sso-session NAME]`, or `None` for the legacy form.
+    pub session: Option<String>,
+    pub start_url: String,
+    /// The region of the Identity Center instance (its OIDC and portal).
+    pub region: String,
+    /// `sso_registration_scopes` (comma separated): `sso:account:access`
+    /// gets refreshable tokens.
+    pub registration_scopes: Vec<String>,
+    pub account_id: String,
+    pub role_name: String,
+}
+
+impl ConfigFile {
+    /// The SSO settings of `profile`, if it is an SSO source
+    /// ([`Profile::is_sso_source`]); an error names what is missing or
+    /// inconsistent.
+    pub fn sso(&self, profile: &Profile) -> Result<Option<SsoSettings>, ConfigError> {
+        if !profile.is_sso_source() {
+            return Ok(None);
+        }
+        let fail = |problem: String| ConfigError::Sso {
+            profile: profile.name.clone(),
+            problem,
+        };
+        let own = |k: &str| {
+            profile
+                .sso
+                .get(k)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+        };
+        let session_of = |k: &str| own(k).map(str::to_string);
+        let (session, start_url, region, scopes) = match own("sso_session") {
+            Some(name) => {
+                let section = self
+                    .section(SectionKind::SsoSession, name)
+                    .ok_or_else(|| fail(format!("the sso-session {name:?} it names has no [sso-session {name}] section in {}", self.display)))?;
+                let from_session =
+                    |k: &str| section.get(k).map(str::trim).filter(|v| !v.is_empty());
+                // Profile values, where given, must agree with the session's.
+                let pick = |k: &str| -> Result<Option<String>, ConfigError> {
+                    match (own(k), from_session(k)) {
+                        (Some(p), Some(s)) if p != s => Err(fail(format!(
+                            "its {k} ({p}) differs from the one of [sso-session {name}] ({s})"
+                        ))),
+                        (p, s) => Ok(s.or(p).map(str::to_string)),
+                    }
+                };
+                let start_url = pick("sso_start_url")?;
+                let region = pick("sso_region")?;
+                let scopes = from_session("sso_registration_scopes")
+                    .map(|v| {
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (Some(name.to_string()), start_url, region, scopes)
+            }
+            None => (
+                None,
+                session_of("sso_start_url"),
+                session_of("sso_region"),
+                Vec::new(),
+            ),
+        };
+        let account_id = own("sso_account_id").map(str::to_string);
+        let role_name = own("sso_role_name").map(str::to_string);
+        let missing: Vec<&str> = [
+            ("sso_start_url", start_url.is_none()),
+            ("sso_region", region.is_none()),
+            ("sso_account_id", account_id.is_none()),
+            ("sso_role_name", role_name.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(k, m)| m.then_some(k))
+        .collect();
+        match (start_url, region, account_id, role_name) {
+            (Some(start_url), Some(region), Some(account_id), Some(role_name)) => {
+                Ok(Some(SsoSettings {
+                    session,
+                    start_url,
+                    region,
+                    registration_scopes: scopes,
+                    account_id,
+                    role_name,
+                }))
+            }
+            _ => Err(fail(format!("it has no {}", missing.join(", ")))),
+        }
     }
 }
 

@@ -39,6 +39,9 @@ pub fn lookup(
     // Keys first, as the full lookup decides; a root with a
     // credential_process and no stored keys caches under the other plan.
     let mut roots = vec![crate::provider::RootSource::Keys];
+    if let Ok(Some(sso)) = cfg.sso(chain.root()) {
+        roots.push(crate::provider::RootSource::Sso(sso));
+    }
     if let Some(command) = &chain.root().credential_process {
         roots.push(crate::provider::RootSource::Process {
             command: command.clone(),
@@ -66,6 +69,7 @@ pub fn run(argv: &[OsString]) -> Option<ExitCode> {
                 region: None,
                 mfa_token: None,
             },
+            sso: Default::default(),
             json: true,
             ecs_server: false,
             lazy: false,

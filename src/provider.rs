@@ -27,6 +27,21 @@ pub enum RootSource {
     Keys,
     /// The output of its `credential_process` (it has no stored key).
     Process { command: String },
+    /// Role credentials from IAM Identity Center (its `sso_*` settings).
+    Sso(crate::config::SsoSettings),
+}
+
+/// Where a profile's SSO role credentials are cached: per sign-in, account
+/// and role, so profiles naming the same role share them.
+fn sso_cache_id(s: &crate::config::SsoSettings) -> CacheId {
+    CacheId::new(&[
+        "sso",
+        s.session.as_deref().unwrap_or(""),
+        &s.start_url,
+        &s.region,
+        &s.account_id,
+        &s.role_name,
+    ])
 }
 
 /// Where the output of `profile`'s `credential_process` is cached.
@@ -90,6 +105,12 @@ pub enum ProviderError {
     },
     #[error("cannot take the session lock {path}: {detail}")]
     Lock { path: PathBuf, detail: String },
+    #[error("profile {profile:?}: {source}")]
+    Sso {
+        profile: String,
+        #[source]
+        source: crate::sso::SsoError,
+    },
 }
 
 impl ProviderError {
@@ -107,6 +128,7 @@ impl ProviderError {
             ProviderError::Sts(e) => e.hint(),
             ProviderError::Mfa(e) => e.hint().map(str::to_string),
             ProviderError::Token { hint, .. } => hint.clone(),
+            ProviderError::Sso { source, .. } => source.hint(),
             ProviderError::Lock { .. } => Some(
                 "vault keeps its lock files in $XDG_RUNTIME_DIR/vault/locks (else \
                  ~/.cache/vault/locks): that folder must be writable"
@@ -143,6 +165,8 @@ pub struct Provider<'a> {
     connect: Box<ConnectSts<'a>>,
     /// Things the user should know (capped durations), printed by the CLI.
     pub warnings: std::cell::RefCell<Vec<String>>,
+    /// How an SSO sign-in reaches the user, and which flow it uses.
+    sso: Option<(&'a dyn crate::sso::SignInUi, crate::sso::Flow)>,
 }
 
 impl Plan {
@@ -196,17 +220,19 @@ impl Plan {
     fn root_id_str(&self) -> String {
         match &self.root {
             RootSource::Keys => format!("keys:{}", self.root_profile),
-            RootSource::Process { .. } => self
+            RootSource::Process { .. } | RootSource::Sso(_) => self
                 .process_id()
                 .map(|id| id.as_str().to_string())
                 .unwrap_or_default(),
         }
     }
 
-    /// The cache id of the root's `credential_process` output.
+    /// The cache id of the root's own temporary credentials: its
+    /// `credential_process` output or its SSO role credentials.
     fn process_id(&self) -> Option<CacheId> {
         match &self.root {
             RootSource::Process { command } => Some(process_cache_id(&self.root_profile, command)),
+            RootSource::Sso(s) => Some(sso_cache_id(s)),
             RootSource::Keys => None,
         }
     }
@@ -263,7 +289,18 @@ impl<'a> Provider<'a> {
             sts: OnceCell::new(),
             connect: Box::new(|endpoint| Ok(Box::new(Sts::new(endpoint.clone())?))),
             warnings: Default::default(),
+            sso: None,
         }
+    }
+
+    /// Lets SSO profiles sign in through `ui` with `flow`.
+    pub fn with_sso(
+        mut self,
+        ui: &'a dyn crate::sso::SignInUi,
+        flow: crate::sso::Flow,
+    ) -> Provider<'a> {
+        self.sso = Some((ui, flow));
+        self
     }
 
     /// The same provider calling `connect`'s client instead of the SDK's.
@@ -319,7 +356,76 @@ impl<'a> Provider<'a> {
         match &plan.root {
             RootSource::Keys => self.root_key(plan),
             RootSource::Process { command } => self.process(plan, command),
+            RootSource::Sso(settings) => self.sso_role(plan, settings),
         }
+    }
+
+    /// The SSO role credentials of the root, cached like any session. The
+    /// sign-in runs under its own lock, so parallel callers of every
+    /// profile on this sign-in share one browser tab and one CreateToken.
+    fn sso_role(
+        &self,
+        plan: &Plan,
+        settings: &crate::config::SsoSettings,
+    ) -> Result<Credentials, ProviderError> {
+        let id = sso_cache_id(settings);
+        if let Some(s) = self.fresh(&id)? {
+            log::debug!(target: "vault", "reusing cached SSO role credentials of {}", s.profile);
+            return Ok(Credentials::Session(s.creds));
+        }
+        let _lock = self.lock(id.as_str())?;
+        if let Some(s) = self.fresh(&id)? {
+            return Ok(Credentials::Session(s.creds));
+        }
+        let fail = |source| ProviderError::Sso {
+            profile: plan.root_profile.clone(),
+            source,
+        };
+        let endpoints =
+            crate::sso::endpoints(&settings.region, &crate::config::process_env).map_err(fail)?;
+        let (ui, flow) = self.sso.ok_or_else(|| {
+            fail(crate::sso::SsoError::Callback(
+                "this command cannot sign in to IAM Identity Center".into(),
+            ))
+        })?;
+        let sign_in = crate::sso::SignIn {
+            settings,
+            endpoints: &endpoints,
+            cache: self.cache,
+            ui,
+            flow,
+        };
+        let creds = {
+            let token_lock = crate::sso::token_id(settings);
+            let _signing_in = self.lock(token_lock.as_str())?;
+            let token = sign_in.access_token().map_err(fail)?;
+            match crate::sso::role_credentials(settings, &endpoints, &token) {
+                // A token the portal no longer takes (signed out, revoked):
+                // sign in once more.
+                Err(crate::sso::SsoError::Refused { code, .. })
+                    if code == "UnauthorizedException" =>
+                {
+                    crate::sso::forget_access_token(self.cache, settings);
+                    let token = sign_in.access_token().map_err(fail)?;
+                    crate::sso::role_credentials(settings, &endpoints, &token).map_err(fail)?
+                }
+                other => other.map_err(fail)?,
+            }
+        };
+        log::debug!(target: "vault", "got SSO role credentials {} for {}/{}",
+            crate::secret::mask_key_id(&creds.access_key_id), settings.account_id, settings.role_name);
+        if creds.remaining(SystemTime::now()) > self.opts.min_remaining {
+            self.keep(
+                &id,
+                &CachedSession {
+                    kind: SessionKind::SsoRoleCredentials,
+                    profile: plan.root_profile.clone(),
+                    mfa_serial: None,
+                    creds: creds.clone(),
+                },
+            );
+        }
+        Ok(Credentials::Session(creds))
     }
 
     /// The root's `credential_process` output, cached (as aws-vault does)

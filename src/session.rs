@@ -29,6 +29,9 @@ pub struct CacheId {
 pub enum Namespace {
     Session,
     MfaUse,
+    /// IAM Identity Center sign-ins: the access token of an SSO session and
+    /// the client registration it was issued to.
+    Sso,
 }
 
 impl Namespace {
@@ -36,6 +39,7 @@ impl Namespace {
         match self {
             Namespace::Session => "session",
             Namespace::MfaUse => "mfa",
+            Namespace::Sso => "sso",
         }
     }
 }
@@ -73,6 +77,7 @@ impl CacheId {
         let ns = match ns {
             "session" => Namespace::Session,
             "mfa" => Namespace::MfaUse,
+            "sso" => Namespace::Sso,
             _ => return None,
         };
         (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| CacheId {
@@ -89,6 +94,8 @@ pub enum SessionKind {
     GetFederationToken,
     /// A `credential_process` source profile's output.
     CredentialProcess,
+    /// Role credentials from the IAM Identity Center portal (GetRoleCredentials).
+    SsoRoleCredentials,
 }
 
 impl SessionKind {
@@ -98,6 +105,7 @@ impl SessionKind {
             SessionKind::AssumeRole => "sts.AssumeRole",
             SessionKind::GetFederationToken => "sts.GetFederationToken",
             SessionKind::CredentialProcess => "credential_process",
+            SessionKind::SsoRoleCredentials => "sso.GetRoleCredentials",
         }
     }
 }
@@ -274,6 +282,14 @@ pub struct MfaUse {
     pub last_step: Option<u64>,
     /// (sha256 of serial‖code, unix seconds when used)
     pub used: Vec<(String, u64)>,
+}
+
+/// Where an SSO sign-in's record (`parts`: what identifies it) is cached.
+pub fn sso_record_id(parts: &[&str]) -> CacheId {
+    CacheId {
+        ns: Namespace::Sso,
+        hex: digest(parts),
+    }
 }
 
 pub fn mfa_record_id(mfa_serial: &str) -> CacheId {

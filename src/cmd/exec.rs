@@ -27,7 +27,7 @@ pub fn run(app: &App, args: &ExecArgs) -> Result<std::process::ExitCode, Error> 
     if args.ecs_server {
         return run_with_ecs_server(app, args);
     }
-    let r = super::credentials(app, &args.profile, &args.session)?;
+    let r = super::credentials_via(app, &args.profile, &args.session, args.sso.flow())?;
     deliver(args, &r.creds, r.region.as_deref())
 }
 

@@ -8,7 +8,7 @@ use std::io::Write;
 
 pub fn run(app: &App, args: &ExportArgs) -> Result<(), Error> {
     super::exec::refuse_nesting()?;
-    let r = super::credentials(app, &args.profile, &args.session)?;
+    let r = super::credentials_via(app, &args.profile, &args.session, args.sso.flow())?;
     let text = match args.format {
         ExportFormat::Json => output::credential_process_json(&r.creds),
         ExportFormat::Env => output::env_lines(&r.creds, r.region.as_deref(), &args.profile, false),

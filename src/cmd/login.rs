@@ -29,9 +29,6 @@ pub const FEDERATION_URL_ENV: &str = "VAULT_FEDERATION_URL";
 pub const ISSUER: &str = "vault";
 /// The console session of a role may last at most this long.
 const CONSOLE_SESSION_MAX: Duration = Duration::from_secs(43_200);
-/// A federation endpoint's answer larger than this is refused.
-const MAX_RESPONSE: usize = 64 * 1024;
-const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn run(app: &App, args: &LoginArgs) -> Result<(), Error> {
     if let Some(d) = args.session.duration {
@@ -49,7 +46,7 @@ pub fn run(app: &App, args: &LoginArgs) -> Result<(), Error> {
     let (creds, session_duration) = if plan.roles.is_empty() {
         (federation_session(app, &plan, args)?, None)
     } else {
-        let r = super::credentials(app, &args.profile, &args.session)?;
+        let r = super::credentials_via(app, &args.profile, &args.session, args.sso.flow())?;
         let Credentials::Session(creds) = r.creds else {
             return Err(Error::Other(
                 "a role profile gave a long-term key instead of a role session".into(),
@@ -283,82 +280,19 @@ fn signin_token(
     Ok(Zeroizing::new(answer.signin_token))
 }
 
-/// One GET over HTTP/1.1 (TLS by rustls with the system's roots, on the
-/// same hyper/rustls stack as the STS client), within [`HTTP_TIMEOUT`] and
-/// [`MAX_RESPONSE`]. Proxies (`HTTPS_PROXY`) are not followed.
 fn http_get(url: &str) -> Result<(u16, Zeroizing<Vec<u8>>), String> {
-    use http_body_util::{BodyExt, Empty, Limited};
-    use hyper::body::Bytes;
-    use hyper_util::client::legacy::{connect::Connect, Client};
-    use hyper_util::rt::TokioExecutor;
-
-    async fn send<C: Connect + Clone + Send + Sync + 'static>(
-        connector: C,
-        uri: hyper::Uri,
-    ) -> Result<(u16, Zeroizing<Vec<u8>>), String> {
-        let client: Client<C, Empty<Bytes>> =
-            Client::builder(TokioExecutor::new()).build(connector);
-        let req = hyper::Request::get(uri)
-            .header(
-                hyper::header::USER_AGENT,
-                concat!("vault/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Empty::new())
-            .map_err(|e| e.to_string())?;
-        let resp = client.request(req).await.map_err(|e| error_chain(&e))?;
-        let status = resp.status().as_u16();
-        let body = Limited::new(resp.into_body(), MAX_RESPONSE)
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok((status, Zeroizing::new(body.to_vec())))
-    }
-
-    let uri: hyper::Uri = url.parse().map_err(|_| "not a valid URL".to_string())?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async {
-        let call = async {
-            if uri.scheme_str() == Some("https") {
-                let https = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
-                    .map_err(|e| format!("no TLS root certificates: {e}"))?
-                    .https_only()
-                    .enable_http1()
-                    .build();
-                send(https, uri).await
-            } else {
-                send(
-                    hyper_util::client::legacy::connect::HttpConnector::new(),
-                    uri,
-                )
-                .await
-            }
-        };
-        tokio::time::timeout(HTTP_TIMEOUT, call)
-            .await
-            .map_err(|_| format!("no answer within {} s", HTTP_TIMEOUT.as_secs()))?
+    crate::http::send(crate::http::Request {
+        method: "GET",
+        url,
+        headers: &[],
+        body: None,
     })
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
 }
 
 /// Opens `url` in the default browser: `open` on macOS, the URL handler on
 /// Windows, `xdg-open` elsewhere. (The URL is on their command line for
 /// as long as they run, as with any browser launch.)
-fn open_in_browser(url: &str) -> Result<(), String> {
+pub(crate) fn open_in_browser(url: &str) -> Result<(), String> {
     #[cfg(target_os = "macos")]
     let (program, pre): (&str, &[&str]) = ("open", &[]);
     #[cfg(windows)]

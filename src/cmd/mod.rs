@@ -62,6 +62,13 @@ pub fn resolve_chain(app: &App, profile: &str) -> Result<(ProfileChain, RootSour
         .resolve_with(profile, &config::process_env, &has_keys)?;
     let root = chain.root();
     let root_has_keys = has_keys(&root.name);
+    // Stored keys first (as aws-vault); then IAM Identity Center, which the
+    // AWS CLI, too, asks before a credential_process.
+    if !root_has_keys && root.source_profile.is_none() {
+        if let Some(sso) = app.config()?.sso(root)? {
+            return Ok((chain, RootSource::Sso(sso)));
+        }
+    }
     if root.source_profile.is_none() && !root_has_keys && root.credential_process.is_none() {
         if let Some(e) = root.unsupported() {
             return Err(e.into());
@@ -72,6 +79,39 @@ pub fn resolve_chain(app: &App, profile: &str) -> Result<(ProfileChain, RootSour
 }
 
 pub fn credentials(app: &App, profile: &str, args: &SessionArgs) -> Result<Resolved, Error> {
+    credentials_via(app, profile, args, crate::sso::Flow::AuthorizationCode)
+}
+
+/// Shows an SSO sign-in: the URL (and the device code) on stderr, and the
+/// browser opened where there is one.
+struct SsoUi;
+
+impl crate::sso::SignInUi for SsoUi {
+    fn sign_in(&self, url: &str, user_code: Option<&str>) {
+        if let Some(code) = user_code {
+            eprintln!(
+                "vault: sign in to IAM Identity Center: open {url}\n\
+                 vault: and check that the page shows the code {code}"
+            );
+        } else {
+            eprintln!(
+                "vault: sign in to IAM Identity Center in the browser; if it does not open, open {url}"
+            );
+        }
+        if let Err(e) = login::open_in_browser(url) {
+            log::debug!(target: "vault", "cannot open a browser ({e}); the URL is shown above");
+        }
+    }
+}
+
+/// [`credentials`], signing in to IAM Identity Center with `flow` where
+/// an SSO profile needs it.
+pub fn credentials_via(
+    app: &App,
+    profile: &str,
+    args: &SessionArgs,
+    flow: crate::sso::Flow,
+) -> Result<Resolved, Error> {
     // Checked first, so a malformed --mfa-token fails the same whether or
     // not a cached session would have made it unnecessary.
     let token_flag = match &args.mfa_token {
@@ -110,6 +150,8 @@ pub fn credentials(app: &App, profile: &str, args: &SessionArgs) -> Result<Resol
             lock_dir: crate::lock::lock_dir(),
         },
     );
+    let ui = SsoUi;
+    let provider = provider.with_sso(&ui, flow);
     let creds = provider.credentials(&plan)?;
     for w in provider.warnings.borrow().iter() {
         eprintln!("vault: warning: {w}");
@@ -160,7 +202,11 @@ pub fn session_ids_involving(app: &App, profile: &str) -> Vec<crate::session::Ca
                 region: None,
                 mfa_token: None,
             };
-            for root in [RootSource::Keys, crate::plan::root_source(&chain, false)] {
+            let mut roots = vec![RootSource::Keys, crate::plan::root_source(&chain, false)];
+            if let Ok(Some(sso)) = cfg.sso(chain.root()) {
+                roots.push(RootSource::Sso(sso));
+            }
+            for root in roots {
                 ids.extend(crate::plan::build(&chain, &args, &config::process_env, root).all_ids());
             }
         }

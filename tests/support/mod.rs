@@ -46,7 +46,7 @@ pub fn rig_dir() -> PathBuf {
     }
 }
 
-fn rig_env(name: &str) -> String {
+pub fn rig_env(name: &str) -> String {
     rig_dir();
     std::env::var(name).unwrap_or_else(|_| panic!("{name} not set: is hw/rig up to date?"))
 }
@@ -370,6 +370,10 @@ impl TestEnv {
             self.home.join(".aws").join("credentials").as_os_str(),
         );
         set("AWS_ENDPOINT_URL", OsStr::new(&rig_env("AWS_ENDPOINT_URL")));
+        // The rig's IAM Identity Center double (hw/sso), where SSO profiles sign in.
+        for var in ["AWS_ENDPOINT_URL_SSO_OIDC", "AWS_ENDPOINT_URL_SSO"] {
+            set(var, OsStr::new(&rig_env(var)));
+        }
         set("AWS_EC2_METADATA_DISABLED", OsStr::new("true"));
         set("VAULT_KEYCHAIN_SERVICE", OsStr::new(&self.service));
         // The test's own session keyring holds its cache: the user keyring

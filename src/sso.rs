@@ -1,0 +1,879 @@
+//! IAM Identity Center (SSO): signing in, and role credentials from the
+//! access portal.
+//!
+//! As the AWS CLI v2 does it: a public client registered with the OIDC
+//! service, then the authorization code grant with PKCE (RFC 7636) through
+//! the browser and a loopback redirect (RFC 8252), or with
+//! `--use-device-code` the device authorization grant (RFC 8628); a client
+//! registered with the `sso:account:access` scope also gets a refresh
+//! token. Unlike the AWS CLI, nothing goes to `~/.aws/sso/cache`: the
+//! access token, the refresh token and the registration live in vault's
+//! memory-only session cache, and the sign-in runs under the session lock,
+//! so any number of parallel callers share one browser tab and one
+//! CreateToken.
+//!
+//! This module never prints: the command layer shows the URL and opens the
+//! browser through [`SignInUi`].
+
+use crate::config::SsoSettings;
+use crate::creds::SessionCredentials;
+use crate::secret::{SecretAccessKey, SecretBytes, SessionToken};
+use crate::session::{self, CacheId, SessionCache};
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use zeroize::Zeroizing;
+
+/// The grant a device-code client polls with.
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// The scope that makes Identity Center issue refresh tokens.
+pub const REFRESH_SCOPE: &str = "sso:account:access";
+/// The path of the loopback redirect, as the AWS CLI v2 registers it.
+const CALLBACK_PATH: &str = "/oauth/callback";
+/// An access token is used while it has more than this left.
+const TOKEN_MIN_REMAINING: Duration = Duration::from_secs(60);
+/// How long the browser has to come back to the loopback redirect.
+const BROWSER_WAIT: Duration = Duration::from_secs(600);
+
+/// How the user signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Authorization code with PKCE: the browser comes back to vault.
+    AuthorizationCode,
+    /// Device authorization: the user confirms a code in any browser.
+    DeviceCode,
+}
+
+/// Shows the sign-in to the user (the command layer's side).
+pub trait SignInUi {
+    /// The user should open `url`; with the device flow, `user_code` is the
+    /// code the page must show.
+    fn sign_in(&self, url: &str, user_code: Option<&str>);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SsoError {
+    #[error("IAM Identity Center endpoint: {0}")]
+    Endpoint(String),
+    #[error("cannot reach IAM Identity Center for {what}: {detail}")]
+    Http { what: &'static str, detail: String },
+    #[error("IAM Identity Center refused {what} ({status} {code}{}{description})", if .description.is_empty() { "" } else { ": " })]
+    Refused {
+        what: &'static str,
+        status: u16,
+        code: String,
+        description: String,
+    },
+    #[error("the sign-in was denied in the browser")]
+    Denied,
+    #[error("the sign-in was not completed within {0} s")]
+    TimedOut(u64),
+    #[error("the browser came back with an answer vault did not ask for ({0})")]
+    Callback(String),
+    #[error("cannot listen for the browser's redirect on 127.0.0.1: {0}")]
+    Listen(String),
+    #[error("IAM Identity Center answered {what} with something unreadable: {detail}")]
+    Answer { what: &'static str, detail: String },
+}
+
+impl SsoError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SsoError::Denied | SsoError::TimedOut(_) => Some(
+                "run the command again and allow the request in the browser \
+                 (or add --use-device-code to sign in on another device)"
+                    .into(),
+            ),
+            SsoError::Refused { code, .. } if code == "ForbiddenException" => Some(
+                "check sso_account_id and sso_role_name: your user is not assigned this \
+                 role in that account"
+                    .into(),
+            ),
+            SsoError::Refused { code, .. } if code == "UnauthorizedException" => {
+                Some("sign in again: run the command once more".into())
+            }
+            SsoError::Http { .. } => Some(
+                "check sso_region and sso_start_url, and that this machine can reach AWS".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// The OIDC service and the portal of an Identity Center region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    pub oidc: String,
+    pub portal: String,
+}
+
+/// `AWS_ENDPOINT_URL_SSO_OIDC` / `AWS_ENDPOINT_URL_SSO` (else
+/// `AWS_ENDPOINT_URL`), as the AWS SDKs read them, else the region's
+/// public endpoints. Plain http only to this machine: the requests carry
+/// tokens, and the answers role credentials.
+pub fn endpoints(
+    region: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Endpoints, SsoError> {
+    let pick = |var: &str, default: String| -> Result<String, SsoError> {
+        let url = env(var)
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .filter(|u| !u.is_empty())
+            .unwrap_or(default);
+        crate::sts::check_endpoint(&url).map_err(SsoError::Endpoint)?;
+        Ok(url.trim_end_matches('/').to_string())
+    };
+    Ok(Endpoints {
+        oidc: pick(
+            "AWS_ENDPOINT_URL_SSO_OIDC",
+            format!("https://oidc.{region}.amazonaws.com"),
+        )?,
+        portal: pick(
+            "AWS_ENDPOINT_URL_SSO",
+            format!("https://portal.sso.{region}.amazonaws.com"),
+        )?,
+    })
+}
+
+/// What one sign-in gave, as kept in the session cache.
+#[derive(Serialize, Deserialize)]
+struct TokenRecord {
+    access_token: String,
+    /// Unix seconds.
+    expires_at: u64,
+    refresh_token: Option<String>,
+}
+
+impl Drop for TokenRecord {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.access_token.zeroize();
+        if let Some(r) = &mut self.refresh_token {
+            r.zeroize();
+        }
+    }
+}
+
+/// A client registration, as kept in the session cache.
+#[derive(Serialize, Deserialize)]
+struct Registration {
+    client_id: String,
+    client_secret: String,
+    /// Unix seconds.
+    expires_at: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.client_secret.zeroize();
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Where a sign-in's tokens are cached: one per sso-session (or legacy
+/// start URL), region and scopes, whatever the account and role.
+pub fn token_id(s: &SsoSettings) -> CacheId {
+    session::sso_record_id(&[
+        "token",
+        s.session.as_deref().unwrap_or(""),
+        &s.start_url,
+        &s.region,
+        &s.registration_scopes.join(","),
+    ])
+}
+
+fn registration_id(s: &SsoSettings, ep: &Endpoints, flow: Flow) -> CacheId {
+    session::sso_record_id(&[
+        "client",
+        &ep.oidc,
+        &s.start_url,
+        match flow {
+            Flow::AuthorizationCode => "authorization_code",
+            Flow::DeviceCode => "device_code",
+        },
+        &s.registration_scopes.join(","),
+    ])
+}
+
+fn read<T: for<'de> Deserialize<'de>>(cache: &dyn SessionCache, id: &CacheId) -> Option<T> {
+    cache
+        .get_raw(id)
+        .ok()
+        .flatten()
+        .and_then(|raw| serde_json::from_slice(raw.expose()).ok())
+}
+
+fn write<T: Serialize>(cache: &dyn SessionCache, id: &CacheId, value: &T, ttl: Duration) {
+    let bytes = SecretBytes::from(crate::secret::json_bytes(value, false));
+    if let Err(e) = cache.put_raw(id, &bytes, ttl) {
+        log::warn!(target: "vault", "could not cache the SSO sign-in ({e}); the next run signs in again");
+    }
+}
+
+/// Forgets the access token of `s` (the portal refused it): the next call
+/// refreshes or signs in.
+pub fn forget_access_token(cache: &dyn SessionCache, s: &SsoSettings) {
+    let id = token_id(s);
+    if let Some(mut rec) = read::<TokenRecord>(cache, &id) {
+        rec.expires_at = 0;
+        let keep = Duration::from_secs(3600);
+        if rec.refresh_token.is_some() {
+            write(cache, &id, &rec, keep);
+        } else {
+            let _ = cache.remove(&id);
+        }
+    }
+}
+
+/// Everything a sign-in needs.
+pub struct SignIn<'a> {
+    pub settings: &'a SsoSettings,
+    pub endpoints: &'a Endpoints,
+    pub cache: &'a dyn SessionCache,
+    pub ui: &'a dyn SignInUi,
+    pub flow: Flow,
+}
+
+impl SignIn<'_> {
+    /// A valid access token: the cached one, else a refreshed one, else one
+    /// from a new sign-in. The caller holds the sign-in's lock.
+    pub fn access_token(&self) -> Result<Zeroizing<String>, SsoError> {
+        let id = token_id(self.settings);
+        let now = unix_now();
+        let cached = read::<TokenRecord>(self.cache, &id);
+        if let Some(rec) = &cached {
+            if rec.expires_at > now + TOKEN_MIN_REMAINING.as_secs() {
+                log::debug!(target: "vault", "using the cached SSO access token ({} s left)", rec.expires_at - now);
+                return Ok(Zeroizing::new(rec.access_token.clone()));
+            }
+        }
+        if let Some(refresh) = cached.as_ref().and_then(|r| r.refresh_token.clone()) {
+            let refresh = Zeroizing::new(refresh);
+            match self.refresh(&refresh) {
+                Ok(token) => return Ok(token),
+                Err(e) => {
+                    log::debug!(target: "vault", "the SSO refresh token was refused ({e}); signing in again");
+                }
+            }
+        }
+        self.sign_in()
+    }
+
+    fn registration(&self, flow: Flow, redirect: Option<&str>) -> Result<Registration, SsoError> {
+        let id = registration_id(self.settings, self.endpoints, flow);
+        if let Some(r) = read::<Registration>(self.cache, &id) {
+            // A registration is good for 90 days; keep a day's margin.
+            if r.expires_at > unix_now() + 86_400 {
+                return Ok(r);
+            }
+        }
+        let mut body = serde_json::json!({
+            "clientName": format!("vault-{}", unix_now()),
+            "clientType": "public",
+        });
+        if !self.settings.registration_scopes.is_empty() {
+            body["scopes"] = self.settings.registration_scopes.clone().into();
+        }
+        match flow {
+            Flow::AuthorizationCode => {
+                body["grantTypes"] = serde_json::json!(["authorization_code", "refresh_token"]);
+                body["redirectUris"] = serde_json::json!([redirect.unwrap_or_default()]);
+                body["issuerUrl"] = self.settings.start_url.clone().into();
+            }
+            Flow::DeviceCode => {
+                body["grantTypes"] = serde_json::json!([DEVICE_GRANT, "refresh_token"]);
+            }
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Answer {
+            client_id: String,
+            client_secret: String,
+            client_secret_expires_at: u64,
+        }
+        let a: Answer = self.oidc("RegisterClient", "/client/register", &body)?;
+        let reg = Registration {
+            client_id: a.client_id.clone(),
+            client_secret: a.client_secret.clone(),
+            expires_at: a.client_secret_expires_at,
+        };
+        let ttl = Duration::from_secs(reg.expires_at.saturating_sub(unix_now()));
+        write(self.cache, &id, &reg, ttl);
+        Ok(reg)
+    }
+
+    fn sign_in(&self) -> Result<Zeroizing<String>, SsoError> {
+        match self.flow {
+            Flow::AuthorizationCode => self.sign_in_with_code(),
+            Flow::DeviceCode => self.sign_in_with_device_code(),
+        }
+    }
+
+    fn sign_in_with_code(&self) -> Result<Zeroizing<String>, SsoError> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .map_err(|e| SsoError::Listen(e.to_string()))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| SsoError::Listen(e.to_string()))?
+            .port();
+        // Registered without a port: RFC 8252 section 7.3 lets the client
+        // pick the loopback port per request.
+        let registered = format!("http://127.0.0.1{CALLBACK_PATH}");
+        let redirect = format!("http://127.0.0.1:{port}{CALLBACK_PATH}");
+        let reg = self.registration(Flow::AuthorizationCode, Some(&registered))?;
+        let verifier = random_urlsafe(64);
+        let challenge = base64url(&sha256(verifier.as_bytes()));
+        let state = random_urlsafe(32);
+        let mut query = vec![
+            ("response_type", "code".to_string()),
+            ("client_id", reg.client_id.clone()),
+            ("redirect_uri", redirect.clone()),
+            ("state", state.to_string()),
+            ("code_challenge_method", "S256".to_string()),
+            ("code_challenge", challenge),
+        ];
+        if !self.settings.registration_scopes.is_empty() {
+            query.push(("scopes", self.settings.registration_scopes.join(" ")));
+        }
+        let url = format!("{}/authorize?{}", self.endpoints.oidc, form_encode(&query));
+        self.ui.sign_in(&url, None);
+        let code = wait_for_code(&listener, &state, BROWSER_WAIT)?;
+        let body = serde_json::json!({
+            "clientId": reg.client_id,
+            "clientSecret": reg.client_secret,
+            "grantType": "authorization_code",
+            "code": code.as_str(),
+            "redirectUri": redirect,
+            "codeVerifier": verifier.as_str(),
+        });
+        self.token("CreateToken", &body)
+    }
+
+    fn sign_in_with_device_code(&self) -> Result<Zeroizing<String>, SsoError> {
+        let reg = self.registration(Flow::DeviceCode, None)?;
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Started {
+            device_code: String,
+            user_code: String,
+            verification_uri: String,
+            verification_uri_complete: Option<String>,
+            expires_in: u64,
+            interval: Option<u64>,
+        }
+        let started: Started = self.oidc(
+            "StartDeviceAuthorization",
+            "/device_authorization",
+            &serde_json::json!({
+                "clientId": reg.client_id,
+                "clientSecret": reg.client_secret,
+                "startUrl": self.settings.start_url,
+            }),
+        )?;
+        self.ui.sign_in(
+            started
+                .verification_uri_complete
+                .as_deref()
+                .unwrap_or(&started.verification_uri),
+            Some(&started.user_code),
+        );
+        let deadline = Instant::now() + Duration::from_secs(started.expires_in);
+        let mut interval = Duration::from_secs(started.interval.unwrap_or(5).max(1));
+        let body = serde_json::json!({
+            "clientId": reg.client_id,
+            "clientSecret": reg.client_secret,
+            "grantType": DEVICE_GRANT,
+            "deviceCode": started.device_code,
+        });
+        loop {
+            std::thread::sleep(interval);
+            match self.token("CreateToken", &body) {
+                Ok(t) => return Ok(t),
+                Err(SsoError::Refused { code, .. }) if code == "AuthorizationPendingException" => {}
+                // RFC 8628 section 3.5: slow down by 5 s for this code.
+                Err(SsoError::Refused { code, .. }) if code == "SlowDownException" => {
+                    interval += Duration::from_secs(5);
+                }
+                Err(SsoError::Refused { code, .. }) if code == "AccessDeniedException" => {
+                    return Err(SsoError::Denied)
+                }
+                Err(SsoError::Refused { code, .. }) if code == "ExpiredTokenException" => {
+                    return Err(SsoError::TimedOut(started.expires_in))
+                }
+                Err(e) => return Err(e),
+            }
+            if Instant::now() >= deadline {
+                return Err(SsoError::TimedOut(started.expires_in));
+            }
+        }
+    }
+
+    fn refresh(&self, refresh_token: &str) -> Result<Zeroizing<String>, SsoError> {
+        // The registration the token was issued to: either flow's.
+        let reg = [Flow::AuthorizationCode, Flow::DeviceCode]
+            .into_iter()
+            .find_map(|f| {
+                read::<Registration>(
+                    self.cache,
+                    &registration_id(self.settings, self.endpoints, f),
+                )
+            })
+            .ok_or_else(|| SsoError::Callback("no client registration to refresh with".into()))?;
+        log::debug!(target: "vault", "refreshing the SSO access token");
+        self.token(
+            "CreateToken",
+            &serde_json::json!({
+                "clientId": reg.client_id,
+                "clientSecret": reg.client_secret,
+                "grantType": "refresh_token",
+                "refreshToken": refresh_token,
+            }),
+        )
+    }
+
+    /// CreateToken, and the answer kept.
+    fn token(
+        &self,
+        what: &'static str,
+        body: &serde_json::Value,
+    ) -> Result<Zeroizing<String>, SsoError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Answer {
+            access_token: String,
+            expires_in: u64,
+            refresh_token: Option<String>,
+        }
+        impl Drop for Answer {
+            fn drop(&mut self) {
+                use zeroize::Zeroize;
+                self.access_token.zeroize();
+                if let Some(r) = &mut self.refresh_token {
+                    r.zeroize();
+                }
+            }
+        }
+        let a: Answer = self.oidc(what, "/token", body)?;
+        let rec = TokenRecord {
+            access_token: a.access_token.clone(),
+            expires_at: unix_now() + a.expires_in,
+            refresh_token: a.refresh_token.clone(),
+        };
+        // Kept past the access token's end while a refresh token can renew it.
+        let ttl = if rec.refresh_token.is_some() {
+            Duration::from_secs(a.expires_in.max(90 * 86_400))
+        } else {
+            Duration::from_secs(a.expires_in)
+        };
+        write(self.cache, &token_id(self.settings), &rec, ttl);
+        Ok(Zeroizing::new(rec.access_token.clone()))
+    }
+
+    fn oidc<T: for<'de> Deserialize<'de>>(
+        &self,
+        what: &'static str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, SsoError> {
+        let url = format!("{}{path}", self.endpoints.oidc);
+        let (status, answer) = crate::http::send(crate::http::Request {
+            method: "POST",
+            url: &url,
+            headers: &[("content-type", "application/json")],
+            body: Some(crate::secret::json_bytes(body, false)),
+        })
+        .map_err(|detail| SsoError::Http { what, detail })?;
+        parse_answer(what, status, &answer)
+    }
+}
+
+fn parse_answer<T: for<'de> Deserialize<'de>>(
+    what: &'static str,
+    status: u16,
+    body: &[u8],
+) -> Result<T, SsoError> {
+    if status == 200 {
+        return serde_json::from_slice(body).map_err(|e| SsoError::Answer {
+            what,
+            detail: e.to_string(),
+        });
+    }
+    #[derive(Deserialize, Default)]
+    struct ErrorBody {
+        error: Option<String>,
+        error_description: Option<String>,
+        message: Option<String>,
+        #[serde(rename = "__type")]
+        kind: Option<String>,
+    }
+    let e: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
+    let code = e
+        .kind
+        .or_else(|| e.error.as_deref().map(error_shape))
+        .unwrap_or_else(|| format!("HTTP {status}"));
+    Err(SsoError::Refused {
+        what,
+        status,
+        code,
+        description: e.error_description.or(e.message).unwrap_or_default(),
+    })
+}
+
+/// The service's exception name for an OAuth error code (the body carries
+/// the code; the shape name is in a header hyper hands us as the status).
+fn error_shape(error: &str) -> String {
+    match error {
+        "authorization_pending" => "AuthorizationPendingException",
+        "slow_down" => "SlowDownException",
+        "access_denied" => "AccessDeniedException",
+        "expired_token" => "ExpiredTokenException",
+        "invalid_grant" => "InvalidGrantException",
+        "invalid_client" => "InvalidClientException",
+        "invalid_request" => "InvalidRequestException",
+        "invalid_scope" => "InvalidScopeException",
+        "unauthorized_client" => "UnauthorizedClientException",
+        "unsupported_grant_type" => "UnsupportedGrantTypeException",
+        other => other,
+    }
+    .to_string()
+}
+
+/// GetRoleCredentials from the portal.
+pub fn role_credentials(
+    settings: &SsoSettings,
+    endpoints: &Endpoints,
+    access_token: &str,
+) -> Result<SessionCredentials, SsoError> {
+    let what = "GetRoleCredentials";
+    let url = format!(
+        "{}/federation/credentials?{}",
+        endpoints.portal,
+        form_encode(&[
+            ("account_id", settings.account_id.clone()),
+            ("role_name", settings.role_name.clone()),
+        ])
+    );
+    let (status, body) = crate::http::send(crate::http::Request {
+        method: "GET",
+        url: &url,
+        headers: &[("x-amz-sso_bearer_token", access_token)],
+        body: None,
+    })
+    .map_err(|detail| SsoError::Http { what, detail })?;
+    if status != 200 {
+        // The portal names its errors in the x-amzn-ErrorType header; the
+        // status tells them apart as well.
+        let mut e = parse_answer::<serde_json::Value>(what, status, &body)
+            .err()
+            .unwrap_or(SsoError::Answer {
+                what,
+                detail: format!("HTTP {status}"),
+            });
+        if let SsoError::Refused { code, .. } = &mut e {
+            if code.starts_with("HTTP ") {
+                *code = match status {
+                    401 => "UnauthorizedException",
+                    403 => "ForbiddenException",
+                    429 => "TooManyRequestsException",
+                    _ => "InvalidRequestException",
+                }
+                .to_string();
+            }
+        }
+        return Err(e);
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Outer {
+        role_credentials: Inner,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Inner {
+        access_key_id: String,
+        secret_access_key: String,
+        session_token: String,
+        /// Milliseconds since the epoch.
+        expiration: u64,
+    }
+    let mut o: Outer = serde_json::from_slice(&body).map_err(|e| SsoError::Answer {
+        what,
+        detail: e.to_string(),
+    })?;
+    Ok(SessionCredentials {
+        access_key_id: std::mem::take(&mut o.role_credentials.access_key_id),
+        secret_access_key: SecretAccessKey::new(std::mem::take(
+            &mut o.role_credentials.secret_access_key,
+        )),
+        session_token: SessionToken::new(std::mem::take(&mut o.role_credentials.session_token)),
+        expiration: UNIX_EPOCH + Duration::from_millis(o.role_credentials.expiration),
+    })
+}
+
+/// Waits for the browser's GET of the redirect URI and returns its code,
+/// answering every request with a short page.
+fn wait_for_code(
+    listener: &TcpListener,
+    state: &str,
+    wait: Duration,
+) -> Result<Zeroizing<String>, SsoError> {
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| SsoError::Listen(e.to_string()))?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if let Some(answer) = callback(stream, state)? {
+                    return Ok(answer);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() >= deadline {
+                    return Err(SsoError::TimedOut(wait.as_secs()));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(SsoError::Listen(e.to_string())),
+        }
+    }
+}
+
+/// One request to the loopback listener: `Some(code)` for the redirect
+/// with this sign-in's state, `None` for anything else (a favicon).
+fn callback(mut stream: TcpStream, state: &str) -> Result<Option<Zeroizing<String>>, SsoError> {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut head = Zeroizing::new(vec![0u8; 8192]);
+    let mut n = 0;
+    while n < head.len() {
+        match stream.read(&mut head[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => {
+                n += k;
+                if head[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&head[..n]);
+    let target = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("GET "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or("");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path != CALLBACK_PATH {
+        let _ = page(&mut stream, 404, "Not found.");
+        return Ok(None);
+    }
+    let params = form_decode(query);
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if get("state") != Some(state) {
+        let _ = page(&mut stream, 400, "This sign-in was not started here.");
+        return Err(SsoError::Callback("a redirect with another state".into()));
+    }
+    if let Some(error) = get("error") {
+        let _ = page(
+            &mut stream,
+            200,
+            "The sign-in was denied. You can close this tab.",
+        );
+        return if error == "access_denied" {
+            Err(SsoError::Denied)
+        } else {
+            Err(SsoError::Callback(error.to_string()))
+        };
+    }
+    let Some(code) = get("code").filter(|c| !c.is_empty()) else {
+        let _ = page(&mut stream, 400, "No authorization code.");
+        return Err(SsoError::Callback("a redirect without a code".into()));
+    };
+    let _ = page(
+        &mut stream,
+        200,
+        "vault is signed in to IAM Identity Center. You can close this tab.",
+    );
+    Ok(Some(Zeroizing::new(code.to_string())))
+}
+
+fn page(stream: &mut TcpStream, status: u16, text: &str) -> std::io::Result<()> {
+    let body = format!("<!doctype html><html><body><p>{text}</p></body></html>");
+    write!(
+        stream,
+        "HTTP/1.1 {status} {}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        if status == 200 { "OK" } else { "Error" },
+        body.len()
+    )
+}
+
+fn random_urlsafe(bytes: usize) -> Zeroizing<String> {
+    use rand::RngCore;
+    let mut b = Zeroizing::new(vec![0u8; bytes]);
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    // 64 random bytes give an 86-character verifier, within RFC 7636's 43..128.
+    Zeroizing::new(base64url(&b))
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).into()
+}
+
+/// Base64url without padding (RFC 4648 section 5), as PKCE wants it.
+fn base64url(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// `application/x-www-form-urlencoded` (unreserved characters as they are).
+fn form_encode(pairs: &[(&str, String)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn form_decode(query: &str) -> Vec<(String, String)> {
+    let dec = |s: &str| {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len() => {
+                    let hex = |c: u8| (c as char).to_digit(16);
+                    match (hex(b[i + 1]), hex(b[i + 2])) {
+                        (Some(h), Some(l)) => {
+                            out.push((h * 16 + l) as u8);
+                            i += 2;
+                        }
+                        _ => out.push(b'%'),
+                    }
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_challenge_of_rfc_7636_appendix_b() {
+        assert_eq!(
+            base64url(&sha256(b"dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        assert_eq!(base64url(b""), "");
+        assert_eq!(base64url(b"f"), "Zg");
+        assert_eq!(base64url(b"fo"), "Zm8");
+        assert_eq!(base64url(b"foo"), "Zm9v");
+        let v = random_urlsafe(64);
+        assert_eq!(v.len(), 86);
+        assert!(v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    }
+
+    #[test]
+    fn forms_round_trip() {
+        let q = form_encode(&[
+            ("redirect_uri", "http://127.0.0.1:5/oauth/callback".into()),
+            ("scopes", "sso:account:access other".into()),
+        ]);
+        assert_eq!(
+            q,
+            "redirect_uri=http%3A%2F%2F127.0.0.1%3A5%2Foauth%2Fcallback&scopes=sso%3Aaccount%3Aaccess%20other"
+        );
+        let back = form_decode(&q);
+        assert_eq!(back[0].1, "http://127.0.0.1:5/oauth/callback");
+        assert_eq!(back[1].1, "sso:account:access other");
+        assert_eq!(
+            form_decode("a=%zz&b=%4"),
+            vec![("a".into(), "%zz".into()), ("b".into(), "%4".into())]
+        );
+    }
+
+    #[test]
+    fn endpoints_default_to_the_region_and_refuse_plain_http_elsewhere() {
+        let none = |_: &str| None;
+        let ep = endpoints("eu-west-1", &none).unwrap();
+        assert_eq!(ep.oidc, "https://oidc.eu-west-1.amazonaws.com");
+        assert_eq!(ep.portal, "https://portal.sso.eu-west-1.amazonaws.com");
+        let local =
+            |k: &str| (k == "AWS_ENDPOINT_URL_SSO_OIDC").then(|| "http://127.0.0.1:9/".to_string());
+        assert_eq!(
+            endpoints("eu-west-1", &local).unwrap().oidc,
+            "http://127.0.0.1:9"
+        );
+        let remote = |k: &str| (k == "AWS_ENDPOINT_URL").then(|| "http://example.com".to_string());
+        assert!(endpoints("eu-west-1", &remote).is_err());
+    }
+
+    #[test]
+    fn oauth_errors_become_the_services_exception_names() {
+        let e = parse_answer::<serde_json::Value>(
+            "CreateToken",
+            400,
+            br#"{"error":"authorization_pending","error_description":"wait"}"#,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, SsoError::Refused { ref code, .. } if code == "AuthorizationPendingException"),
+            "{e}"
+        );
+        let e = parse_answer::<serde_json::Value>("x", 500, b"garbage").unwrap_err();
+        assert!(
+            matches!(e, SsoError::Refused { ref code, .. } if code == "HTTP 500"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,317 @@
+//! IAM Identity Center (SSO) profiles, through the rig's SSO double
+//! (hw/sso: botocore's service definitions, PKCE and device-code rules,
+//! role credentials minted by the strict STS) and a scripted browser.
+//!
+//! The double is one per rig and its browser policy is global, so these
+//! tests take turns (`DOUBLE`); no other test file signs in.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod support;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use support::{rig_env, JsonCreds, TestEnv};
+
+static DOUBLE: Mutex<()> = Mutex::new(());
+
+const ACCOUNT: &str = "123456789012";
+
+/// Two SSO profiles on one sso-session, a legacy one, and a role chained
+/// on the first.
+fn world(t: &TestEnv, target_role: &str) {
+    t.write_config(&format!(
+        "[sso-session corp]\n\
+         sso_start_url = https://rig.awsapps.com/start\n\
+         sso_region = us-east-1\n\
+         sso_registration_scopes = sso:account:access\n\n\
+         [profile admin]\n\
+         sso_session = corp\n\
+         sso_account_id = {ACCOUNT}\n\
+         sso_role_name = AdministratorAccess\n\
+         region = eu-west-1\n\n\
+         [profile ro]\n\
+         sso_session = corp\n\
+         sso_account_id = {ACCOUNT}\n\
+         sso_role_name = ReadOnlyAccess\n\n\
+         [profile legacy]\n\
+         sso_start_url = https://rig.awsapps.com/start\n\
+         sso_region = us-east-1\n\
+         sso_account_id = {ACCOUNT}\n\
+         sso_role_name = ReadOnlyAccess\n\n\
+         [profile chained]\n\
+         source_profile = admin\n\
+         role_arn = {target_role}\n"
+    ));
+}
+
+/// POST to the scripted browser's control (hw/README.md "The SSO double").
+fn control(path: &str, body: serde_json::Value) -> serde_json::Value {
+    let base = rig_env("VAULT_RIG_SSO_CONTROL");
+    let rest = base.strip_prefix("http://").unwrap();
+    let (host, prefix) = rest.split_once('/').unwrap();
+    let body = body.to_string();
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "POST /{prefix}{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (_, json) = out.split_once("\r\n\r\n").unwrap();
+    serde_json::from_str(json).unwrap()
+}
+
+/// The browser's answer to every sign-in from now on.
+fn policy(device: &str, authorize: &str) {
+    control(
+        "/policy",
+        serde_json::json!({"device": device, "authorize": authorize}),
+    );
+}
+
+/// The double's requests so far.
+fn recording() -> Vec<serde_json::Value> {
+    std::fs::read_to_string(rig_env("VAULT_RIG_SSO_RECORDING"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// (action, grant type) of the requests after the first `since`.
+fn actions_since(since: usize) -> Vec<(String, Option<String>)> {
+    recording()[since..]
+        .iter()
+        .filter(|e| e["service"] != "rig")
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or("").to_string(),
+                e["grant_type"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+fn count(actions: &[(String, Option<String>)], name: &str) -> usize {
+    actions.iter().filter(|(a, _)| a == name).count()
+}
+
+/// A folder with an `xdg-open` that opens URLs as a browser does: in the
+/// background (the opener returns at once), following redirects, so an
+/// approved sign-in lands on vault's loopback listener.
+fn browser(t: &TestEnv) -> String {
+    let bin = t.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let opened = t.dir.join("opened");
+    let script = format!(
+        "#!/bin/sh\necho \"$1\" >> '{}'\n\
+         python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=30).read()' \"$1\" \
+         >/dev/null 2>&1 &\n",
+        opened.display()
+    );
+    let opener: PathBuf = bin.join("xdg-open");
+    std::fs::write(&opener, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap())
+}
+
+/// GetCallerIdentity with `creds`, by the AWS CLI against the strict STS.
+fn caller_arn(t: &TestEnv, creds: &JsonCreds) -> String {
+    let run = t
+        .cmd("aws", &["sts", "get-caller-identity", "--output", "json"])
+        .env("AWS_ACCESS_KEY_ID", &creds.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &creds.secret_access_key)
+        .env("AWS_SESSION_TOKEN", creds.session_token.as_deref().unwrap())
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .run()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    v["Arn"].as_str().unwrap().to_string()
+}
+
+fn no_sso_cache_on_disk(t: &TestEnv) {
+    let cache = t.home.join(".aws").join("sso");
+    assert!(!cache.exists(), "{} exists", cache.display());
+}
+
+#[test]
+fn device_code_sign_in_serves_every_profile_of_the_session_with_one_token() {
+    let _turn = DOUBLE.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestEnv::new("sso_device");
+    world(&t, "unused");
+    policy("approve", "manual");
+    let since = recording().len();
+
+    let (admin, run) = t.exec_json("admin", &["--use-device-code"]);
+    // The code to compare is shown with the page to open.
+    assert!(
+        run.stderr.contains("check that the page shows the code "),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("/device?user_code="), "{}", run.stderr);
+    let arn = caller_arn(&t, &admin);
+    assert!(
+        arn.starts_with(&format!(
+            "arn:aws:sts::{ACCOUNT}:assumed-role/AWSReservedSSO_AdministratorAccess_"
+        )),
+        "{arn}"
+    );
+    let first = actions_since(since);
+    assert_eq!(count(&first, "RegisterClient"), 1, "{first:?}");
+    assert_eq!(count(&first, "StartDeviceAuthorization"), 1, "{first:?}");
+    assert_eq!(count(&first, "GetRoleCredentials"), 1, "{first:?}");
+    let tokens: Vec<_> = first.iter().filter(|(a, _)| a == "CreateToken").collect();
+    assert!(
+        tokens
+            .iter()
+            .all(|(_, g)| g.as_deref() == Some("urn:ietf:params:oauth:grant-type:device_code")),
+        "{tokens:?}"
+    );
+
+    // The role credentials are cached; another role of the same session
+    // reuses the token (one more GetRoleCredentials, no sign-in); the
+    // legacy form signs in on its own.
+    let since = recording().len();
+    let (again, _) = t.exec_json("admin", &[]);
+    assert_eq!(again.access_key_id, admin.access_key_id);
+    let (ro, _) = t.exec_json("ro", &[]);
+    assert!(caller_arn(&t, &ro).contains("AWSReservedSSO_ReadOnlyAccess_"));
+    let later = actions_since(since);
+    assert_eq!(
+        later,
+        vec![("GetRoleCredentials".to_string(), None)],
+        "no new sign-in for a second role of the session"
+    );
+    no_sso_cache_on_disk(&t);
+    policy("manual", "manual");
+}
+
+#[test]
+fn authorization_code_with_pkce_is_the_default_and_one_sign_in_serves_32_callers() {
+    let _turn = DOUBLE.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestEnv::new("sso_pkce");
+    world(&t, "unused");
+    let path = browser(&t);
+    policy("manual", "approve");
+    let since = recording().len();
+    let callers: Vec<_> = (0..32)
+        .map(|_| {
+            t.vault(&["exec", "admin", "--json"])
+                .env("PATH", &path)
+                .spawn()
+        })
+        .collect();
+    let runs: Vec<_> = callers.into_iter().map(|c| c.wait().success()).collect();
+    let first = JsonCreds::parse(&runs[0].stdout);
+    for r in &runs {
+        assert_eq!(
+            JsonCreds::parse(&r.stdout).access_key_id,
+            first.access_key_id
+        );
+    }
+    let actions = actions_since(since);
+    assert_eq!(
+        count(&actions, "Authorize"),
+        1,
+        "one browser tab: {actions:?}"
+    );
+    assert_eq!(count(&actions, "CreateToken"), 1, "{actions:?}");
+    assert_eq!(count(&actions, "GetRoleCredentials"), 1, "{actions:?}");
+    assert_eq!(
+        actions
+            .iter()
+            .find(|(a, _)| a == "CreateToken")
+            .unwrap()
+            .1
+            .as_deref(),
+        Some("authorization_code")
+    );
+    let opened = std::fs::read_to_string(t.dir.join("opened")).unwrap();
+    assert_eq!(opened.lines().count(), 1, "{opened}");
+    assert!(opened.contains("code_challenge_method=S256"), "{opened}");
+    assert!(caller_arn(&t, &first).contains("AWSReservedSSO_AdministratorAccess_"));
+    no_sso_cache_on_disk(&t);
+    policy("manual", "manual");
+}
+
+#[test]
+fn an_sso_profile_is_the_source_of_a_role_chain_and_export_and_list_know_it() {
+    let _turn = DOUBLE.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestEnv::new("sso_chain");
+    let role = t.role_arn("after-sso");
+    world(&t, &role);
+    policy("approve", "manual");
+    let (creds, _) = t.exec_json("chained", &["--use-device-code"]);
+    let arn = caller_arn(&t, &creds);
+    assert!(
+        arn.contains(&format!("assumed-role/after-sso-{}/", t.tag)),
+        "{arn}"
+    );
+    let export = t
+        .vault(&["export", "admin", "--format", "env"])
+        .run()
+        .success();
+    assert!(
+        export.stdout.contains("AWS_SESSION_TOKEN="),
+        "{}",
+        export.stdout
+    );
+    let list = t.vault(&["list"]).run().success();
+    assert!(
+        list.stdout.contains("sso.GetRoleCredentials"),
+        "{}",
+        list.stdout
+    );
+    policy("manual", "manual");
+}
+
+#[test]
+fn a_denied_sign_in_or_an_incomplete_profile_fails_with_what_to_do() {
+    let _turn = DOUBLE.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestEnv::new("sso_denied");
+    world(&t, "unused");
+    policy("deny", "manual");
+    let run = t
+        .vault(&["exec", "admin", "--json", "--use-device-code"])
+        .run();
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+    assert!(
+        run.stderr.contains("the sign-in was denied in the browser"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: run the command again"),
+        "{}",
+        run.stderr
+    );
+    policy("manual", "manual");
+
+    t.write_config(
+        "[sso-session corp]\nsso_start_url = https://rig.awsapps.com/start\n\n\
+         [profile half]\nsso_session = corp\nsso_account_id = 123456789012\n\n\
+         [profile other]\nsso_session = nowhere\nsso_account_id = 1\nsso_role_name = r\n",
+    );
+    let run = t.vault(&["exec", "half", "--json"]).run();
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "profile \"half\" is configured for SSO, but it has no sso_region, sso_role_name"
+        ),
+        "{}",
+        run.stderr
+    );
+    let run = t.vault(&["exec", "other", "--json"]).run();
+    assert!(
+        run.stderr
+            .contains("the sso-session \"nowhere\" it names has no [sso-session nowhere] section"),
+        "{}",
+        run.stderr
+    );
+}
