@@ -52,6 +52,9 @@ pub enum Command {
     /// Hardware tokens: put a YubiKey into service, show what is enrolled.
     #[command(subcommand)]
     Hw(HwCommand),
+    /// IAM Identity Center: write a profile for every account and role.
+    #[command(subcommand)]
+    Sso(SsoCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completion(CompletionArgs),
     /// Print vault's manual page (roff) to stdout: `vault man > ~/.local/share/man/man1/vault.1`.
@@ -63,6 +66,28 @@ pub struct CompletionArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SsoCommand {
+    /// Sign in to an sso-session and write a profile for every account and
+    /// role it can use (ACCOUNT_NAME.ROLE_NAME), leaving every profile vault
+    /// did not write alone.
+    Populate(PopulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PopulateArgs {
+    /// The `[sso-session NAME]` of ~/.aws/config to sign in with.
+    pub session: String,
+    /// The region the written profiles use (default: none written).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Print what would be written, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub sso: SsoArgs,
 }
 
 #[derive(Debug, Subcommand)]

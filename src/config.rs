@@ -139,8 +139,8 @@ pub enum ConfigError {
     },
     /// An SSO profile the AWS CLI, too, would refuse (botocore's
     /// `SSOProvider._load_sso_config` rules).
-    #[error("profile {profile:?} is configured for SSO, but {problem}")]
-    Sso { profile: String, problem: String },
+    #[error("{what} is configured for SSO, but {problem}")]
+    Sso { what: String, problem: String },
     #[error("cannot write {file}: {source}")]
     Write {
         file: String,
@@ -1122,6 +1122,47 @@ pub struct SsoSettings {
 }
 
 impl ConfigFile {
+    /// The sign-in of `[sso-session NAME]` alone (account and role empty),
+    /// for `vault sso populate`.
+    pub fn sso_session(&self, name: &str) -> Result<SsoSettings, ConfigError> {
+        let fail = |problem: String| ConfigError::Sso {
+            what: format!("[sso-session {name}]"),
+            problem,
+        };
+        let section = self.section(SectionKind::SsoSession, name).ok_or_else(|| {
+            fail(format!(
+                "{} has no [sso-session {name}] section",
+                self.display
+            ))
+        })?;
+        let get = |k: &str| {
+            section
+                .get(k)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let (Some(start_url), Some(region)) = (get("sso_start_url"), get("sso_region")) else {
+            return Err(fail("it needs sso_start_url and sso_region".into()));
+        };
+        Ok(SsoSettings {
+            session: Some(name.to_string()),
+            start_url,
+            region,
+            registration_scopes: get("sso_registration_scopes")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            account_id: String::new(),
+            role_name: String::new(),
+        })
+    }
+
     /// The SSO settings of `profile`, if it is an SSO source
     /// ([`Profile::is_sso_source`]); an error names what is missing or
     /// inconsistent.
@@ -1130,7 +1171,7 @@ impl ConfigFile {
             return Ok(None);
         }
         let fail = |problem: String| ConfigError::Sso {
-            profile: profile.name.clone(),
+            what: format!("profile {:?}", profile.name),
             problem,
         };
         let own = |k: &str| {

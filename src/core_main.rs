@@ -27,6 +27,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Rotate(a) => cmd::rotate::run(&app, a)?,
         Command::Hw(HwCommand::Enroll(a)) => cmd::hw_enroll::run(&app, a)?,
         Command::Hw(HwCommand::Status(a)) => cmd::hw_status::run(&app, a)?,
+        Command::Sso(vault::cli::SsoCommand::Populate(a)) => cmd::sso_populate::run(&app, a)?,
         Command::Completion(_) | Command::Man => {}
     }
     Ok(ExitCode::SUCCESS)

@@ -546,21 +546,15 @@ fn error_shape(error: &str) -> String {
     .to_string()
 }
 
-/// GetRoleCredentials from the portal.
-pub fn role_credentials(
-    settings: &SsoSettings,
+/// One GET of the portal with the access token; the answer's body.
+fn portal_get(
+    what: &'static str,
     endpoints: &Endpoints,
+    path: &str,
+    query: &[(&str, String)],
     access_token: &str,
-) -> Result<SessionCredentials, SsoError> {
-    let what = "GetRoleCredentials";
-    let url = format!(
-        "{}/federation/credentials?{}",
-        endpoints.portal,
-        form_encode(&[
-            ("account_id", settings.account_id.clone()),
-            ("role_name", settings.role_name.clone()),
-        ])
-    );
+) -> Result<Zeroizing<Vec<u8>>, SsoError> {
+    let url = format!("{}{path}?{}", endpoints.portal, form_encode(query));
     let (status, body) = crate::http::send(crate::http::Request {
         method: "GET",
         url: &url,
@@ -590,6 +584,124 @@ pub fn role_credentials(
         }
         return Err(e);
     }
+    Ok(body)
+}
+
+/// An account and role the signed-in user may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub account_id: String,
+    pub account_name: String,
+    pub role_name: String,
+}
+
+/// Every account and role of the signed-in user (ListAccounts, then
+/// ListAccountRoles per account, every page of each).
+pub fn assignments(endpoints: &Endpoints, access_token: &str) -> Result<Vec<Assignment>, SsoError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Account {
+        account_id: String,
+        account_name: Option<String>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Accounts {
+        #[serde(default)]
+        account_list: Vec<Account>,
+        next_token: Option<String>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Role {
+        role_name: String,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Roles {
+        #[serde(default)]
+        role_list: Vec<Role>,
+        next_token: Option<String>,
+    }
+    fn pages<T: for<'de> Deserialize<'de>>(
+        what: &'static str,
+        endpoints: &Endpoints,
+        path: &str,
+        query: &[(&str, String)],
+        token: &str,
+        next: impl Fn(&T) -> Option<String>,
+    ) -> Result<Vec<T>, SsoError> {
+        let mut out = Vec::new();
+        let mut next_token: Option<String> = None;
+        // A bound on pages, so a portal that never ends the list cannot loop.
+        for _ in 0..1000 {
+            let mut q = query.to_vec();
+            q.push(("max_result", "100".to_string()));
+            if let Some(t) = &next_token {
+                q.push(("next_token", t.clone()));
+            }
+            let body = portal_get(what, endpoints, path, &q, token)?;
+            let page: T = serde_json::from_slice(&body).map_err(|e| SsoError::Answer {
+                what,
+                detail: e.to_string(),
+            })?;
+            next_token = next(&page);
+            out.push(page);
+            if next_token.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+    let mut out = Vec::new();
+    let accounts = pages::<Accounts>(
+        "ListAccounts",
+        endpoints,
+        "/assignment/accounts",
+        &[],
+        access_token,
+        |p| p.next_token.clone(),
+    )?;
+    for account in accounts.iter().flat_map(|p| &p.account_list) {
+        let roles = pages::<Roles>(
+            "ListAccountRoles",
+            endpoints,
+            "/assignment/roles",
+            &[("account_id", account.account_id.clone())],
+            access_token,
+            |p| p.next_token.clone(),
+        )?;
+        for role in roles.iter().flat_map(|p| &p.role_list) {
+            out.push(Assignment {
+                account_id: account.account_id.clone(),
+                account_name: account
+                    .account_name
+                    .clone()
+                    .unwrap_or_else(|| account.account_id.clone()),
+                role_name: role.role_name.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// GetRoleCredentials from the portal.
+pub fn role_credentials(
+    settings: &SsoSettings,
+    endpoints: &Endpoints,
+    access_token: &str,
+) -> Result<SessionCredentials, SsoError> {
+    let body = portal_get(
+        "GetRoleCredentials",
+        endpoints,
+        "/federation/credentials",
+        &[
+            ("account_id", settings.account_id.clone()),
+            ("role_name", settings.role_name.clone()),
+        ],
+        access_token,
+    )?;
+    let what = "GetRoleCredentials";
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Outer {

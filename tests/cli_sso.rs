@@ -315,3 +315,64 @@ fn a_denied_sign_in_or_an_incomplete_profile_fails_with_what_to_do() {
         run.stderr
     );
 }
+
+#[test]
+fn populate_writes_a_profile_per_role_and_leaves_the_users_alone() {
+    let _turn = DOUBLE.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestEnv::new("sso_populate");
+    world(&t, "unused");
+    // The user's own profile under a name populate would pick.
+    let mut config = std::fs::read_to_string(&t.config).unwrap();
+    config.push_str("\n[profile rig.ReadOnlyAccess]\nregion = ap-south-1\n");
+    t.write_config(&config);
+    policy("approve", "manual");
+    let since = recording().len();
+    let run = t
+        .vault(&[
+            "sso",
+            "populate",
+            "corp",
+            "--region",
+            "eu-central-1",
+            "--use-device-code",
+        ])
+        .run()
+        .success();
+    assert_eq!(run.stdout, "rig.AdministratorAccess\n", "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("left profile \"rig.ReadOnlyAccess\" as it is"),
+        "{}",
+        run.stderr
+    );
+    let actions = actions_since(since);
+    assert_eq!(count(&actions, "ListAccounts"), 1, "{actions:?}");
+    assert_eq!(count(&actions, "ListAccountRoles"), 1, "{actions:?}");
+    let written = std::fs::read_to_string(&t.config).unwrap();
+    assert!(
+        written.starts_with(&config),
+        "populate changed what was there:\n{written}"
+    );
+    assert!(
+        written.ends_with(
+            "[profile rig.AdministratorAccess]\nsso_session = corp\nsso_account_id = 123456789012\n\
+             sso_role_name = AdministratorAccess\nvault_sso_populated = corp\nregion = eu-central-1\n"
+        ),
+        "{written}"
+    );
+    // The written profile works with the same sign-in; populate again
+    // changes nothing.
+    let since = recording().len();
+    let (creds, _) = t.exec_json("rig.AdministratorAccess", &[]);
+    assert!(caller_arn(&t, &creds).contains("AWSReservedSSO_AdministratorAccess_"));
+    assert_eq!(
+        actions_since(since),
+        vec![("GetRoleCredentials".to_string(), None)]
+    );
+    t.vault(&["sso", "populate", "corp", "--region", "eu-central-1"])
+        .run()
+        .success();
+    assert_eq!(std::fs::read_to_string(&t.config).unwrap(), written);
+    no_sso_cache_on_disk(&t);
+    policy("manual", "manual");
+}

@@ -14,6 +14,7 @@ pub mod list;
 pub mod login;
 pub mod remove;
 pub mod rotate;
+pub mod sso_populate;
 
 use crate::app::App;
 use crate::cli::SessionArgs;
@@ -84,7 +85,7 @@ pub fn credentials(app: &App, profile: &str, args: &SessionArgs) -> Result<Resol
 
 /// Shows an SSO sign-in: the URL (and the device code) on stderr, and the
 /// browser opened where there is one.
-struct SsoUi;
+pub(crate) struct SsoUi;
 
 impl crate::sso::SignInUi for SsoUi {
     fn sign_in(&self, url: &str, user_code: Option<&str>) {
