@@ -139,6 +139,8 @@ pub fn endpoints(
 /// What one sign-in gave, as kept in the session cache.
 #[derive(Serialize, Deserialize)]
 struct TokenRecord {
+    /// The cache id it was written under (see [`read`]).
+    id: String,
     access_token: String,
     /// Unix seconds.
     expires_at: u64,
@@ -158,6 +160,8 @@ impl Drop for TokenRecord {
 /// A client registration, as kept in the session cache.
 #[derive(Serialize, Deserialize)]
 struct Registration {
+    /// The cache id it was written under (see [`read`]).
+    id: String,
     client_id: String,
     client_secret: String,
     /// Unix seconds.
@@ -203,12 +207,30 @@ fn registration_id(s: &SsoSettings, ep: &Endpoints, flow: Flow) -> CacheId {
     ])
 }
 
-fn read<T: for<'de> Deserialize<'de>>(cache: &dyn SessionCache, id: &CacheId) -> Option<T> {
+/// A record the cache holds under `id`. Records carry the id they were
+/// written under, as session entries do: one moved to another id (another
+/// sso-session's token, say) is not used.
+trait Record: for<'de> Deserialize<'de> {
+    fn id(&self) -> &str;
+}
+impl Record for TokenRecord {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+impl Record for Registration {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+fn read<T: Record>(cache: &dyn SessionCache, id: &CacheId) -> Option<T> {
     cache
         .get_raw(id)
         .ok()
         .flatten()
-        .and_then(|raw| serde_json::from_slice(raw.expose()).ok())
+        .and_then(|raw| serde_json::from_slice::<T>(raw.expose()).ok())
+        .filter(|r| r.id() == id.qualified())
 }
 
 fn write<T: Serialize>(cache: &dyn SessionCache, id: &CacheId, value: &T, ttl: Duration) {
@@ -301,6 +323,7 @@ impl SignIn<'_> {
         }
         let a: Answer = self.oidc("RegisterClient", "/client/register", &body)?;
         let reg = Registration {
+            id: id.qualified(),
             client_id: a.client_id.clone(),
             client_secret: a.client_secret.clone(),
             expires_at: a.client_secret_expires_at,
@@ -462,7 +485,9 @@ impl SignIn<'_> {
             }
         }
         let a: Answer = self.oidc(what, "/token", body)?;
+        let id = token_id(self.settings);
         let rec = TokenRecord {
+            id: id.qualified(),
             access_token: a.access_token.clone(),
             expires_at: unix_now() + a.expires_in,
             refresh_token: a.refresh_token.clone(),
@@ -473,7 +498,7 @@ impl SignIn<'_> {
         } else {
             Duration::from_secs(a.expires_in)
         };
-        write(self.cache, &token_id(self.settings), &rec, ttl);
+        write(self.cache, &id, &rec, ttl);
         Ok(Zeroizing::new(rec.access_token.clone()))
     }
 
@@ -968,6 +993,58 @@ mod tests {
         );
         let remote = |k: &str| (k == "AWS_ENDPOINT_URL").then(|| "http://example.com".to_string());
         assert!(endpoints("eu-west-1", &remote).is_err());
+    }
+
+    struct Mem(std::cell::RefCell<std::collections::HashMap<CacheId, Vec<u8>>>);
+    impl SessionCache for Mem {
+        fn name(&self) -> &'static str {
+            "memory"
+        }
+        fn get_raw(&self, id: &CacheId) -> Result<Option<SecretBytes>, session::CacheError> {
+            Ok(self.0.borrow().get(id).cloned().map(SecretBytes::new))
+        }
+        fn put_raw(
+            &self,
+            id: &CacheId,
+            v: &SecretBytes,
+            _: Duration,
+        ) -> Result<(), session::CacheError> {
+            self.0.borrow_mut().insert(id.clone(), v.expose().to_vec());
+            Ok(())
+        }
+        fn remove(&self, id: &CacheId) -> Result<bool, session::CacheError> {
+            Ok(self.0.borrow_mut().remove(id).is_some())
+        }
+        fn ids(&self) -> Result<Vec<CacheId>, session::CacheError> {
+            Ok(self.0.borrow().keys().cloned().collect())
+        }
+    }
+
+    #[test]
+    fn a_token_moved_to_another_sessions_id_is_not_used() {
+        let settings = |start: &str| SsoSettings {
+            session: Some("corp".into()),
+            start_url: start.into(),
+            region: "eu-west-1".into(),
+            registration_scopes: vec![],
+            account_id: "1".into(),
+            role_name: "r".into(),
+        };
+        let (a, b) = (settings("https://a/start"), settings("https://b/start"));
+        let cache = Mem(Default::default());
+        let rec = TokenRecord {
+            id: token_id(&a).qualified(),
+            access_token: "t".into(),
+            expires_at: unix_now() + 3600,
+            refresh_token: None,
+        };
+        write(&cache, &token_id(&a), &rec, Duration::from_secs(60));
+        assert!(read::<TokenRecord>(&cache, &token_id(&a)).is_some());
+        let moved = cache.get_raw(&token_id(&a)).unwrap().unwrap();
+        cache
+            .put_raw(&token_id(&b), &moved, Duration::from_secs(60))
+            .unwrap();
+        assert!(read::<TokenRecord>(&cache, &token_id(&b)).is_none());
     }
 
     #[test]

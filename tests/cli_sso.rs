@@ -376,3 +376,41 @@ fn populate_writes_a_profile_per_role_and_leaves_the_users_alone() {
     no_sso_cache_on_disk(&t);
     policy("manual", "manual");
 }
+
+/// Ends the cached SSO access token of the test's keyring (its record's
+/// `expires_at` set to 0), as time would; the refresh token stays.
+fn expire_access_token(t: &TestEnv) {
+    let script = "for k in $(keyctl rlist @s); do \
+        d=$(keyctl rdescribe \"$k\" | sed 's/.*;//'); \
+        case \"$d\" in vault:sso:*) \
+          v=$(keyctl pipe \"$k\"); \
+          case \"$v\" in *access_token*) \
+            printf '%s' \"$v\" | python3 -c 'import json,sys; r=json.load(sys.stdin); r[\"expires_at\"]=0; sys.stdout.write(json.dumps(r))' | keyctl pupdate \"$k\"; \
+            echo updated;; esac;; esac; done";
+    let run = t.cmd("sh", &["-c", script]).run().success();
+    assert_eq!(run.stdout.trim(), "updated", "{}", run.stderr);
+}
+
+#[test]
+fn an_expired_access_token_is_refreshed_without_a_new_sign_in() {
+    let _turn = DOUBLE.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestEnv::new("sso_refresh");
+    world(&t, "unused");
+    policy("approve", "manual");
+    t.exec_json("admin", &["--use-device-code"]);
+    policy("manual", "manual");
+    expire_access_token(&t);
+    // Another role needs the token again: the refresh grant renews it (the
+    // browser policy is back to manual, so a sign-in would hang).
+    let since = recording().len();
+    let (ro, _) = t.exec_json("ro", &["--use-device-code"]);
+    assert!(caller_arn(&t, &ro).contains("AWSReservedSSO_ReadOnlyAccess_"));
+    let actions = actions_since(since);
+    assert_eq!(
+        actions,
+        vec![
+            ("CreateToken".to_string(), Some("refresh_token".to_string())),
+            ("GetRoleCredentials".to_string(), None)
+        ]
+    );
+}
