@@ -392,7 +392,7 @@ fn expire_access_token(t: &TestEnv) {
 }
 
 #[test]
-fn an_expired_access_token_is_refreshed_without_a_new_sign_in() {
+fn an_expired_access_token_is_refreshed_once_for_16_callers_without_a_new_sign_in() {
     let _turn = DOUBLE.lock().unwrap_or_else(|e| e.into_inner());
     let t = TestEnv::new("sso_refresh");
     world(&t, "unused");
@@ -403,8 +403,16 @@ fn an_expired_access_token_is_refreshed_without_a_new_sign_in() {
     // Another role needs the token again: the refresh grant renews it (the
     // browser policy is back to manual, so a sign-in would hang).
     let since = recording().len();
-    let (ro, _) = t.exec_json("ro", &["--use-device-code"]);
+    let callers: Vec<_> = (0..16)
+        .map(|_| {
+            t.vault(&["exec", "ro", "--json", "--use-device-code"])
+                .spawn()
+        })
+        .collect();
+    let runs: Vec<_> = callers.into_iter().map(|c| c.wait().success()).collect();
+    let ro = JsonCreds::parse(&runs[0].stdout);
     assert!(caller_arn(&t, &ro).contains("AWSReservedSSO_ReadOnlyAccess_"));
+    // 16 callers, one refresh and one role call.
     let actions = actions_since(since);
     assert_eq!(
         actions,
