@@ -209,6 +209,33 @@ fn login_with_a_role_profile_signs_in_with_its_role_session() {
 }
 
 #[test]
+fn login_with_an_sso_profile_signs_in_with_its_role_credentials() {
+    let t = TestEnv::new("login_sso");
+    t.write_config(
+        "[sso-session corp]\nsso_start_url = https://rig.awsapps.com/start\nsso_region = us-east-1\n\n\
+         [profile sso]\nsso_session = corp\nsso_account_id = 123456789012\n\
+         sso_role_name = ReadOnlyAccess\nregion = eu-west-1\n",
+    );
+    support::sso_policy("approve", "manual");
+    let fed = Federation::start();
+    let run = t
+        .vault(&["login", "sso", "--stdout", "--use-device-code"])
+        .env("VAULT_FEDERATION_URL", &fed.url)
+        .run();
+    support::sso_policy("manual", "manual");
+    let run = run.success();
+    check_login_url(&fed, run.stdout.trim_end());
+    // The console session is the SSO role's, the one `exec` gets from the cache.
+    let (_, session) = signin_request(&fed);
+    let (json, _) = t.exec_json("sso", &[]);
+    assert_eq!(session["sessionId"], json.access_key_id.as_str());
+    assert_eq!(
+        session["sessionToken"].as_str(),
+        json.session_token.as_deref()
+    );
+}
+
+#[test]
 fn login_path_region_and_duration_shape_the_url() {
     let (t, user, role) = role_setup("login_path");
     let fed = Federation::start();

@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod support;
-use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use support::{rig_env, JsonCreds, TestEnv};
@@ -44,32 +43,7 @@ fn world(t: &TestEnv, target_role: &str) {
     ));
 }
 
-/// POST to the scripted browser's control (hw/README.md "The SSO double").
-fn control(path: &str, body: serde_json::Value) -> serde_json::Value {
-    let base = rig_env("VAULT_RIG_SSO_CONTROL");
-    let rest = base.strip_prefix("http://").unwrap();
-    let (host, prefix) = rest.split_once('/').unwrap();
-    let body = body.to_string();
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        s,
-        "POST /{prefix}{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (_, json) = out.split_once("\r\n\r\n").unwrap();
-    serde_json::from_str(json).unwrap()
-}
-
-/// The browser's answer to every sign-in from now on.
-fn policy(device: &str, authorize: &str) {
-    control(
-        "/policy",
-        serde_json::json!({"device": device, "authorize": authorize}),
-    );
-}
+use support::sso_policy as policy;
 
 /// The double's requests so far.
 fn recording() -> Vec<serde_json::Value> {

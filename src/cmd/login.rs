@@ -43,14 +43,18 @@ pub fn run(app: &App, args: &LoginArgs) -> Result<(), Error> {
     // Checked before any touch or STS call.
     let endpoint = federation_endpoint(region.as_deref())?;
 
-    let (creds, session_duration) = if plan.roles.is_empty() {
+    // A user's key gets a federation token; an SSO or credential_process
+    // root already gives a role session, as a role profile does.
+    let from_keys = matches!(plan.root, crate::provider::RootSource::Keys);
+    let (creds, session_duration) = if plan.roles.is_empty() && from_keys {
         (federation_session(app, &plan, args)?, None)
     } else {
         let r = super::credentials_via(app, &args.profile, &args.session, args.sso.flow())?;
         let Credentials::Session(creds) = r.creds else {
-            return Err(Error::Other(
-                "a role profile gave a long-term key instead of a role session".into(),
-            ));
+            return Err(Error::Other(format!(
+                "profile {:?} gave a long-term key instead of a session, which the console does not take",
+                args.profile
+            )));
         };
         // The console session's own length, only when asked for: up to
         // 12 h, and 1 h for a chained role (as for its credentials).

@@ -878,3 +878,28 @@ pub fn aws_admin(t: &TestEnv, args: &[&str]) -> serde_json::Value {
             .unwrap_or_else(|e| panic!("aws {args:?}: not JSON ({e}): {}", run.stdout))
     }
 }
+
+/// Sets the rig's scripted browser (hw/sso, hw/README.md "The SSO double")
+/// to answer every later SSO sign-in: `approve`, `deny` or `manual`, for
+/// device-code and authorize sign-ins. The double is one per rig: tests
+/// that use it take turns and set `manual` back when done.
+pub fn sso_policy(device: &str, authorize: &str) {
+    use std::io::{Read as _, Write as _};
+    let base = rig_env("VAULT_RIG_SSO_CONTROL");
+    let rest = base
+        .strip_prefix("http://")
+        .expect("VAULT_RIG_SSO_CONTROL is http://");
+    let (host, prefix) = rest.split_once('/').expect("a path after the host");
+    let body = serde_json::json!({"device": device, "authorize": authorize}).to_string();
+    let mut s = std::net::TcpStream::connect(host).expect("the SSO double answers");
+    write!(
+        s,
+        "POST /{prefix}/policy HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write to the SSO double");
+    let mut out = String::new();
+    s.read_to_string(&mut out)
+        .expect("read the SSO double's answer");
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+}
