@@ -80,18 +80,19 @@ fn source_profile_loop_is_reported_not_followed() {
 }
 
 #[test]
-fn sso_profile_is_not_supported() {
+fn an_sso_profile_without_its_role_says_what_is_missing() {
     let t = TestEnv::new("err_sso");
     t.write_config(
-        "[profile s]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Dev\n\n\
+        "[profile s]\nsso_session = corp\nsso_account_id = 123456789012\n\n\
          [sso-session corp]\nsso_start_url = https://example.awsapps.com/start\n\
          sso_region = us-east-1\n",
     );
     t.vault(&["exec", "s", "--json"]).run().fails_with(
         1,
-        "vault: profile \"s\" uses SSO (sso_session at ~/.aws/config [profile s] line 2), \
-         which vault does not support\n\
-         vault: hint: use the AWS CLI directly for this profile (`aws sso login --profile s`)\n",
+        "vault: profile \"s\" is configured for SSO, but it has no sso_role_name\n\
+         vault: hint: an SSO profile needs sso_account_id and sso_role_name, and either \
+         sso_session naming an [sso-session NAME] section with sso_start_url and sso_region, \
+         or sso_start_url and sso_region itself (`aws configure sso` writes them)\n",
     );
 }
 
@@ -314,6 +315,7 @@ Commands:
   login       Open the AWS console signed in as a profile (or print the sign-in URL)
   rotate      Replace a profile's IAM access key with a new one: create it, store it, prove it works, then delete the old one (one MFA code in all)
   hw          Hardware tokens: put a YubiKey into service, show what is enrolled
+  sso         IAM Identity Center: write a profile for every account and role
   completion  Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout
   man         Print vault's manual page (roff) to stdout: `vault man > ~/.local/share/man/man1/vault.1`
   help        Print this message or the help of the given subcommand(s)
@@ -343,6 +345,7 @@ Options:
       --prompt <DRIVER>      How to ask for MFA codes and secrets: auto, terminal, zenity, kdialog, osascript [env: VAULT_PROMPT=]
       --region <REGION>      Region for the credentials (overrides the profile's)
   -t, --mfa-token <CODE>     An MFA code to use instead of asking for one
+      --use-device-code      SSO profiles: sign in with a code shown here and confirmed in any browser (device authorization), instead of the browser coming back to this machine
   -j, --json                 Print credential_process JSON on stdout instead of running a command
       --ecs-server           Serve credentials to the command from a local ECS credential endpoint (renewed before they expire) instead of putting them in its environment
       --lazy                 With --ecs-server: make no session until the command first asks
