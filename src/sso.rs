@@ -784,6 +784,52 @@ fn wait_for_code(
     }
 }
 
+/// What a request to the loopback listener says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Callback {
+    /// Not the redirect (a favicon, a probe): answered 404, still waiting.
+    NotOurs,
+    /// The redirect of this sign-in, with its code.
+    Code(Zeroizing<String>),
+    /// The user said no.
+    Denied,
+    /// The redirect path, but not this sign-in's answer.
+    Refused(String),
+}
+
+/// Judges a request head read by the loopback listener (any local process
+/// can connect to it): only `GET /oauth/callback` with this sign-in's
+/// `state` and a code is an answer.
+pub fn judge_callback(head: &[u8], state: &str) -> Callback {
+    let text = String::from_utf8_lossy(head);
+    let target = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("GET "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or("");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path != CALLBACK_PATH {
+        return Callback::NotOurs;
+    }
+    let params = form_decode(query);
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if get("state") != Some(state) {
+        return Callback::Refused("a redirect with another state".into());
+    }
+    if let Some(error) = get("error") {
+        return if error == "access_denied" {
+            Callback::Denied
+        } else {
+            Callback::Refused(format!("error {error}"))
+        };
+    }
+    match get("code").filter(|c| !c.is_empty()) {
+        Some(code) => Callback::Code(Zeroizing::new(code.to_string())),
+        None => Callback::Refused("a redirect without a code".into()),
+    }
+}
+
 /// One request to the loopback listener: `Some(code)` for the redirect
 /// with this sign-in's state, `None` for anything else (a favicon).
 fn callback(mut stream: TcpStream, state: &str) -> Result<Option<Zeroizing<String>>, SsoError> {
@@ -802,46 +848,32 @@ fn callback(mut stream: TcpStream, state: &str) -> Result<Option<Zeroizing<Strin
             }
         }
     }
-    let text = String::from_utf8_lossy(&head[..n]);
-    let target = text
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("GET "))
-        .and_then(|l| l.split(' ').next())
-        .unwrap_or("");
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    if path != CALLBACK_PATH {
-        let _ = page(&mut stream, 404, "Not found.");
-        return Ok(None);
-    }
-    let params = form_decode(query);
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    if get("state") != Some(state) {
-        let _ = page(&mut stream, 400, "This sign-in was not started here.");
-        return Err(SsoError::Callback("a redirect with another state".into()));
-    }
-    if let Some(error) = get("error") {
-        let _ = page(
-            &mut stream,
-            200,
-            "The sign-in was denied. You can close this tab.",
-        );
-        return if error == "access_denied" {
+    match judge_callback(&head[..n], state) {
+        Callback::NotOurs => {
+            let _ = page(&mut stream, 404, "Not found.");
+            Ok(None)
+        }
+        Callback::Code(code) => {
+            let _ = page(
+                &mut stream,
+                200,
+                "vault is signed in to IAM Identity Center. You can close this tab.",
+            );
+            Ok(Some(code))
+        }
+        Callback::Denied => {
+            let _ = page(
+                &mut stream,
+                200,
+                "The sign-in was denied. You can close this tab.",
+            );
             Err(SsoError::Denied)
-        } else {
-            Err(SsoError::Callback(error.to_string()))
-        };
+        }
+        Callback::Refused(why) => {
+            let _ = page(&mut stream, 400, "This is not the sign-in vault started.");
+            Err(SsoError::Callback(why))
+        }
     }
-    let Some(code) = get("code").filter(|c| !c.is_empty()) else {
-        let _ = page(&mut stream, 400, "No authorization code.");
-        return Err(SsoError::Callback("a redirect without a code".into()));
-    };
-    let _ = page(
-        &mut stream,
-        200,
-        "vault is signed in to IAM Identity Center. You can close this tab.",
-    );
-    Ok(Some(Zeroizing::new(code.to_string())))
 }
 
 fn page(stream: &mut TcpStream, status: u16, text: &str) -> std::io::Result<()> {
@@ -958,6 +990,32 @@ mod tests {
         assert!(v
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    }
+
+    #[test]
+    fn only_this_sign_ins_redirect_is_an_answer() {
+        let head = |t: &str| format!("GET {t} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into_bytes();
+        assert_eq!(
+            judge_callback(&head("/oauth/callback?code=c%2B1&state=s"), "s"),
+            Callback::Code(Zeroizing::new("c+1".into()))
+        );
+        assert_eq!(
+            judge_callback(&head("/favicon.ico"), "s"),
+            Callback::NotOurs
+        );
+        assert!(matches!(
+            judge_callback(&head("/oauth/callback?code=c&state=x"), "s"),
+            Callback::Refused(_)
+        ));
+        assert!(matches!(
+            judge_callback(&head("/oauth/callback?state=s"), "s"),
+            Callback::Refused(_)
+        ));
+        assert_eq!(
+            judge_callback(&head("/oauth/callback?error=access_denied&state=s"), "s"),
+            Callback::Denied
+        );
+        assert_eq!(judge_callback(b"\xff\xfe", "s"), Callback::NotOurs);
     }
 
     #[test]

@@ -330,6 +330,13 @@ fn files() -> Vec<(String, Vec<u8>)> {
         .into_bytes(),
     );
 
+    // sso_callback: the browser coming back from the authorize page.
+    seed(
+        "sso_callback",
+        "redirect",
+        b"GET /oauth/callback?code=fuzz-code&state=fuzz-state HTTP/1.1\r\nHost: 127.0.0.1:8400\r\nUser-Agent: Mozilla/5.0\r\n\r\n".to_vec(),
+    );
+
     // cli
     seed("cli", "duration", b"1h30m".to_vec());
     seed("cli", "slot", b"0x82".to_vec());
@@ -554,4 +561,8 @@ fn the_seeds_are_accepted_by_their_parsers() {
         vault::ecs::judge(get("corpus/ecs/seed-get"), ECS_TOKEN.as_bytes()),
         vault::ecs::Verdict::Serve
     );
+    assert!(matches!(
+        vault::sso::judge_callback(get("corpus/sso_callback/seed-redirect"), "fuzz-state"),
+        vault::sso::Callback::Code(_)
+    ));
 }
