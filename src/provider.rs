@@ -166,7 +166,11 @@ pub struct Provider<'a> {
     /// Things the user should know (capped durations), printed by the CLI.
     pub warnings: std::cell::RefCell<Vec<String>>,
     /// How an SSO sign-in reaches the user, and which flow it uses.
-    sso: Option<(&'a dyn crate::sso::SignInUi, crate::sso::Flow)>,
+    sso: Option<(
+        &'a dyn crate::sso::SignInUi,
+        crate::sso::Flow,
+        Option<&'a dyn crate::sso::Keep>,
+    )>,
 }
 
 impl Plan {
@@ -298,8 +302,9 @@ impl<'a> Provider<'a> {
         mut self,
         ui: &'a dyn crate::sso::SignInUi,
         flow: crate::sso::Flow,
+        keep: Option<&'a dyn crate::sso::Keep>,
     ) -> Provider<'a> {
-        self.sso = Some((ui, flow));
+        self.sso = Some((ui, flow, keep));
         self
     }
 
@@ -383,7 +388,7 @@ impl<'a> Provider<'a> {
         };
         let endpoints =
             crate::sso::endpoints(&settings.region, &crate::config::process_env).map_err(fail)?;
-        let (ui, flow) = self.sso.ok_or_else(|| {
+        let (ui, flow, keep) = self.sso.ok_or_else(|| {
             fail(crate::sso::SsoError::Callback(
                 "this command cannot sign in to IAM Identity Center".into(),
             ))
@@ -394,6 +399,7 @@ impl<'a> Provider<'a> {
             cache: self.cache,
             ui,
             flow,
+            keep,
         };
         let creds = {
             let token_lock = crate::sso::token_id(settings);

@@ -255,6 +255,41 @@ pub fn forget_access_token(cache: &dyn SessionCache, s: &SsoSettings) {
     }
 }
 
+/// Where the long-lived part of a sign-in (the refresh token and the
+/// client registration it belongs to) is kept across reboots: sealed to
+/// the enrolled YubiKey, or the keychain. The memory-only cache holds it
+/// while the machine is up, so this is read (for a token-sealed one: a
+/// touch) only when that cache is empty.
+pub trait Keep {
+    fn load(&self, item: &str) -> Result<Option<SecretBytes>, String>;
+    fn save(&self, item: &str, value: &SecretBytes) -> Result<(), String>;
+    fn forget(&self, item: &str);
+}
+
+/// What [`Keep`] holds for a sign-in.
+#[derive(Serialize, Deserialize)]
+struct Kept {
+    /// The token id it belongs to.
+    id: String,
+    refresh_token: String,
+    client_id: String,
+    client_secret: String,
+    client_expires_at: u64,
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.refresh_token.zeroize();
+        self.client_secret.zeroize();
+    }
+}
+
+/// The item name a sign-in is kept under (also the sealing context).
+pub fn kept_item(s: &SsoSettings) -> String {
+    format!("sso/{}", token_id(s).as_str())
+}
+
 /// Everything a sign-in needs.
 pub struct SignIn<'a> {
     pub settings: &'a SsoSettings,
@@ -262,6 +297,8 @@ pub struct SignIn<'a> {
     pub cache: &'a dyn SessionCache,
     pub ui: &'a dyn SignInUi,
     pub flow: Flow,
+    /// Where refresh tokens outlive a reboot; `None`: memory only.
+    pub keep: Option<&'a dyn Keep>,
 }
 
 impl SignIn<'_> {
@@ -279,14 +316,40 @@ impl SignIn<'_> {
         }
         if let Some(refresh) = cached.as_ref().and_then(|r| r.refresh_token.clone()) {
             let refresh = Zeroizing::new(refresh);
-            match self.refresh(&refresh) {
+            match self.refresh(&refresh, None) {
                 Ok(token) => return Ok(token),
                 Err(e) => {
                     log::debug!(target: "vault", "the SSO refresh token was refused ({e}); signing in again");
                 }
             }
+        } else if let Some(kept) = self.kept() {
+            // Nothing in memory (a reboot): the kept refresh token, if any.
+            let refresh = Zeroizing::new(kept.refresh_token.clone());
+            match self.refresh(&refresh, Some(&kept)) {
+                Ok(token) => return Ok(token),
+                Err(e) => {
+                    log::debug!(target: "vault", "the kept SSO refresh token was refused ({e}); signing in again");
+                    if let Some(k) = self.keep {
+                        k.forget(&kept_item(self.settings));
+                    }
+                }
+            }
         }
         self.sign_in()
+    }
+
+    fn kept(&self) -> Option<Kept> {
+        let keep = self.keep?;
+        match keep.load(&kept_item(self.settings)) {
+            Ok(Some(bytes)) => serde_json::from_slice::<Kept>(bytes.expose())
+                .ok()
+                .filter(|k| k.id == token_id(self.settings).qualified()),
+            Ok(None) => None,
+            Err(e) => {
+                log::warn!(target: "vault", "cannot read the kept SSO sign-in ({e}); signing in again");
+                None
+            }
+        }
     }
 
     fn registration(&self, flow: Flow, redirect: Option<&str>) -> Result<Registration, SsoError> {
@@ -439,8 +502,13 @@ impl SignIn<'_> {
         }
     }
 
-    fn refresh(&self, refresh_token: &str) -> Result<Zeroizing<String>, SsoError> {
-        // The registration the token was issued to: either flow's.
+    fn refresh(
+        &self,
+        refresh_token: &str,
+        kept: Option<&Kept>,
+    ) -> Result<Zeroizing<String>, SsoError> {
+        // The registration the token was issued to: either flow's, or the
+        // one kept with it.
         let reg = [Flow::AuthorizationCode, Flow::DeviceCode]
             .into_iter()
             .find_map(|f| {
@@ -448,6 +516,14 @@ impl SignIn<'_> {
                     self.cache,
                     &registration_id(self.settings, self.endpoints, f),
                 )
+            })
+            .or_else(|| {
+                kept.map(|k| Registration {
+                    id: String::new(),
+                    client_id: k.client_id.clone(),
+                    client_secret: k.client_secret.clone(),
+                    expires_at: k.client_expires_at,
+                })
             })
             .ok_or_else(|| SsoError::Callback("no client registration to refresh with".into()))?;
         log::debug!(target: "vault", "refreshing the SSO access token");
@@ -485,6 +561,9 @@ impl SignIn<'_> {
             }
         }
         let a: Answer = self.oidc(what, "/token", body)?;
+        if let (Some(keep), Some(refresh)) = (self.keep, &a.refresh_token) {
+            self.keep_refresh_token(keep, refresh, body);
+        }
         let id = token_id(self.settings);
         let rec = TokenRecord {
             id: id.qualified(),
@@ -500,6 +579,36 @@ impl SignIn<'_> {
         };
         write(self.cache, &id, &rec, ttl);
         Ok(Zeroizing::new(rec.access_token.clone()))
+    }
+
+    /// Seals (or stores) the new refresh token with the registration it
+    /// belongs to, whose id and secret the request `body` carried.
+    fn keep_refresh_token(&self, keep: &dyn Keep, refresh: &str, body: &serde_json::Value) {
+        let field = |k: &str| body[k].as_str().unwrap_or_default().to_string();
+        let client_id = field("clientId");
+        let client_expires_at = [Flow::AuthorizationCode, Flow::DeviceCode]
+            .into_iter()
+            .find_map(|f| {
+                read::<Registration>(
+                    self.cache,
+                    &registration_id(self.settings, self.endpoints, f),
+                )
+                .filter(|r| r.client_id == client_id)
+                .map(|r| r.expires_at)
+            })
+            .or_else(|| self.kept().map(|k| k.client_expires_at))
+            .unwrap_or(0);
+        let kept = Kept {
+            id: token_id(self.settings).qualified(),
+            refresh_token: refresh.to_string(),
+            client_id,
+            client_secret: field("clientSecret"),
+            client_expires_at,
+        };
+        let bytes = SecretBytes::from(crate::secret::json_bytes(&kept, false));
+        if let Err(e) = keep.save(&kept_item(self.settings), &bytes) {
+            log::warn!(target: "vault", "cannot keep the SSO refresh token ({e}); after a reboot the next use signs in again");
+        }
     }
 
     fn oidc<T: for<'de> Deserialize<'de>>(

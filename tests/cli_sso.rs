@@ -396,3 +396,41 @@ fn an_expired_access_token_is_refreshed_once_for_16_callers_without_a_new_sign_i
         ]
     );
 }
+
+/// Empties the test's memory-only cache, as a reboot does.
+fn reboot(t: &TestEnv) {
+    let script = "for k in $(keyctl rlist @s); do \
+        case \"$(keyctl rdescribe \"$k\" | sed 's/.*;//')\" in vault:*) keyctl unlink \"$k\" @s >/dev/null;; esac; done; \
+        keyctl rlist @s | wc -w";
+    t.cmd("sh", &["-c", script]).run().success();
+}
+
+#[test]
+fn after_a_reboot_the_kept_refresh_token_signs_in_without_the_browser() {
+    let _turn = DOUBLE.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestEnv::new("sso_reboot");
+    world(&t, "unused");
+    policy("approve", "manual");
+    t.exec_json("admin", &["--use-device-code"]);
+    policy("manual", "manual");
+    reboot(&t);
+    // Nothing in memory, no browser: the refresh token kept in the
+    // keychain (the Secret Service) renews the sign-in.
+    let since = recording().len();
+    let (ro, _) = t.exec_json("ro", &["--use-device-code"]);
+    assert!(caller_arn(&t, &ro).contains("AWSReservedSSO_ReadOnlyAccess_"));
+    assert_eq!(
+        actions_since(since),
+        vec![
+            ("CreateToken".to_string(), Some("refresh_token".to_string())),
+            ("GetRoleCredentials".to_string(), None)
+        ]
+    );
+    // The rotated refresh token was kept in its turn: a second reboot
+    // works the same.
+    reboot(&t);
+    let since = recording().len();
+    t.exec_json("admin", &["--use-device-code"]);
+    assert_eq!(count(&actions_since(since), "StartDeviceAuthorization"), 0);
+    no_sso_cache_on_disk(&t);
+}

@@ -105,6 +105,26 @@ impl crate::sso::SignInUi for SsoUi {
     }
 }
 
+/// Keeps SSO refresh tokens in the store vault keeps long-term keys in
+/// (the keychain by default), so a reboot does not mean a new sign-in.
+pub(crate) struct StoreKeep<'a>(pub &'a App);
+
+impl crate::sso::Keep for StoreKeep<'_> {
+    fn load(&self, item: &str) -> Result<Option<crate::secret::SecretBytes>, String> {
+        let store = self.0.store().map_err(|e| e.to_string())?;
+        store.get(item).map_err(|e| e.to_string())
+    }
+    fn save(&self, item: &str, value: &crate::secret::SecretBytes) -> Result<(), String> {
+        let store = self.0.store().map_err(|e| e.to_string())?;
+        store.set(item, value).map_err(|e| e.to_string())
+    }
+    fn forget(&self, item: &str) {
+        if let Ok(store) = self.0.store() {
+            let _ = store.delete(item);
+        }
+    }
+}
+
 /// [`credentials`], signing in to IAM Identity Center with `flow` where
 /// an SSO profile needs it.
 pub fn credentials_via(
@@ -152,7 +172,8 @@ pub fn credentials_via(
         },
     );
     let ui = SsoUi;
-    let provider = provider.with_sso(&ui, flow);
+    let keep = StoreKeep(app);
+    let provider = provider.with_sso(&ui, flow, Some(&keep));
     let creds = provider.credentials(&plan)?;
     for w in provider.warnings.borrow().iter() {
         eprintln!("vault: warning: {w}");

@@ -28,7 +28,9 @@ pub fn run(app: &App, args: &PopulateArgs) -> Result<(), Error> {
     let endpoints = sso::endpoints(&settings.region, &config::process_env).map_err(fail)?;
     let cache = app.cache()?;
     let ui = super::SsoUi;
+    let keep = super::StoreKeep(app);
     let sign_in = SignIn {
+        keep: Some(&keep),
         settings: &settings,
         endpoints: &endpoints,
         cache: cache.as_ref(),
