@@ -1121,6 +1121,15 @@ pub struct SsoSettings {
     pub role_name: String,
 }
 
+/// `sso_registration_scopes`: a comma-separated list.
+fn scope_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 impl ConfigFile {
     /// The sign-in of `[sso-session NAME]` alone (account and role empty),
     /// for `vault sso populate`.
@@ -1150,13 +1159,7 @@ impl ConfigFile {
             start_url,
             region,
             registration_scopes: get("sso_registration_scopes")
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
+                .map(|v| scope_list(&v))
                 .unwrap_or_default(),
             account_id: String::new(),
             role_name: String::new(),
@@ -1201,13 +1204,7 @@ impl ConfigFile {
                 let start_url = pick("sso_start_url")?;
                 let region = pick("sso_region")?;
                 let scopes = from_session("sso_registration_scopes")
-                    .map(|v| {
-                        v.split(',')
-                            .map(str::trim)
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_string)
-                            .collect()
-                    })
+                    .map(scope_list)
                     .unwrap_or_default();
                 (Some(name.to_string()), start_url, region, scopes)
             }

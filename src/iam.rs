@@ -120,17 +120,6 @@ fn to_sdk_creds(c: &Credentials) -> aws_credential_types::Credentials {
     )
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
-}
-
 fn iam_error<E, R>(
     operation: &'static str,
     endpoint: &Endpoint,
@@ -153,7 +142,7 @@ where
         _ => IamError::Unreachable {
             operation,
             endpoint: endpoint.shown(),
-            detail: error_chain(&e),
+            detail: crate::http::error_chain(&e),
         },
     }
 }

@@ -253,7 +253,7 @@ where
             StsError::Unreachable {
                 operation,
                 endpoint: endpoint(),
-                detail: error_chain(&e),
+                detail: crate::http::error_chain(&e),
                 sent: !connector.is_some_and(connect_failed),
                 timed_out: d.is_timeout(),
             }
@@ -261,22 +261,11 @@ where
         _ => StsError::Unreachable {
             operation,
             endpoint: endpoint(),
-            detail: error_chain(&e),
+            detail: crate::http::error_chain(&e),
             sent: !matches!(e, SdkError::ConstructionFailure(_)),
             timed_out: false,
         },
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
 }
 
 /// GetFederationToken's session policy: without one the session could do
