@@ -2199,6 +2199,48 @@ mfa_serial = arn:aws:iam::111111111111:mfa/jonsmith
     }
 
     #[test]
+    fn sso_settings_as_the_aws_cli_resolves_them() {
+        let config = parse(
+            "[sso-session corp]\nsso_start_url = https://corp/start\nsso_region = eu-west-1\n\
+             sso_registration_scopes = sso:account:access, other:scope\n\n\
+             [profile new]\nsso_session = corp\nsso_account_id = 1\nsso_role_name = Admin\n\n\
+             [profile agrees]\nsso_session = corp\nsso_region = eu-west-1\nsso_account_id = 1\nsso_role_name = A\n\n\
+             [profile differs]\nsso_session = corp\nsso_start_url = https://other/start\n\
+             sso_account_id = 1\nsso_role_name = A\n\n\
+             [profile legacy]\nsso_start_url = https://corp/start\nsso_region = us-east-1\n\
+             sso_account_id = 2\nsso_role_name = R\n\n[profile plain]\nregion = eu-west-1\n",
+        );
+        let sso = |name: &str| config.sso(resolve(&config, name).target());
+        let new = sso("new").unwrap().unwrap();
+        assert_eq!(new.session.as_deref(), Some("corp"));
+        assert_eq!(new.start_url, "https://corp/start");
+        assert_eq!(new.region, "eu-west-1");
+        assert_eq!(
+            new.registration_scopes,
+            ["sso:account:access", "other:scope"]
+        );
+        assert_eq!(
+            (new.account_id.as_str(), new.role_name.as_str()),
+            ("1", "Admin")
+        );
+        assert!(sso("agrees").unwrap().is_some());
+        let e = sso("differs").unwrap_err().to_string();
+        assert!(e.contains("its sso_start_url (https://other/start) differs from the one of [sso-session corp] (https://corp/start)"), "{e}");
+        let legacy = sso("legacy").unwrap().unwrap();
+        assert_eq!(
+            (legacy.session, legacy.region.as_str()),
+            (None, "us-east-1")
+        );
+        assert!(legacy.registration_scopes.is_empty());
+        assert_eq!(sso("plain").unwrap(), None);
+        assert_eq!(
+            config.sso_session("corp").unwrap().start_url,
+            "https://corp/start"
+        );
+        assert!(config.sso_session("nope").is_err());
+    }
+
+    #[test]
     fn usage_sso_profile_and_sso_session_are_flagged() {
         let config = parse(
             "[profile Administrator-123456789012]\nsso_start_url=https://aws-sso-portal.awsapps.com/start\n\
