@@ -434,3 +434,92 @@ fn after_a_reboot_the_kept_refresh_token_signs_in_without_the_browser() {
     assert_eq!(count(&actions_since(since), "StartDeviceAuthorization"), 0);
     no_sso_cache_on_disk(&t);
 }
+
+/// Every token the double handed out or was shown, from its recording:
+/// access tokens (the portal's bearer header) and refresh tokens (sent back
+/// in CreateToken bodies).
+fn tokens_seen(since: usize) -> Vec<String> {
+    use base64::Engine as _;
+    let mut out = Vec::new();
+    for e in &recording()[since..] {
+        if let Some(t) = e["headers"]["x-amz-sso_bearer_token"].as_str() {
+            out.push(t.to_string());
+        }
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(e["body"].as_str().unwrap_or(""))
+            .unwrap_or_default();
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
+            for k in [
+                "refreshToken",
+                "clientSecret",
+                "deviceCode",
+                "code",
+                "codeVerifier",
+            ] {
+                if let Some(t) = v[k].as_str() {
+                    out.push(t.to_string());
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Files under `dir` holding any of `secrets` in clear.
+fn files_holding(dir: &std::path::Path, secrets: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                let text = String::from_utf8_lossy(&bytes);
+                if secrets.iter().any(|s| text.contains(s.as_str())) {
+                    found.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn after_a_full_sso_session_no_token_is_in_clear_under_home() {
+    let _turn = DOUBLE.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestEnv::new("sso_no_clear");
+    world(&t, "unused");
+    let path = browser(&t);
+    let since = recording().len();
+    // PKCE and device-code sign-ins, a refresh, role credentials, a
+    // populate: every kind of token the double hands out.
+    policy("approve", "approve");
+    t.vault(&["exec", "admin", "--json"])
+        .env("PATH", &path)
+        .run()
+        .success();
+    expire_access_token(&t);
+    t.exec_json("ro", &[]);
+    reboot(&t);
+    t.exec_json("legacy", &["--use-device-code"]);
+    t.vault(&["sso", "populate", "corp", "--dry-run"])
+        .run()
+        .success();
+    policy("manual", "manual");
+    let secrets = tokens_seen(since);
+    assert!(secrets.len() >= 6, "{secrets:?}");
+    // HOME and vault's data, cache, config and runtime folders (the
+    // keychain's own files included: it keeps them encrypted).
+    let found = files_holding(&t.dir, &secrets);
+    assert!(found.is_empty(), "tokens in clear in {found:?}");
+}
