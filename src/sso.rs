@@ -8,9 +8,10 @@
 //! registered with the `sso:account:access` scope also gets a refresh
 //! token. Unlike the AWS CLI, nothing goes to `~/.aws/sso/cache`: the
 //! access token, the refresh token and the registration live in vault's
-//! memory-only session cache, and the sign-in runs under the session lock,
-//! so any number of parallel callers share one browser tab and one
-//! CreateToken.
+//! memory-only session cache (the refresh token and its registration also
+//! in a [`Keep`], so a reboot needs no new sign-in), and the sign-in runs
+//! under a lock, so any number of parallel callers share one browser tab
+//! and one CreateToken.
 //!
 //! This module never prints: the command layer shows the URL and opens the
 //! browser through [`SignInUi`].
@@ -27,8 +28,6 @@ use zeroize::Zeroizing;
 
 /// The grant a device-code client polls with.
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-/// The scope that makes Identity Center issue refresh tokens.
-pub const REFRESH_SCOPE: &str = "sso:account:access";
 /// The path of the loopback redirect, as the AWS CLI v2 registers it.
 const CALLBACK_PATH: &str = "/oauth/callback";
 /// An access token is used while it has more than this left.
@@ -256,10 +255,10 @@ pub fn forget_access_token(cache: &dyn SessionCache, s: &SsoSettings) {
 }
 
 /// Where the long-lived part of a sign-in (the refresh token and the
-/// client registration it belongs to) is kept across reboots: sealed to
-/// the enrolled YubiKey, or the keychain. The memory-only cache holds it
-/// while the machine is up, so this is read (for a token-sealed one: a
-/// touch) only when that cache is empty.
+/// client registration it belongs to) is kept across reboots (the command
+/// layer gives vault's store: the keychain by default). The memory-only
+/// cache holds it while the machine is up, so this is read only when that
+/// cache is empty.
 pub trait Keep {
     fn load(&self, item: &str) -> Result<Option<SecretBytes>, String>;
     fn save(&self, item: &str, value: &SecretBytes) -> Result<(), String>;
