@@ -431,15 +431,13 @@ impl SignIn<'_> {
         let url = format!("{}/authorize?{}", self.endpoints.oidc, form_encode(&query));
         self.ui.sign_in(&url, None);
         let code = wait_for_code(&listener, &state, BROWSER_WAIT)?;
-        let body = serde_json::json!({
-            "clientId": reg.client_id,
-            "clientSecret": reg.client_secret,
-            "grantType": "authorization_code",
-            "code": code.as_str(),
-            "redirectUri": redirect,
-            "codeVerifier": verifier.as_str(),
-        });
-        self.token("CreateToken", &body)
+        let req = TokenRequest {
+            code: Some(&code),
+            redirect_uri: Some(&redirect),
+            code_verifier: Some(&verifier),
+            ..TokenRequest::new(&reg, "authorization_code")
+        };
+        self.token(&req, reg.expires_at)
     }
 
     fn sign_in_with_device_code(&self) -> Result<Zeroizing<String>, SsoError> {
@@ -457,11 +455,11 @@ impl SignIn<'_> {
         let started: Started = self.oidc(
             "StartDeviceAuthorization",
             "/device_authorization",
-            &serde_json::json!({
-                "clientId": reg.client_id,
-                "clientSecret": reg.client_secret,
-                "startUrl": self.settings.start_url,
-            }),
+            &DeviceRequest {
+                client_id: &reg.client_id,
+                client_secret: &reg.client_secret,
+                start_url: &self.settings.start_url,
+            },
         )?;
         self.ui.sign_in(
             started
@@ -472,15 +470,13 @@ impl SignIn<'_> {
         );
         let deadline = Instant::now() + Duration::from_secs(started.expires_in);
         let mut interval = Duration::from_secs(started.interval.unwrap_or(5).max(1));
-        let body = serde_json::json!({
-            "clientId": reg.client_id,
-            "clientSecret": reg.client_secret,
-            "grantType": DEVICE_GRANT,
-            "deviceCode": started.device_code,
-        });
+        let req = TokenRequest {
+            device_code: Some(&started.device_code),
+            ..TokenRequest::new(&reg, DEVICE_GRANT)
+        };
         loop {
             std::thread::sleep(interval);
-            match self.token("CreateToken", &body) {
+            match self.token(&req, reg.expires_at) {
                 Ok(t) => return Ok(t),
                 Err(SsoError::Refused { code, .. }) if code == "AuthorizationPendingException" => {}
                 // RFC 8628 section 3.5: slow down by 5 s for this code.
@@ -526,22 +522,19 @@ impl SignIn<'_> {
             })
             .ok_or_else(|| SsoError::Callback("no client registration to refresh with".into()))?;
         log::debug!(target: "vault", "refreshing the SSO access token");
-        self.token(
-            "CreateToken",
-            &serde_json::json!({
-                "clientId": reg.client_id,
-                "clientSecret": reg.client_secret,
-                "grantType": "refresh_token",
-                "refreshToken": refresh_token,
-            }),
-        )
+        let req = TokenRequest {
+            refresh_token: Some(refresh_token),
+            ..TokenRequest::new(&reg, "refresh_token")
+        };
+        self.token(&req, reg.expires_at)
     }
 
-    /// CreateToken, and the answer kept.
+    /// CreateToken, and the answer kept (a refresh token also in the
+    /// [`Keep`], with the registration, good until `client_expires_at`).
     fn token(
         &self,
-        what: &'static str,
-        body: &serde_json::Value,
+        req: &TokenRequest<'_>,
+        client_expires_at: u64,
     ) -> Result<Zeroizing<String>, SsoError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -559,9 +552,9 @@ impl SignIn<'_> {
                 }
             }
         }
-        let a: Answer = self.oidc(what, "/token", body)?;
+        let a: Answer = self.oidc("CreateToken", "/token", req)?;
         if let (Some(keep), Some(refresh)) = (self.keep, &a.refresh_token) {
-            self.keep_refresh_token(keep, refresh, body);
+            self.keep_refresh_token(keep, refresh, req, client_expires_at);
         }
         let id = token_id(self.settings);
         let rec = TokenRecord {
@@ -580,28 +573,19 @@ impl SignIn<'_> {
         Ok(Zeroizing::new(rec.access_token.clone()))
     }
 
-    /// Seals (or stores) the new refresh token with the registration it
-    /// belongs to, whose id and secret the request `body` carried.
-    fn keep_refresh_token(&self, keep: &dyn Keep, refresh: &str, body: &serde_json::Value) {
-        let field = |k: &str| body[k].as_str().unwrap_or_default().to_string();
-        let client_id = field("clientId");
-        let client_expires_at = [Flow::AuthorizationCode, Flow::DeviceCode]
-            .into_iter()
-            .find_map(|f| {
-                read::<Registration>(
-                    self.cache,
-                    &registration_id(self.settings, self.endpoints, f),
-                )
-                .filter(|r| r.client_id == client_id)
-                .map(|r| r.expires_at)
-            })
-            .or_else(|| self.kept().map(|k| k.client_expires_at))
-            .unwrap_or(0);
+    /// Keeps the new refresh token with the registration it belongs to.
+    fn keep_refresh_token(
+        &self,
+        keep: &dyn Keep,
+        refresh: &str,
+        req: &TokenRequest<'_>,
+        client_expires_at: u64,
+    ) {
         let kept = Kept {
             id: token_id(self.settings).qualified(),
             refresh_token: refresh.to_string(),
-            client_id,
-            client_secret: field("clientSecret"),
+            client_id: req.client_id.to_string(),
+            client_secret: req.client_secret.to_string(),
             client_expires_at,
         };
         let bytes = SecretBytes::from(crate::secret::json_bytes(&kept, false));
@@ -610,11 +594,14 @@ impl SignIn<'_> {
         }
     }
 
+    /// One POST to the OIDC service. Bodies are typed structs of borrowed
+    /// strings, written once into a zeroized buffer: a `serde_json::Value`
+    /// would free copies of the client secret and the tokens.
     fn oidc<T: for<'de> Deserialize<'de>>(
         &self,
         what: &'static str,
         path: &str,
-        body: &serde_json::Value,
+        body: &(impl Serialize + ?Sized),
     ) -> Result<T, SsoError> {
         let url = format!("{}{path}", self.endpoints.oidc);
         let (status, answer) = crate::http::send(crate::http::Request {
@@ -626,6 +613,49 @@ impl SignIn<'_> {
         .map_err(|detail| SsoError::Http { what, detail })?;
         parse_answer(what, status, &answer)
     }
+}
+
+/// A CreateToken request: one grant's fields.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenRequest<'a> {
+    client_id: &'a str,
+    client_secret: &'a str,
+    grant_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redirect_uri: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code_verifier: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+}
+
+impl<'a> TokenRequest<'a> {
+    fn new(reg: &'a Registration, grant_type: &'a str) -> TokenRequest<'a> {
+        TokenRequest {
+            client_id: &reg.client_id,
+            client_secret: &reg.client_secret,
+            grant_type,
+            code: None,
+            redirect_uri: None,
+            code_verifier: None,
+            device_code: None,
+            refresh_token: None,
+        }
+    }
+}
+
+/// A StartDeviceAuthorization request.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeviceRequest<'a> {
+    client_id: &'a str,
+    client_secret: &'a str,
+    start_url: &'a str,
 }
 
 fn parse_answer<T: for<'de> Deserialize<'de>>(
