@@ -83,6 +83,7 @@ fn rig_exports_what_hw_readme_documents() {
 
 #[test]
 fn rig_key_is_a_yubikey_5_to_ykman() {
+    let _turn = daemons_turn();
     let reader = var("VAULT_RIG_READER");
     let (ok, out, err) = run("ykman", &["--reader", &reader, "info"]);
     assert!(ok, "ykman info failed: {err}");
@@ -372,8 +373,11 @@ fn nested_rig(script: &str) -> std::process::Output {
         .expect("start a nested rig")
 }
 
-/// Tests that start daemons (nested rigs, keys) take turns, so that
-/// `daemons()` counts only its own test's.
+/// Tests that start daemons (nested rigs, keys) or talk to every reader take
+/// turns, so that `daemons()` counts only its own test's, and so that a
+/// nested `hw/rig --real-key` probing each reader with `ykman info` (an
+/// exclusive connection) never meets another test's ykman on a reader: that
+/// one would fail with "Sharing violation".
 static DAEMONS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn daemons_turn() -> std::sync::MutexGuard<'static, ()> {
@@ -419,6 +423,7 @@ fn this_test_binary() -> String {
 
 #[test]
 fn real_key_mode_fails_fast_without_the_key() {
+    let _turn = daemons_turn();
     let started = Instant::now();
     let out = nested(&["--real-key", "99999999"], "echo cmd-ran", &[]);
     let all = text(&out);
