@@ -262,8 +262,53 @@ pub fn forget_access_token(cache: &dyn SessionCache, s: &SsoSettings) {
 pub trait Keep {
     fn load(&self, item: &str) -> Result<Option<SecretBytes>, String>;
     fn save(&self, item: &str, value: &SecretBytes) -> Result<(), String>;
-    fn forget(&self, item: &str);
+    /// Whether there was anything to forget.
+    fn forget(&self, item: &str) -> bool;
 }
+
+/// Signs out of the sign-in of `s`, as `aws sso logout` does for the AWS
+/// CLI: its access token and refresh token go from the memory-only cache
+/// and from `keep`, so the next call signs in again. The client
+/// registration stays: it is not a sign-in, and CreateToken needs one.
+/// Returns whether there was a sign-in to forget.
+pub fn sign_out(cache: &dyn SessionCache, s: &SsoSettings, keep: Option<&dyn Keep>) -> bool {
+    let in_memory = cache.remove(&token_id(s)).unwrap_or(false);
+    let kept = keep.is_some_and(|k| k.forget(&kept_item(s)));
+    in_memory || kept
+}
+
+/// Signs out of every sign-in: every SSO record in the cache (tokens and
+/// registrations) and every kept one (`keep_items`: the items of `keep`
+/// under [`KEPT_PREFIX`]). Returns how many sign-ins were forgotten.
+pub fn sign_out_all(
+    cache: &dyn SessionCache,
+    keep: Option<&dyn Keep>,
+    keep_items: &[String],
+) -> usize {
+    let mut tokens: Vec<String> = Vec::new();
+    for id in cache.ids().unwrap_or_default() {
+        if id.namespace() != session::Namespace::Sso {
+            continue;
+        }
+        let was_token = read::<TokenRecord>(cache, &id).is_some();
+        if cache.remove(&id).unwrap_or(false) && was_token {
+            tokens.push(id.as_str().to_string());
+        }
+    }
+    if let Some(k) = keep {
+        for item in keep_items {
+            if let Some(token) = item.strip_prefix(KEPT_PREFIX) {
+                if k.forget(item) && !tokens.iter().any(|t| t == token) {
+                    tokens.push(token.to_string());
+                }
+            }
+        }
+    }
+    tokens.len()
+}
+
+/// The prefix of the items a sign-in is kept under in [`Keep`].
+pub const KEPT_PREFIX: &str = "sso/";
 
 /// What [`Keep`] holds for a sign-in.
 #[derive(Serialize, Deserialize)]
@@ -286,7 +331,7 @@ impl Drop for Kept {
 
 /// The item name a sign-in is kept under (also the sealing context).
 pub fn kept_item(s: &SsoSettings) -> String {
-    format!("sso/{}", token_id(s).as_str())
+    format!("{KEPT_PREFIX}{}", token_id(s).as_str())
 }
 
 /// Everything a sign-in needs.

@@ -523,3 +523,74 @@ fn after_a_full_sso_session_no_token_is_in_clear_under_home() {
     let found = files_holding(&t.dir, &secrets);
     assert!(found.is_empty(), "tokens in clear in {found:?}");
 }
+
+/// As aws-vault's `clear` forgets its OIDC tokens: `vault clear PROFILE`
+/// signs that profile's sso-session out (memory and keychain), a role
+/// chained on it keeps the sign-in, and `vault clear` signs every session
+/// out; the next use signs in again, it does not refresh.
+#[test]
+fn clear_signs_out_of_sso_so_the_next_use_signs_in_again() {
+    let _turn = DOUBLE.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestEnv::new("sso_clear");
+    world(&t, "unused");
+    policy("approve", "manual");
+    t.exec_json("admin", &["--use-device-code"]);
+
+    // Clearing a profile that is not an SSO one keeps the sign-in: the
+    // next call needs neither a sign-in nor a refresh.
+    let run = t.vault(&["clear", "chained", "--force"]).run().success();
+    assert!(!run.stdout.contains("signed out"), "{}", run.stdout);
+    let since = recording().len();
+    t.exec_json("ro", &["--use-device-code"]);
+    assert_eq!(
+        actions_since(since),
+        vec![("GetRoleCredentials".to_string(), None)]
+    );
+
+    let run = t.vault(&["clear", "admin", "--force"]).run().success();
+    assert!(
+        run.stdout
+            .contains("signed out of 1 IAM Identity Center sign-in(s)"),
+        "{}",
+        run.stdout
+    );
+    // Even after a reboot nothing is kept: a new device authorization,
+    // no refresh grant.
+    reboot(&t);
+    let since = recording().len();
+    t.exec_json("ro", &["--use-device-code"]);
+    let actions = actions_since(since);
+    assert_eq!(
+        count(&actions, "StartDeviceAuthorization"),
+        1,
+        "{actions:?}"
+    );
+    assert!(
+        !actions.contains(&("CreateToken".to_string(), Some("refresh_token".to_string()))),
+        "{actions:?}"
+    );
+
+    // Without a profile: every sign-in, and the count says so.
+    let run = t.vault(&["clear", "--force"]).run().success();
+    assert!(
+        run.stdout
+            .contains("signed out of 1 IAM Identity Center sign-in(s)"),
+        "{}",
+        run.stdout
+    );
+    let run = t.vault(&["clear", "--force"]).run().success();
+    assert_eq!(run.stdout.trim(), "Cleared 0 session(s).");
+    reboot(&t);
+    let since = recording().len();
+    t.exec_json("legacy", &["--use-device-code"]);
+    t.exec_json("admin", &["--use-device-code"]);
+    let actions = actions_since(since);
+    // The legacy profile's start URL without a session name is a sign-in
+    // of its own; admin's was signed out too.
+    assert_eq!(
+        count(&actions, "StartDeviceAuthorization"),
+        2,
+        "{actions:?}"
+    );
+    no_sso_cache_on_disk(&t);
+}

@@ -1,4 +1,6 @@
-//! `vault clear [PROFILE]`: delete cached sessions.
+//! `vault clear [PROFILE]`: delete cached sessions, and sign out of IAM
+//! Identity Center as aws-vault's `clear` forgets its OIDC tokens: every
+//! sign-in without a profile, the profile's own sso-session with one.
 
 use crate::app::App;
 use crate::cli::ClearArgs;
@@ -23,8 +25,51 @@ pub fn run(app: &App, args: &ClearArgs) -> Result<(), Error> {
             n += 1;
         }
     }
-    println!("Cleared {n} session(s).");
+    let keep = super::StoreKeep(app);
+    let signed_out = match &args.profile {
+        Some(p) => match sso_of(app, p)? {
+            Some(settings) => {
+                usize::from(crate::sso::sign_out(cache.as_ref(), &settings, Some(&keep)))
+            }
+            None => 0,
+        },
+        None => {
+            // A store that cannot be listed holds no kept sign-in we could
+            // reach; the memory-only cache is still cleared.
+            let items = app
+                .store()
+                .ok()
+                .and_then(|s| s.list().ok())
+                .unwrap_or_default();
+            crate::sso::sign_out_all(cache.as_ref(), Some(&keep), &items)
+        }
+    };
+    if signed_out > 0 {
+        println!(
+            "Cleared {n} session(s) and signed out of {signed_out} IAM Identity Center \
+             sign-in(s); the next use signs in again in the browser."
+        );
+    } else {
+        println!("Cleared {n} session(s).");
+    }
     Ok(())
+}
+
+/// The SSO settings of `profile` itself, when it is an SSO profile; a
+/// profile chained on one keeps the sign-in (as with aws-vault, clearing a
+/// role's sessions does not sign its source out).
+fn sso_of(app: &App, profile: &str) -> Result<Option<crate::config::SsoSettings>, Error> {
+    let Ok(cfg) = app.config() else {
+        return Ok(None);
+    };
+    let Ok(chain) = cfg.resolve_with(
+        profile,
+        &crate::config::process_env,
+        &super::stored_key_check(app),
+    ) else {
+        return Ok(None);
+    };
+    Ok(cfg.sso(chain.target())?)
 }
 
 /// The sessions of a token-backed profile are what spares its key a PIN

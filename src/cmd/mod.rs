@@ -118,10 +118,12 @@ impl crate::sso::Keep for StoreKeep<'_> {
         let store = self.0.store().map_err(|e| e.to_string())?;
         store.set(item, value).map_err(|e| e.to_string())
     }
-    fn forget(&self, item: &str) {
-        if let Ok(store) = self.0.store() {
-            let _ = store.delete(item);
-        }
+    fn forget(&self, item: &str) -> bool {
+        self.0
+            .store()
+            .ok()
+            .and_then(|store| store.delete(item).ok())
+            .unwrap_or(false)
     }
 }
 
