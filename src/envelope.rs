@@ -210,6 +210,12 @@ impl fmt::Display for RecipientId {
     }
 }
 
+/// Whether `bytes` start as an envelope does (its magic), so a store
+/// item that is sometimes sealed can tell without decoding.
+pub fn is_envelope(bytes: &[u8]) -> bool {
+    bytes.starts_with(MAGIC)
+}
+
 /// The first 4 bytes of SHA-256 of a slot's public key (SEC1 uncompressed):
 /// enough to tell a user's few keys apart, not to identify one securely.
 pub fn tag(public_key: &PublicKey) -> [u8; 4] {

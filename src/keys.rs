@@ -205,6 +205,54 @@ pub fn load(app: &App, profile: &str) -> Result<Option<LongTermKey>, ProviderErr
             Some(hint),
         )
     })?;
+    let sealed = Sealed {
+        what: format!("the key of profile \"{profile}\""),
+        waits_for: format!("to unlock profile \"{profile}\""),
+        purpose: format!("to unlock profile {profile}'s key"),
+        damaged_hint: damaged_hint(profile),
+    };
+    let secret = match open_sealed(app, &env, &item, &sealed) {
+        Ok(secret) => secret,
+        Err(Unsealed::NoToken(wanted)) => return fallback_copy(app, profile, &wanted),
+        Err(Unsealed::Failed(e)) => return Err(e),
+    };
+    let key = store::decode_key(&item, &secret)?;
+    reseal_pending(profile, &secret);
+    log::debug!(target: "vault", "unwrapped the key of {profile} with a token");
+    Ok(Some(key))
+}
+
+/// What an envelope holds, for the messages of [`open_sealed`].
+pub struct Sealed {
+    /// What is sealed, in a sentence: `the key of profile "admin"`.
+    pub what: String,
+    /// What the wait for a key is for: "Insert YubiKey N {waits_for}".
+    pub waits_for: String,
+    /// What the touch is for, shown with the touch request.
+    pub purpose: String,
+    /// What to do when the envelope fails authentication.
+    pub damaged_hint: String,
+}
+
+/// Why [`open_sealed`] gave nothing.
+pub enum Unsealed {
+    /// None of the envelope's tokens came within [`token_wait`]: these
+    /// serials were wanted.
+    NoToken(Vec<u32>),
+    Failed(ProviderError),
+}
+
+/// Opens `env`, sealed under the item name `item`, with whichever of its
+/// tokens is plugged in (waiting [`token_wait`] for one): the PIN asked
+/// once and guarded against reuse of a refused one, a touch for
+/// `sealed.purpose`. The one way every sealed secret is opened: a
+/// profile's IAM key, a kept SSO sign-in.
+pub fn open_sealed(
+    app: &App,
+    env: &Envelope,
+    item: &str,
+    sealed: &Sealed,
+) -> Result<crate::secret::SecretBytes, Unsealed> {
     let prompt = app.prompt();
     let wanted: Vec<u32> = env
         .recipients()
@@ -247,52 +295,47 @@ pub fn load(app: &App, profile: &str) -> Result<Option<LongTermKey>, ProviderErr
             |e| log::warn!(target: "vault", "cannot take the PIN lock ({e}); going on without it"),
         )
         .ok();
-    // A token-backed profile waits a while for one of its keys to appear.
+    // A sealed secret waits a while for one of its keys to appear.
     let deadline = std::time::Instant::now() + token_wait();
     let mut told = false;
-    let secret = loop {
-        match envelope::open(&env, &item, &mut unwrapper) {
-            Ok(s) => break s,
+    loop {
+        match envelope::open(env, item, &mut unwrapper) {
+            Ok(s) => return Ok(s),
             Err(OpenError::NoTokenPresent { .. }) if std::time::Instant::now() < deadline => {
                 if !told {
                     prompt.notify(&format!(
-                        "Insert YubiKey {} to unlock profile \"{profile}\"",
-                        serials(&wanted)
+                        "Insert YubiKey {} {}",
+                        serials(&wanted),
+                        sealed.waits_for
                     ));
                     told = true;
                 }
                 std::thread::sleep(Duration::from_millis(300));
             }
-            Err(OpenError::NoTokenPresent { .. }) => {
-                return fallback_copy(app, profile, &wanted);
-            }
+            Err(OpenError::NoTokenPresent { .. }) => return Err(Unsealed::NoToken(wanted)),
             Err(e) => {
                 if let OpenError::Corrupt {
                     recipient: envelope::RecipientId::Piv { serial, slot, .. },
                 } = &e
                 {
                     if let Some(e) = regenerated(&recorded, *serial, *slot) {
-                        return Err(token_error(
-                            format!("cannot unwrap the key of profile \"{profile}\": {e}"),
+                        return Err(Unsealed::Failed(token_error(
+                            format!("cannot unwrap {}: {e}", sealed.what),
                             e.hint(),
-                        ));
+                        )));
                     }
                 }
                 let hint = match e {
-                    OpenError::Corrupt { .. } => Some(damaged_hint(profile)),
+                    OpenError::Corrupt { .. } => Some(sealed.damaged_hint.clone()),
                     _ => e.hint().map(str::to_string),
                 };
-                return Err(token_error(
-                    format!("cannot unwrap the key of profile \"{profile}\": {e}"),
+                return Err(Unsealed::Failed(token_error(
+                    format!("cannot unwrap {}: {e}", sealed.what),
                     hint,
-                ));
+                )));
             }
         }
-    };
-    let key = store::decode_key(&item, &secret)?;
-    reseal_pending(profile, &secret);
-    log::debug!(target: "vault", "unwrapped the key of {profile} with a token");
-    Ok(Some(key))
+    }
 }
 
 /// The PIV slots tokens.json recorded at enrollment, with their keys and

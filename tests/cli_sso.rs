@@ -594,3 +594,98 @@ fn clear_signs_out_of_sso_so_the_next_use_signs_in_again() {
     );
     no_sso_cache_on_disk(&t);
 }
+
+/// Issue 15.3: with a YubiKey enrolled, the kept refresh token and its
+/// registration are sealed to it (an envelope in the keychain, nothing
+/// readable), and after a reboot renewing the sign-in takes one PIN and
+/// one touch; the role credentials after it take none. Without the key
+/// the run signs in again in the browser instead of failing.
+#[test]
+fn with_a_yubikey_enrolled_the_kept_sign_in_is_sealed_to_it() {
+    use support::token::{self as tok, Secrets};
+    use support::vyk::TestKey;
+    let _turn = DOUBLE.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestEnv::new("sso_sealed");
+    world(&t, "unused");
+    let key = TestKey::start();
+    let s = Secrets::new();
+    tok::enroll(&t, &key, &s, &[]);
+    policy("approve", "manual");
+    tok::hw(&t, &s, &["exec", "admin", "--json", "--use-device-code"])
+        .run()
+        .success();
+
+    // What the keychain keeps is an envelope: none of the tokens the double
+    // handed out, no client secret, and not JSON.
+    let keychain = tok::keychain(&t);
+    let items: Vec<String> = keychain
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.starts_with("sso/"))
+        .collect();
+    assert_eq!(items.len(), 1, "{items:?}");
+    let kept = keychain.get(&items[0]).unwrap().unwrap();
+    assert!(kept.expose().starts_with(b"VLTE"), "not sealed");
+    let text = String::from_utf8_lossy(kept.expose()).into_owned();
+    for token in tokens_seen(0) {
+        assert!(!text.contains(&token), "a token in the keychain in clear");
+    }
+
+    // After a reboot: one touch renews the sign-in (no browser), and the
+    // next role's credentials need no touch.
+    policy("manual", "manual");
+    reboot(&t);
+    let touched_before = support_touches(&key);
+    let since = recording().len();
+    let run = tok::hw(&t, &s, &["exec", "ro", "--json", "--use-device-code"])
+        .run()
+        .success();
+    assert!(
+        caller_arn(&t, &JsonCreds::parse(&run.stdout)).contains("AWSReservedSSO_ReadOnlyAccess_")
+    );
+    assert_eq!(
+        actions_since(since),
+        vec![
+            ("CreateToken".to_string(), Some("refresh_token".to_string())),
+            ("GetRoleCredentials".to_string(), None)
+        ]
+    );
+    assert_eq!(support_touches(&key) - touched_before, 1);
+    tok::hw(&t, &s, &["exec", "admin", "--json", "--use-device-code"])
+        .run()
+        .success();
+    assert_eq!(
+        support_touches(&key) - touched_before,
+        1,
+        "a touch per role"
+    );
+
+    // The key unplugged after a reboot: a new sign-in in the browser, after
+    // saying why, not a failure.
+    reboot(&t);
+    key.ctl("remove");
+    policy("approve", "manual");
+    let since = recording().len();
+    let run = tok::hw(&t, &s, &["exec", "ro", "--json", "--use-device-code"])
+        .env("VAULT_TOKEN_WAIT", "1s")
+        .run()
+        .success();
+    assert_eq!(count(&actions_since(since), "StartDeviceAuthorization"), 1);
+    assert!(
+        run.stderr
+            .contains("to renew the IAM Identity Center sign-in"),
+        "{}",
+        run.stderr
+    );
+    key.ctl("insert");
+    no_sso_cache_on_disk(&t);
+}
+
+/// Touches the virtual key counted so far.
+fn support_touches(key: &support::vyk::TestKey) -> usize {
+    key.apdu_log()
+        .iter()
+        .filter(|e| e["touch"] == "given")
+        .count()
+}

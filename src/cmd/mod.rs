@@ -109,14 +109,58 @@ impl crate::sso::SignInUi for SsoUi {
 /// (the keychain by default), so a reboot does not mean a new sign-in.
 pub(crate) struct StoreKeep<'a>(pub &'a App);
 
+/// What a kept sign-in is, for the messages of the unseal.
+fn kept_sign_in() -> crate::keys::Sealed {
+    let renew = "to renew the IAM Identity Center sign-in".to_string();
+    crate::keys::Sealed {
+        what: "the kept IAM Identity Center sign-in".to_string(),
+        waits_for: renew.clone(),
+        purpose: renew,
+        damaged_hint: "vault signs in again in the browser".to_string(),
+    }
+}
+
+/// The refresh token and its registration are sealed to every enrolled
+/// PIV key, as IAM keys are (a touch to unseal, needed only when the
+/// memory-only cache is empty, i.e. after a reboot), and kept in the store
+/// as an envelope; with no key enrolled the store (the keychain) keeps them
+/// as they are.
 impl crate::sso::Keep for StoreKeep<'_> {
     fn load(&self, item: &str) -> Result<Option<crate::secret::SecretBytes>, String> {
         let store = self.0.store().map_err(|e| e.to_string())?;
-        store.get(item).map_err(|e| e.to_string())
+        let Some(bytes) = store.get(item).map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        if !crate::envelope::is_envelope(bytes.expose()) {
+            return Ok(Some(bytes));
+        }
+        let env = crate::envelope::Envelope::decode(bytes.expose()).map_err(|e| e.to_string())?;
+        match crate::keys::open_sealed(self.0, &env, item, &kept_sign_in()) {
+            Ok(secret) => Ok(Some(secret)),
+            Err(crate::keys::Unsealed::NoToken(wanted)) => Err(format!(
+                "YubiKey {} is not present",
+                wanted
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )),
+            Err(crate::keys::Unsealed::Failed(e)) => Err(e.to_string()),
+        }
     }
     fn save(&self, item: &str, value: &crate::secret::SecretBytes) -> Result<(), String> {
         let store = self.0.store().map_err(|e| e.to_string())?;
-        store.set(item, value).map_err(|e| e.to_string())
+        // A tokens.json that cannot be read keeps nothing: the sign-in
+        // must not land in clear because the record of the keys is damaged.
+        let tokens = crate::tokens::Tokens::load().map_err(|e| e.to_string())?;
+        let recipients = crate::keys::piv_recipients(&tokens)?;
+        if recipients.is_empty() {
+            return store.set(item, value).map_err(|e| e.to_string());
+        }
+        let env = crate::envelope::seal(value, &recipients, item).map_err(|e| e.to_string())?;
+        store
+            .set(item, &crate::secret::SecretBytes::new(env.encode()))
+            .map_err(|e| e.to_string())
     }
     fn forget(&self, item: &str) -> bool {
         self.0
