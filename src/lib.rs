@@ -11,6 +11,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod creds;
+pub mod docs;
 pub mod ecs;
 pub mod envelope;
 pub mod error;

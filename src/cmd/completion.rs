@@ -22,7 +22,7 @@ pub fn run(args: &CompletionArgs) -> Result<(), Error> {
 
 /// Prints the manual page (roff).
 pub fn man() -> Result<(), Error> {
-    write_stdout(&render_man()?)
+    write_stdout(&crate::cmd::man::render()?)
 }
 
 /// A closed pipe (`vault man | head`) is not an error.

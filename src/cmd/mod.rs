@@ -12,6 +12,7 @@ pub mod hw_mfa_device;
 pub mod hw_status;
 pub mod list;
 pub mod login;
+pub mod man;
 pub mod remove;
 pub mod rotate;
 pub mod sso_populate;
