@@ -186,6 +186,22 @@ pub const ENV_VARS: &[Entry] = &[
     ),
 ];
 
+/// What `vault exec` sets for its command (with `--ecs-server`, the
+/// container variables instead of the keys). Beside these it removes every
+/// other inherited `AWS_*` variable but `output::KEEP_AWS`, and vault's
+/// own secrets, `output::VAULT_SECRETS`.
+pub const EXEC_SETS: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_CREDENTIAL_EXPIRATION",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_VAULT",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+];
+
 /// The files vault reads and writes, each with the variable that moves it.
 pub const FILES: &[Entry] = &[
     ("$AWS_CONFIG_FILE, ~/.aws/config", "Profiles and vault's vault_* settings; vault edits it only for sso populate and hw enroll."),

@@ -49,7 +49,7 @@ pub fn credential_process_json(c: &Credentials) -> Zeroizing<String> {
 /// Inherited variables that can supply or select credentials. Everything
 /// `AWS_*` is dropped from an exec'd command's environment except plain
 /// configuration that does not (endpoint, CA bundle, output, retries).
-const KEEP_AWS: &[&str] = &[
+pub const KEEP_AWS: &[&str] = &[
     "AWS_CONFIG_FILE",
     "AWS_CA_BUNDLE",
     "AWS_DEFAULT_OUTPUT",
@@ -66,7 +66,7 @@ const KEEP_AWS: &[&str] = &[
 /// file store's passphrase and the tokens' PINs. They are vault's, not the
 /// command's: a shell started by `vault exec` would pass them on to every
 /// program it runs.
-const VAULT_SECRETS: &[&str] = &[
+pub const VAULT_SECRETS: &[&str] = &[
     crate::store::StoreOptions::PASSPHRASE_ENV,
     "VAULT_PIN",
     "VAULT_NEW_PIN",

@@ -374,3 +374,52 @@ fn files_exit_statuses_and_examples_are_documented() {
         assert!(examples.contains(flow), "no example of {flow}");
     }
 }
+
+/// exec's environment: what it sets and keeps, each `AWS_*` output.rs
+/// names, is on the page.
+#[test]
+fn execs_environment_is_documented_from_the_source() {
+    // output.rs's code, not its unit tests' inherited examples.
+    let text = std::fs::read_to_string(src().join("output.rs")).unwrap();
+    let code = text.split("#[cfg(test)]").next().unwrap();
+    let named: BTreeSet<String> = code
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|p| {
+            p.len() > 4
+                && p.starts_with("AWS_")
+                && !p.ends_with('_')
+                && p.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+        })
+        .map(str::to_string)
+        .collect();
+    assert!(named.contains("AWS_SESSION_TOKEN"), "{named:?}");
+    let known: BTreeSet<String> = vault::docs::EXEC_SETS
+        .iter()
+        .chain(vault::output::KEEP_AWS)
+        .chain(vault::docs::ENV_VARS.iter().map(|(n, _)| n))
+        .map(|s| s.to_string())
+        .collect();
+    let missing: Vec<_> = named.difference(&known).collect();
+    assert!(
+        missing.is_empty(),
+        "output.rs names {missing:?}, not in the docs"
+    );
+    let page = page();
+    let env = page
+        .split_once(".SH ENVIRONMENT")
+        .unwrap()
+        .1
+        .split_once("\n.SH ")
+        .unwrap()
+        .0
+        .replace("\\-", "-");
+    for name in vault::docs::EXEC_SETS
+        .iter()
+        .chain(vault::output::KEEP_AWS)
+        .chain(vault::output::VAULT_SECRETS)
+    {
+        assert!(env.contains(name), "{name} not in ENVIRONMENT");
+    }
+}

@@ -54,6 +54,15 @@ fn sections() -> String {
 
     roff.control("SH", ["ENVIRONMENT"]);
     list(&mut roff, docs::ENV_VARS, true);
+    roff.control("PP", []);
+    roff.text([roman(format!(
+        "The command vault exec runs gets {} (with --ecs-server, the container variables instead \
+         of the keys). Every other AWS_* variable it would inherit is removed, except {}; \
+         so are {}.",
+        docs::EXEC_SETS.join(", "),
+        crate::output::KEEP_AWS.join(", "),
+        crate::output::VAULT_SECRETS.join(", "),
+    ))]);
 
     roff.control("SH", ["FILES"]);
     list(&mut roff, docs::FILES, false);
