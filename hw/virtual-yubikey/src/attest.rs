@@ -29,6 +29,23 @@ pub const ROOT_CERT_FILE: &str = "attestation-root.pem";
 pub const ROOT_SUBJECT: &str = "CN=vault virtual YubiKey test root";
 pub const ATTESTATION_SUBJECT: &str = "CN=Yubico PIV Attestation";
 
+// Firmware 5.7.4's chain, shaped like Yubico's current one ("Yubico
+// Attestation Root 1" → "Yubico Attestation Intermediate A 1" → "Yubico
+// PIV Attestation B 1" → the key's F9 certificate → the slot's). The names
+// say "test" so no one mistakes them for Yubico's.
+pub const ROOT_1_KEY_FILE: &str = "attestation-root-1-key.der";
+pub const ROOT_1_CERT_FILE: &str = "attestation-root-1.pem";
+pub const ROOT_1_SUBJECT: &str = "CN=Yubico Attestation Root 1 (vault test),O=vault test";
+pub const INTERMEDIATE_A1_KEY_FILE: &str = "attestation-intermediate-a-1-key.der";
+pub const INTERMEDIATE_A1_CERT_FILE: &str = "attestation-intermediate-a-1.pem";
+pub const INTERMEDIATE_A1_SUBJECT: &str =
+    "CN=Yubico Attestation Intermediate A 1 (vault test),O=vault test";
+pub const PIV_B1_KEY_FILE: &str = "attestation-piv-b-1-key.der";
+pub const PIV_B1_CERT_FILE: &str = "attestation-piv-b-1.pem";
+pub const PIV_B1_SUBJECT: &str = "CN=Yubico PIV Attestation B 1 (vault test),O=vault test";
+/// Both intermediates in one PEM file, the issuing one first.
+pub const CHAIN_5_7_FILE: &str = "attestation-intermediates-5.7.pem";
+
 /// Form factor reported in attested certificates: USB-A keychain, the same
 /// as the Management applet reports.
 pub const FORM_FACTOR: u8 = 0x01;
@@ -70,9 +87,57 @@ impl TestRoot {
     /// so each file is published with a hard link that fails if another
     /// process got there first; the loser then reads the winner's file.
     pub fn load_or_create(dir: &Path) -> io::Result<TestRoot> {
+        TestRoot::load_or_create_ca(dir, ROOT_KEY_FILE, ROOT_CERT_FILE, ROOT_SUBJECT, None)
+    }
+
+    /// The test PKI of firmware 5.7.4 in `dir`, created when missing:
+    /// `ROOT_1_*` (self-signed, shaped like "Yubico Attestation Root 1")
+    /// certifies `INTERMEDIATE_A1_*`, which certifies `PIV_B1_*`, the CA
+    /// that issues every 5.7.4 key's F9 certificate. Returns the three in
+    /// that order. The key stores only its F9 certificate; a verifier gets
+    /// the intermediates from these files, as from Yubico's web site.
+    pub fn load_or_create_5_7(dir: &Path) -> io::Result<[TestRoot; 3]> {
+        let root = TestRoot::load_or_create_ca(
+            dir,
+            ROOT_1_KEY_FILE,
+            ROOT_1_CERT_FILE,
+            ROOT_1_SUBJECT,
+            None,
+        )?;
+        let inter = TestRoot::load_or_create_ca(
+            dir,
+            INTERMEDIATE_A1_KEY_FILE,
+            INTERMEDIATE_A1_CERT_FILE,
+            INTERMEDIATE_A1_SUBJECT,
+            Some((&root, Some(1))),
+        )?;
+        let piv = TestRoot::load_or_create_ca(
+            dir,
+            PIV_B1_KEY_FILE,
+            PIV_B1_CERT_FILE,
+            PIV_B1_SUBJECT,
+            Some((&inter, Some(0))),
+        )?;
+        if !dir.join(CHAIN_5_7_FILE).exists() {
+            let bundle = format!("{}{}", piv.cert_pem(), inter.cert_pem());
+            publish(&dir.join(CHAIN_5_7_FILE), bundle.as_bytes(), 0o644)?;
+        }
+        Ok([root, inter, piv])
+    }
+
+    /// Loads one CA from `dir`, creating key and certificate when missing:
+    /// self-signed without `issuer`, else issued by it with the given path
+    /// length constraint.
+    fn load_or_create_ca(
+        dir: &Path,
+        key_file: &str,
+        cert_file: &str,
+        subject: &str,
+        issuer: Option<(&TestRoot, Option<u8>)>,
+    ) -> io::Result<TestRoot> {
         std::fs::create_dir_all(dir)?;
-        let key_path = dir.join(ROOT_KEY_FILE);
-        let cert_path = dir.join(ROOT_CERT_FILE);
+        let key_path = dir.join(key_file);
+        let cert_path = dir.join(cert_file);
 
         if !key_path.exists() {
             let key = p256::SecretKey::random(&mut OsRng);
@@ -84,7 +149,10 @@ impl TestRoot {
             .map_err(|e| invalid(format!("{}: {e}", key_path.display())))?;
 
         if !cert_path.exists() {
-            let der = self_signed_root(&key).map_err(invalid)?;
+            let der = match issuer {
+                None => self_signed(&key, subject).map_err(invalid)?,
+                Some((ca, path_len)) => ca.issue_ca(&key, subject, path_len)?,
+            };
             let pem = Certificate::from_der(&der)
                 .and_then(|c| c.to_pem(LineEnding::LF))
                 .map_err(invalid)?;
@@ -106,10 +174,44 @@ impl TestRoot {
                 key_path.display()
             )));
         }
+        if let Some((ca, _)) = issuer {
+            let ca_cert = Certificate::from_der(&ca.cert_der).map_err(invalid)?;
+            if cert.tbs_certificate.issuer != ca_cert.tbs_certificate.subject {
+                return Err(invalid(format!(
+                    "{} is not issued by {}",
+                    cert_path.display(),
+                    ca_cert.tbs_certificate.subject
+                )));
+            }
+        }
         Ok(TestRoot {
             key_der,
             cert_der: cert.to_der().map_err(invalid)?,
         })
+    }
+
+    /// A CA certificate for `key` under this one.
+    fn issue_ca(
+        &self,
+        key: &p256::SecretKey,
+        subject: &str,
+        path_len: Option<u8>,
+    ) -> io::Result<Vec<u8>> {
+        let signer = self.signing_key()?;
+        let me = Certificate::from_der(&self.cert_der).map_err(invalid)?;
+        let profile = Profile::SubCA {
+            issuer: me.tbs_certificate.subject.clone(),
+            path_len_constraint: path_len,
+        };
+        issue::<_, p256::ecdsa::DerSignature>(
+            &signer,
+            profile,
+            open_ended_validity()?,
+            Name::from_str(subject).map_err(invalid)?,
+            spki_of(&key.public_key())?,
+            &[],
+        )
+        .map_err(invalid)
     }
 
     pub fn cert_pem(&self) -> String {
@@ -203,9 +305,13 @@ fn random_serial() -> io::Result<SerialNumber> {
 }
 
 fn self_signed_root(key: &p256::SecretKey) -> Result<Vec<u8>, String> {
+    self_signed(key, ROOT_SUBJECT)
+}
+
+fn self_signed(key: &p256::SecretKey, subject: &str) -> Result<Vec<u8>, String> {
     let signer = p256::ecdsa::SigningKey::from(key.clone());
     let spki = spki_of(&key.public_key()).map_err(|e| e.to_string())?;
-    let subject = Name::from_str(ROOT_SUBJECT).map_err(|e| e.to_string())?;
+    let subject = Name::from_str(subject).map_err(|e| e.to_string())?;
     let validity = open_ended_validity().map_err(|e| e.to_string())?;
     issue::<_, p256::ecdsa::DerSignature>(&signer, Profile::Root, validity, subject, spki, &[])
 }
@@ -419,6 +525,27 @@ mod tests {
         let cert = Certificate::from_der(&a.cert_der).unwrap();
         assert_eq!(cert.tbs_certificate.subject.to_string(), ROOT_SUBJECT);
         verify_signed_by(&cert, &cert);
+    }
+
+    #[test]
+    fn chain_5_7_is_root_intermediate_piv_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let [root, inter, piv] = TestRoot::load_or_create_5_7(dir.path()).unwrap();
+        let again = TestRoot::load_or_create_5_7(dir.path()).unwrap();
+        assert_eq!(again[2].cert_der, piv.cert_der);
+        let root = Certificate::from_der(&root.cert_der).unwrap();
+        let inter = Certificate::from_der(&inter.cert_der).unwrap();
+        let piv_cert = Certificate::from_der(&piv.cert_der).unwrap();
+        verify_signed_by(&root, &root);
+        verify_signed_by(&inter, &root);
+        verify_signed_by(&piv_cert, &inter);
+        let (_, f9) = piv.new_attestation_key().unwrap();
+        verify_signed_by(&Certificate::from_der(&f9).unwrap(), &piv_cert);
+        let bundle = std::fs::read_to_string(dir.path().join(CHAIN_5_7_FILE)).unwrap();
+        assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2);
+        assert!(bundle.starts_with(&piv.cert_pem()));
+        // The 5.4.3 root is a separate file and stays untouched.
+        assert!(!dir.path().join(ROOT_CERT_FILE).exists());
     }
 
     #[test]

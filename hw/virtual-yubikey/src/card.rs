@@ -16,9 +16,26 @@ pub const ATR: &[u8] = &[
     0x75, 0x62, 0x69, 0x4B, 0x65, 0x79, 0x40,
 ];
 
-/// Firmware reported by every applet. 5.4.x keeps 3DES as the default
-/// management key algorithm, as the yubikey crate expects.
+/// Firmware reported by every applet of the default personality. 5.4.x
+/// keeps 3DES as the default management key algorithm, as the yubikey
+/// crate expects.
 pub const FIRMWARE: [u8; 3] = [5, 4, 3];
+
+/// The second personality: a YubiKey 5 sold today (AES-192 default
+/// management key, MOVE and DELETE KEY, 64 OATH credentials).
+pub const FIRMWARE_5_7_4: [u8; 3] = [5, 7, 4];
+
+/// The personalities `virtual-yubikey run --firmware` accepts.
+pub const PERSONALITIES: [[u8; 3]; 2] = [FIRMWARE, FIRMWARE_5_7_4];
+
+/// Parses `--firmware` (`5.4.3` or `5.7.4`); any other version is refused,
+/// since only these two behaviours are emulated.
+pub fn parse_firmware(text: &str) -> Result<[u8; 3], String> {
+    PERSONALITIES
+        .into_iter()
+        .find(|v| format!("{}.{}.{}", v[0], v[1], v[2]) == text)
+        .ok_or_else(|| format!("firmware {text:?} is not emulated: use 5.4.3 or 5.7.4"))
+}
 
 /// Everything that survives a restart of the key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,10 +53,19 @@ impl DeviceState {
     /// A key as it leaves the factory. The attestation key is created here
     /// and certified by `root`, the per-installation test root.
     pub fn factory(serial: u32, root: &crate::attest::TestRoot) -> DeviceState {
+        DeviceState::factory_with_firmware(serial, FIRMWARE, root)
+    }
+
+    /// A factory-fresh key of the personality `version` (one of `PERSONALITIES`).
+    pub fn factory_with_firmware(
+        serial: u32,
+        version: [u8; 3],
+        root: &crate::attest::TestRoot,
+    ) -> DeviceState {
         DeviceState {
             serial,
-            version: FIRMWARE,
-            piv: piv::Piv::factory(serial, FIRMWARE, root),
+            version,
+            piv: piv::Piv::factory(serial, version, root),
             oath: oath::Oath::factory(),
             mgmt: mgmt::Management::default(),
         }

@@ -32,6 +32,10 @@ enum Cmd {
         /// Serial number of a newly created key (ignored when the state file exists).
         #[arg(long, default_value_t = 12_345_678)]
         serial: u32,
+        /// Firmware personality of a newly created key: 5.4.3 or 5.7.4 (ignored
+        /// when the state file exists; the key keeps the firmware it was made with).
+        #[arg(long, default_value = "5.4.3", value_parser = virtual_yubikey::card::parse_firmware)]
+        firmware: [u8; 3],
         /// Folder of the per-installation attestation test root (created if missing).
         #[arg(long, env = "VAULT_RIG_ROOT_DIR")]
         root_dir: PathBuf,
@@ -87,6 +91,7 @@ fn real_main() -> Result<(), String> {
         Cmd::Run {
             state,
             serial,
+            firmware,
             root_dir,
             vpcd,
             control,
@@ -96,9 +101,15 @@ fn real_main() -> Result<(), String> {
             let device = if state.exists() {
                 DeviceState::load(&state).map_err(|e| format!("cannot load state: {e}"))?
             } else {
-                let root = TestRoot::load_or_create(&root_dir)
-                    .map_err(|e| format!("attestation root in {}: {e}", root_dir.display()))?;
-                let device = DeviceState::factory(serial, &root);
+                let [old_root, new_pki] = load_roots(&root_dir)?;
+                // 5.7.4 keys are issued under the 5.7 chain's PIV CA, older
+                // ones directly by the test root, as Yubico's are.
+                let issuer = if firmware >= [5, 7, 0] {
+                    &new_pki
+                } else {
+                    &old_root
+                };
+                let device = DeviceState::factory_with_firmware(serial, firmware, issuer);
                 device
                     .save(&state)
                     .map_err(|e| format!("cannot write {}: {e}", state.display()))?;
@@ -136,10 +147,19 @@ fn real_main() -> Result<(), String> {
             Duration::from_millis(timeout_ms),
         ),
         Cmd::ExportRoot { root_dir } => {
-            let root = TestRoot::load_or_create(&root_dir)
-                .map_err(|e| format!("attestation root in {}: {e}", root_dir.display()))?;
+            let [root, _] = load_roots(&root_dir)?;
             print!("{}", root.cert_pem());
             Ok(())
         }
     }
+}
+
+/// The 5.4.3 test root and the 5.7 chain's issuing CA (PIV B 1), both
+/// created in `dir` when missing, so every file a verifier needs is there
+/// whichever personality starts first.
+fn load_roots(dir: &std::path::Path) -> Result<[TestRoot; 2], String> {
+    let err = |e: std::io::Error| format!("attestation root in {}: {e}", dir.display());
+    let old = TestRoot::load_or_create(dir).map_err(err)?;
+    let [_, _, piv] = TestRoot::load_or_create_5_7(dir).map_err(err)?;
+    Ok([old, piv])
 }

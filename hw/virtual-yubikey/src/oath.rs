@@ -19,6 +19,18 @@ pub const AID: &[u8] = &[0xA0, 0x00, 0x00, 0x05, 0x27, 0x21, 0x01, 0x01];
 /// A YubiKey 5 before firmware 5.7 holds 32 credentials (yubikey-manager's
 /// device tests fill exactly this many, then expect the next PUT to fail).
 pub const MAX_CREDENTIALS: usize = 32;
+/// From firmware 5.7 a YubiKey holds 64 (yubikey-manager's device tests
+/// fill as many as the version allows).
+pub const MAX_CREDENTIALS_5_7: usize = 64;
+
+/// How many credentials a key of firmware `version` holds.
+pub fn max_credentials(version: [u8; 3]) -> usize {
+    if version >= [5, 7, 0] {
+        MAX_CREDENTIALS_5_7
+    } else {
+        MAX_CREDENTIALS
+    }
+}
 const MAX_NAME_LEN: usize = 64;
 /// The NEO applet refused challenges over 64 bytes; nothing sends longer.
 const MAX_CHALLENGE_LEN: usize = 64;
@@ -331,7 +343,9 @@ impl Oath {
         };
         match self.find(name) {
             Some(i) => self.credentials[i] = credential,
-            None if self.credentials.len() >= MAX_CREDENTIALS => return Err(sw::NO_SPACE),
+            None if self.credentials.len() >= max_credentials(env.version) => {
+                return Err(sw::NO_SPACE)
+            }
             None => self.credentials.push(credential),
         }
         env.mark_dirty();

@@ -216,10 +216,21 @@ pub struct MgmtKey {
     pub touch: bool,
 }
 
+/// The default management key's algorithm: 3DES before firmware 5.7,
+/// AES-192 (same 24 bytes) from 5.7 on (yubikit's piv.py checks the same
+/// version for its default).
+pub fn default_mgmt_alg(version: [u8; 3]) -> u8 {
+    if version >= [5, 7, 0] {
+        ALG_AES192
+    } else {
+        ALG_3DES
+    }
+}
+
 impl MgmtKey {
-    fn factory() -> MgmtKey {
+    fn factory(version: [u8; 3]) -> MgmtKey {
         MgmtKey {
-            alg: ALG_3DES,
+            alg: default_mgmt_alg(version),
             key: Bytes(DEFAULT_MGMT_KEY.to_vec()),
             touch: false,
         }
@@ -279,11 +290,11 @@ pub struct Piv {
 
 impl Piv {
     /// A factory-fresh applet with its attestation key certified by `root`.
-    pub fn factory(_serial: u32, _version: [u8; 3], root: &TestRoot) -> Piv {
+    pub fn factory(_serial: u32, version: [u8; 3], root: &TestRoot) -> Piv {
         let mut piv = Piv {
             pin: Reference::new(DEFAULT_PIN, DEFAULT_TRIES),
             puk: Reference::new(DEFAULT_PUK, DEFAULT_TRIES),
-            mgmt: MgmtKey::factory(),
+            mgmt: MgmtKey::factory(version),
             keys: BTreeMap::new(),
             objects: BTreeMap::new(),
             session: Session::default(),
@@ -312,12 +323,12 @@ impl Piv {
 
     /// PIV part of a factory reset: the attestation key and its
     /// certificate survive, as on a real key.
-    fn reset(&mut self) {
+    fn reset(&mut self, version: [u8; 3]) {
         let f9 = self.keys.remove(&ATTESTATION_SLOT);
         let f9_cert = self.objects.remove(&OBJ_ATTESTATION);
         self.pin = Reference::new(DEFAULT_PIN, DEFAULT_TRIES);
         self.puk = Reference::new(DEFAULT_PUK, DEFAULT_TRIES);
-        self.mgmt = MgmtKey::factory();
+        self.mgmt = MgmtKey::factory(version);
         self.keys.clear();
         self.objects.clear();
         if let Some(k) = f9 {
@@ -456,7 +467,7 @@ impl Piv {
         if !(self.pin.blocked() && self.puk.blocked()) {
             return Err(sw::CONDITIONS_NOT_SATISFIED);
         }
-        self.reset();
+        self.reset(env.version);
         env.mark_dirty();
         Ok(Reply::empty())
     }
@@ -773,7 +784,7 @@ impl Piv {
         Ok(Reply::empty())
     }
 
-    fn metadata(&self, cmd: &Command) -> Result<Reply, u16> {
+    fn metadata(&self, cmd: &Command, env: &Env<'_>) -> Result<Reply, u16> {
         if cmd.p1 != 0 {
             return Err(sw::INCORRECT_P1P2);
         }
@@ -795,7 +806,8 @@ impl Piv {
                 } else {
                     TOUCH_POLICY_NEVER
                 };
-                let default = self.mgmt.alg == ALG_3DES && self.mgmt.key.0 == DEFAULT_MGMT_KEY;
+                let default = self.mgmt.alg == default_mgmt_alg(env.version)
+                    && self.mgmt.key.0 == DEFAULT_MGMT_KEY;
                 tlv::put(&mut out, &[0x01], &[self.mgmt.alg]);
                 tlv::put(&mut out, &[0x02], &[0x00, touch]);
                 tlv::put(&mut out, &[0x05], &[u8::from(default)]);
@@ -869,7 +881,7 @@ impl Applet for Piv {
             INS_AUTHENTICATE => self.authenticate(cmd, env, always),
             INS_GET_DATA => self.get_data(cmd),
             INS_PUT_DATA => self.put_data(cmd, env),
-            INS_GET_METADATA => self.metadata(cmd),
+            INS_GET_METADATA => self.metadata(cmd, env),
             INS_GET_SERIAL => Ok(Reply::ok(env.serial.to_be_bytes().to_vec())),
             INS_ATTEST => self.attest(cmd, env),
             INS_SET_PIN_RETRIES => self.set_pin_retries(cmd, env),

@@ -127,9 +127,10 @@ pub struct TestKey {
     pub dir: PathBuf,
     /// The vpcd slot of a virtual key (0 for a real key: there is no slot).
     pub slot: u32,
-    /// Firmware as `ykman info` prints it: `5.4.3` for the virtual key, the
-    /// real key's own otherwise (its version is its identity; its behaviour
-    /// is still checked against 5.4.3's).
+    /// Firmware as `ykman info` prints it: the personality the virtual key
+    /// was started with (`5.4.3` unless `start_firmware`), the real key's
+    /// own otherwise (its version is its identity; its behaviour is still
+    /// checked against 5.4.3's).
     pub firmware: String,
     child: Option<Child>,
     lock: KeyLock,
@@ -154,7 +155,21 @@ impl TestKey {
 
     /// A fresh key whose touch timeout is shorter, for tests of "never touched".
     /// A real key keeps its own (15 s on a YubiKey 5).
+    /// Both take the personality from `VAULT_RIG_FIRMWARE` (the rig sets it,
+    /// `5.4.3` unless told otherwise), so a suite runs against either.
     pub fn start_with_touch_timeout(touch_timeout_ms: u64) -> TestKey {
+        let firmware = std::env::var("VAULT_RIG_FIRMWARE").unwrap_or_else(|_| "5.4.3".into());
+        TestKey::start_key(&firmware, touch_timeout_ms)
+    }
+
+    /// A factory-fresh key of the firmware personality `firmware` (`5.4.3`
+    /// or `5.7.4`, as `virtual-yubikey run --firmware` takes it). Inside
+    /// `hw/rig --real-key`, the real key, whatever its firmware.
+    pub fn start_firmware(firmware: &str) -> TestKey {
+        TestKey::start_key(firmware, 15_000)
+    }
+
+    fn start_key(firmware: &str, touch_timeout_ms: u64) -> TestKey {
         if let Some(serial) = real_key() {
             return TestKey::start_real(serial);
         }
@@ -208,7 +223,7 @@ impl TestKey {
             reader: reader_name(slot),
             dir,
             slot,
-            firmware: "5.4.3".to_string(),
+            firmware: firmware.to_string(),
             child: None,
             lock: KeyLock::Slot(lock),
             touch_timeout_ms,
@@ -376,6 +391,8 @@ impl TestKey {
             .arg(self.log_path())
             .arg("--touch-timeout-ms")
             .arg(self.touch_timeout_ms.to_string())
+            .arg("--firmware")
+            .arg(&self.firmware)
             .stdin(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", vyk_bin().display()));
