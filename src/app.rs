@@ -26,6 +26,8 @@ pub struct App {
 /// hit, `list`) work where no terminal or display exists.
 pub struct LazyPrompt {
     kind: PromptKind,
+    /// A command vault started owns the terminal: never use it.
+    detached: bool,
     driver: OnceCell<Result<Box<dyn Prompt>, String>>,
 }
 
@@ -34,7 +36,12 @@ impl LazyPrompt {
         // Keep the driver's own reason: wrapping the whole error again
         // would print "no way to ask you: no way to ask you: ...".
         match self.driver.get_or_init(|| {
-            prompt::driver(self.kind).map_err(|e| match e {
+            let found = if self.detached {
+                prompt::detached_driver(self.kind)
+            } else {
+                prompt::driver(self.kind)
+            };
+            found.map_err(|e| match e {
                 PromptError::Unavailable(reason) => reason,
                 other => other.to_string(),
             })
@@ -58,8 +65,17 @@ impl Prompt for LazyPrompt {
     fn notify(&self, message: &str) {
         match self.get() {
             Ok(p) => p.notify(message),
-            // Nowhere better to say it; stderr never carries credentials.
-            Err(_) => eprintln!("vault: {message}"),
+            // No driver can ask, yet a notice still reaches the desktop,
+            // and stderr, which never carries credentials.
+            Err(_) => prompt::notify_without_terminal(message, self.detached),
+        }
+    }
+    fn touch(&self, request: &prompt::TouchRequest) -> Box<dyn prompt::TouchNotice> {
+        match self.get() {
+            Ok(p) => p.touch(request),
+            // A touch needs no driver to ask anything: under an IDE's
+            // credential_process it is shown as a desktop notification.
+            Err(_) => prompt::touch_without_terminal(request, self.detached),
         }
     }
 }
@@ -90,9 +106,29 @@ impl App {
             store: OnceCell::new(),
             prompt: LazyPrompt {
                 kind: prompt_kind,
+                detached: false,
                 driver: OnceCell::new(),
             },
         })
+    }
+
+    /// The same choices for use while a command vault started owns the
+    /// terminal (`exec --ecs-server` renewals): its prompt never reads
+    /// the terminal, so keystrokes stay the command's; it asks through a
+    /// graphical pinentry or a dialog, and shows touches as desktop
+    /// notifications.
+    pub fn detached(&self) -> App {
+        App {
+            backend: self.backend,
+            prompt_kind: self.prompt_kind,
+            config: OnceCell::new(),
+            store: OnceCell::new(),
+            prompt: LazyPrompt {
+                kind: self.prompt_kind,
+                detached: true,
+                driver: OnceCell::new(),
+            },
+        }
     }
 
     pub fn config(&self) -> Result<&ConfigFile, Error> {

@@ -268,6 +268,7 @@ pub fn open_sealed(
         |serial, tries| pin_for(prompt, serial, tries, &guard),
         |m: &str| prompt.notify(m),
     )
+    .on_touch(crate::prompt::touch_events(prompt, sealed.purpose.clone()))
     .on_wrong_pin(|serial, pin, _| guard.refused(serial, pin));
     for (serial, slot, info) in &recorded {
         piv = piv.with_recorded_slot(*serial, *slot, info.clone());
@@ -485,6 +486,10 @@ impl DeviceCodes for TokenMfa<'_> {
         let prompt = self.prompt;
         let codes =
             crate::token::oath::TokenCodes::new(serial, Box::new(move |m: &str| prompt.notify(m)))
+                .on_touch(Box::new(crate::prompt::touch_events(
+                    prompt,
+                    format!("for the MFA code of {mfa_serial}"),
+                )))
                 .with_name(rec.name.clone())
                 .with_wait(token_wait());
         codes.code(mfa_serial, step)

@@ -517,3 +517,66 @@ fn wait_for_sockets_of(uid: u32, addr: &str, count: usize) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Issue 11.6: a session made while the command owns the terminal never
+/// reads it. Here the first session (`--lazy`) needs an MFA code and there
+/// is no display: the endpoint answers an error that says what to do, and
+/// what is typed on the terminal reaches the command, not vault.
+#[test]
+fn ecs_server_renewals_never_read_the_commands_terminal() {
+    let t = TestEnv::new("ecs_detached");
+    let user = t.user("alice");
+    t.write_config(&format!(
+        "[profile p]\nregion = eu-west-1\nmfa_serial = {}\n",
+        user.mfa_serial
+    ));
+    t.add("p", &user.key);
+    let inner =
+        format!("{SHOW_ENDPOINT}\nIFS= read -r line; echo \"got:$line\" > got\n{WAIT_END}\n");
+    let vault = format!(
+        "{} exec p --ecs-server --lazy -- sh -c {}",
+        support::VAULT,
+        shell_quote(&inner)
+    );
+    // `script` gives vault and its command a terminal; what this shell
+    // writes into `script` is typed on it, once the test says so.
+    let typist = format!(
+        "(while [ ! -e typed ]; do sleep 0.1; done; printf 'hello\\n'; {WAIT_END}) | \
+         script -q -e -c {} /dev/null > transcript 2>&1",
+        shell_quote(&vault)
+    );
+    let running = t
+        .cmd("sh", &["-c", &typist])
+        .env("VAULT_PROMPT", "auto")
+        .spawn();
+    let info = t.dir.join("info");
+    wait_for(&info);
+    let text = std::fs::read_to_string(&info).unwrap();
+    let (uri, token) = text.trim_end().split_once(' ').unwrap();
+    let ep = Endpoint {
+        addr: uri
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string(),
+        token: token.to_string(),
+    };
+    let (code, body) = get(&ep, "/", Some(&ep.token));
+    assert_ne!(code, 200, "{body}");
+    assert!(body.contains("the command owns the terminal"), "{body}");
+    assert!(body.contains("mfa_process"), "{body}");
+    touch(&t, "typed");
+    wait_for(&t.dir.join("got"));
+    assert_eq!(
+        std::fs::read_to_string(t.dir.join("got")).unwrap().trim(),
+        "got:hello"
+    );
+    touch(&t, "end");
+    running.wait().success();
+    let transcript = std::fs::read_to_string(t.dir.join("transcript")).unwrap();
+    assert!(!transcript.contains("MFA code"), "{transcript}");
+    assert!(session_token_requests(&user.key.id).is_empty());
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}

@@ -193,7 +193,7 @@ fn mfa_without_any_way_to_get_a_code_says_what_to_do() {
          device or address (os error 6)) and no display to show a dialog on (DISPLAY and \
          WAYLAND_DISPLAY are unset). Run vault from a terminal, or for an MFA code, pass it with \
          --mfa-token or set mfa_process in the profile (e.g. mfa_process = ykman oath accounts \
-         code -s <account>); installing zenity helps only where there is a display\n\
+         code -s <account>); installing pinentry or zenity helps only where there is a display\n\
          vault: hint: pass --mfa-token CODE, set mfa_process in the profile, or use --prompt zenity\n",
     );
     assert!(requests_signed_with(&key.id).is_empty());
@@ -293,10 +293,10 @@ fn command_line_mistakes_are_usage_errors() {
          Usage: vault [OPTIONS] <COMMAND>\n\n\
          For more information, try '--help'.\n",
     );
-    t.vault(&["--prompt", "pinentry", "list"]).run().fails_with(
+    t.vault(&["--prompt", "gpg", "list"]).run().fails_with(
         1,
-        "vault: unknown prompt driver \"pinentry\": use one of auto, terminal, zenity, kdialog, \
-         osascript (--prompt or VAULT_PROMPT)\n",
+        "vault: unknown prompt driver \"gpg\": use one of auto, terminal, pinentry, zenity, \
+         kdialog, osascript (--prompt or VAULT_PROMPT)\n",
     );
 }
 

@@ -1596,7 +1596,7 @@ fn touch_prompts_never_reach_stdout() {
     let s = Secrets::new();
     // p holds dan's real key; the card gets his real device's seed.
     let (dan, _) = role_on_p(&t, "dan");
-    let touch = format!("Touch your YubiKey (serial {})", key.serial);
+    let touch = format!("Touch your YubiKey {} ", key.serial);
 
     // No terminal, no display: prompts go to stderr.
     let run = enroll(&t, &key, &s, &strs(&with_mfa_of(&t, &dan)));

@@ -827,7 +827,7 @@ fn many_cold_callers_share_one_session_even_when_some_are_killed() {
     let creds = survivors_agree(&ended);
     // Only the holder says anything: its touch prompts (no terminal, no
     // display here, so on stderr).
-    let touch = format!("vault: Touch your YubiKey (serial {})", key.serial);
+    let touch = format!("vault: Touch your YubiKey {} ", key.serial);
     let spoke: Vec<&str> = ended
         .iter()
         .map(|e| e.stderr.as_str())

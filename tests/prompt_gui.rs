@@ -126,6 +126,10 @@ impl Rig {
             .env(OUT, &out)
             .env("VAULT_PROMPT", kind)
             .env("PATH", path)
+            // The system's pinentry (gnome-keyring brings pinentry-gnome3)
+            // would come before the dialogs these tests script; pinentry
+            // has its own tests (prompt_tty.rs).
+            .env("VAULT_PINENTRY", "/nonexistent/pinentry")
             .env_remove("DISPLAY")
             .env_remove("WAYLAND_DISPLAY")
             .stdin(Stdio::null())
@@ -280,7 +284,7 @@ fn auto_with_nothing_usable_says_what_to_do() {
         "/dev/tty",
         "--mfa-token",
         "mfa_process",
-        "apt install zenity",
+        "apt install pinentry-gnome3 zenity",
     ] {
         assert!(result.contains(hint), "{hint:?} missing from {result}");
     }
@@ -320,7 +324,10 @@ fn explicit_terminal_without_one_is_unavailable() {
     let rig = Rig::new(&[], &[]);
     let (result, _) = rig.run("secret", "terminal", &rig.bin().display().to_string(), None);
     assert!(result.starts_with("err Unavailable("), "{result}");
-    assert!(result.contains("--prompt zenity"), "{result}");
+    assert!(
+        result.contains("--prompt pinentry, zenity, kdialog or osascript"),
+        "{result}"
+    );
 }
 
 #[test]

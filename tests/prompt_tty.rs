@@ -12,7 +12,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
-use vault::prompt::{driver, PromptError, PromptKind};
+use vault::prompt::{driver, PromptError, PromptKind, TouchRequest};
 
 const CHILD: &str = "VAULT_PROMPT_TEST_CHILD";
 const OUT: &str = "VAULT_PROMPT_TEST_OUT";
@@ -59,9 +59,30 @@ fn child_entry() {
             ),
             "mfa" => record(p.mfa_code("dev", SERIAL).map(|c| c.expose().to_string())),
             "notify" => {
-                p.notify("Touch your YubiKey");
+                p.notify("Insert your YubiKey");
                 record(Ok(String::new()));
             }
+            "touch" => {
+                // A touch after 2.5 s of a 3 s wait, then one never given.
+                let ask = |timeout_ms, purpose: &str| {
+                    p.touch(&TouchRequest {
+                        serial: 12345678,
+                        purpose: purpose.to_string(),
+                        timeout: Duration::from_millis(timeout_ms),
+                    })
+                };
+                let n = ask(3000, "to unlock profile admin's key");
+                std::thread::sleep(Duration::from_millis(2500));
+                n.done(true);
+                let n = ask(1000, "for the MFA code of arn:aws:iam::1:mfa/a");
+                std::thread::sleep(Duration::from_millis(1200));
+                n.done(false);
+                record(Ok(String::new()));
+            }
+            "secret_with_percent" => record(
+                p.secret("PIN for YubiKey 7 (3 tries left)")
+                    .map(|s| s.expose().to_string()),
+            ),
             other => panic!("unknown action {other}"),
         },
     }
@@ -84,6 +105,10 @@ struct Session {
 
 impl Session {
     fn start(action: &str) -> Session {
+        Session::start_with(action, "terminal", &[])
+    }
+
+    fn start_with(action: &str, prompt: &str, env: &[(&str, &str)]) -> Session {
         let dir = tempfile::tempdir().unwrap();
         let exe = std::env::current_exe().unwrap();
         let cmd = format!(
@@ -96,7 +121,8 @@ impl Session {
             .args(["-q", "-e", "-c", &cmd, "/dev/null"])
             .env(CHILD, action)
             .env(OUT, dir.path().join("result"))
-            .env("VAULT_PROMPT", "terminal")
+            .env("VAULT_PROMPT", prompt)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -251,6 +277,92 @@ fn notify_writes_one_line_to_the_tty_only() {
     let s = Session::start("notify");
     let (result, stdout, tty) = s.finish();
     assert_eq!(result, "ok \n");
-    assert!(tty.contains("vault: Touch your YubiKey\r\n"), "{tty:?}");
+    assert!(tty.contains("vault: Insert your YubiKey\r\n"), "{tty:?}");
+    assert!(!stdout.contains("Insert"), "{stdout:?}");
+}
+
+/// What a terminal shows once carriage returns and erase-line have done
+/// their work: the lines a user reads.
+fn screen_lines(tty: &str) -> Vec<String> {
+    tty.split("\r\n")
+        .map(|l| {
+            let last = l.rsplit('\r').next().unwrap_or("");
+            last.replace("\x1b[K", "")
+        })
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn touch_counts_down_on_one_line_and_confirms() {
+    let s = Session::start("touch");
+    let (result, stdout, tty) = s.finish();
+    assert_eq!(result, "ok \n");
+    let first = "vault: Touch your YubiKey 12345678 to unlock profile admin's key";
+    // Counted down in place, each second: the card's timeout, then less.
+    for left in ["(3 s)", "(2 s)", "(1 s)"] {
+        assert!(
+            tty.contains(&format!("\r\x1b[K{first} {left}")),
+            "{left}: {tty:?}"
+        );
+    }
+    // One line per touch, in one wording, ending in what happened.
+    assert_eq!(
+        screen_lines(&tty),
+        [
+            format!("{first}: touched"),
+            "vault: Touch your YubiKey 12345678 for the MFA code of arn:aws:iam::1:mfa/a: \
+             not touched"
+                .to_string()
+        ],
+        "{tty:?}"
+    );
+    assert!(!tty.contains(": :"), "{tty:?}");
     assert!(!stdout.contains("Touch"), "{stdout:?}");
+}
+
+/// pinentry-tty, Debian's terminal pinentry, as the system's pinentry.
+fn pinentry_tty() -> Vec<(&'static str, &'static str)> {
+    vec![("VAULT_PINENTRY", "pinentry-tty")]
+}
+
+#[test]
+fn pinentry_asks_on_the_terminal_and_decodes_the_answer() {
+    // `%` travels percent-encoded in Assuan's D lines: the decoding shows.
+    let pin = "12%34 56";
+    let mut s = Session::start_with("secret_with_percent", "pinentry", &pinentry_tty());
+    s.expect("PIN for YubiKey 7 (3 tries left)", 1);
+    s.expect("PIN:", 1);
+    std::thread::sleep(SETTLE);
+    s.type_keys(&format!("{pin}\r"));
+    let (result, stdout, tty) = s.finish();
+    assert_eq!(result, format!("ok {pin}\n"));
+    assert!(!tty.contains(pin), "PIN echoed: {tty:?}");
+    assert!(!tty.contains(": :"), "{tty:?}");
+    assert!(!stdout.contains("PIN"), "{stdout:?}");
+}
+
+#[test]
+fn pinentry_asks_again_with_an_error_after_a_bad_mfa_code() {
+    let mut s = Session::start_with("mfa", "pinentry", &pinentry_tty());
+    s.expect(&format!("Enter MFA code for {SERIAL} (profile dev)"), 1);
+    s.expect("Code:", 1);
+    std::thread::sleep(SETTLE);
+    s.type_keys("12ab\r");
+    s.expect("That was not a 6 to 8 digit code", 1);
+    s.expect("Code:", 2);
+    std::thread::sleep(SETTLE);
+    s.type_keys("654 321\r");
+    let (result, _, _) = s.finish();
+    assert_eq!(result, "ok 654321\n");
+}
+
+#[test]
+fn ctrl_d_at_the_pinentry_prompt_cancels() {
+    let mut s = Session::start_with("secret", "pinentry", &pinentry_tty());
+    s.expect("AWS secret access key", 1);
+    std::thread::sleep(SETTLE);
+    s.type_keys("\x04");
+    let (result, _, _) = s.finish();
+    assert_eq!(result, "cancelled\n");
 }

@@ -508,7 +508,7 @@ fn never_touched_times_out_and_a_late_touch_is_announced() {
     assert_eq!(
         notes.lock().unwrap().as_slice(),
         [format!(
-            "Touch your YubiKey (serial {}) for the MFA code",
+            "Touch your YubiKey {} for the MFA code",
             key.serial
         )],
         "the user was told to touch before the key gave up"
@@ -528,11 +528,11 @@ fn never_touched_times_out_and_a_late_touch_is_announced() {
     assert_eq!(code, totp(&seed, step, 6));
     let n = notes.lock().unwrap().len();
     assert!(n >= 1, "no touch notice");
-    assert!(notes.lock().unwrap().iter().all(|m| m
-        == &format!(
-            "Touch your YubiKey (serial {}) for the MFA code",
-            key.serial
-        )));
+    assert!(notes
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|m| m == &format!("Touch your YubiKey {} for the MFA code", key.serial)));
 
     // A credential without touch answers at once: no notice.
     notes.lock().unwrap().clear();

@@ -46,6 +46,7 @@ fn pin(s: &str) -> Passphrase {
 }
 
 fn quiet(_: &str) {}
+fn no_touch(_: vault::token::TouchEvent) {}
 
 fn open(key: &TestKey) -> PivToken {
     PivToken::open(key.serial, Duration::from_secs(5), &quiet)
@@ -363,7 +364,10 @@ fn certificate_is_written_and_read_back_with_the_policies() {
     .unwrap();
     assert_eq!(
         *notes.borrow(),
-        [format!("Touch your YubiKey (serial {})…", key.serial)]
+        [format!(
+            "Touch your YubiKey {} to sign the new key's certificate",
+            key.serial
+        )]
     );
     drop(t);
 
@@ -480,22 +484,34 @@ fn ecdh_on_the_card_equals_software_ecdh() {
     let (mut t, slot, public_key) = with_slot_key(&key, PinPolicy::Once, TouchPolicy::Always);
     let eph = ephemeral(0x11);
 
-    let err = t.ecdh(slot, &eph.public_key(), &quiet).unwrap_err();
+    let err = t.ecdh(slot, &eph.public_key(), &no_touch).unwrap_err();
     assert!(matches!(err, PivError::PinRequired { .. }), "{err:?}");
 
     t.verify_pin(&pin(DEFAULT_PIN)).unwrap();
     let notes = RefCell::new(Vec::new());
-    let notify = |m: &str| notes.borrow_mut().push(m.to_string());
-    let shared = t.ecdh(slot, &eph.public_key(), &notify).unwrap();
+    let touch = |e: vault::token::TouchEvent| notes.borrow_mut().push(e);
+    let shared = t.ecdh(slot, &eph.public_key(), &touch).unwrap();
     assert_eq!(shared.to_vec(), software_ecdh(&eph, &public_key));
+    // The wait is announced with the card's timeout and its end reported,
+    // so the user sees a countdown and "touched".
+    let serial = key.serial;
     assert_eq!(
         *notes.borrow(),
-        [format!("Touch your YubiKey (serial {})…", key.serial)]
+        [
+            vault::token::TouchEvent::Waiting {
+                serial,
+                timeout: vault::token::TOUCH_TIMEOUT
+            },
+            vault::token::TouchEvent::Done {
+                serial,
+                touched: true
+            }
+        ]
     );
     let eph2 = p256::SecretKey::random(&mut rand::rngs::OsRng);
-    let shared2 = t.ecdh(slot, &eph2.public_key(), &notify).unwrap();
+    let shared2 = t.ecdh(slot, &eph2.public_key(), &touch).unwrap();
     assert_eq!(shared2.to_vec(), software_ecdh(&eph2, &public_key));
-    assert_eq!(notes.borrow().len(), 2, "touch always: asked every time");
+    assert_eq!(notes.borrow().len(), 4, "touch always: asked every time");
     drop(t);
 
     // Through the envelope, as vault opens a stored item.
@@ -544,7 +560,7 @@ fn no_touch_is_a_touch_timeout_and_changes_nothing() {
     t.verify_pin(&pin(DEFAULT_PIN)).unwrap();
     key.ctl("touch never");
     let eph = ephemeral(0x33);
-    let err = t.ecdh(slot, &eph.public_key(), &quiet).unwrap_err();
+    let err = t.ecdh(slot, &eph.public_key(), &no_touch).unwrap_err();
     assert!(
         matches!(err, PivError::TouchTimeout { serial } if serial == key.serial),
         "{err:?}"
@@ -557,7 +573,7 @@ fn no_touch_is_a_touch_timeout_and_changes_nothing() {
 
     assert_eq!(t.pin_status().unwrap(), PinStatus::Verified);
     key.ctl("touch now");
-    let shared = t.ecdh(slot, &eph.public_key(), &quiet).unwrap();
+    let shared = t.ecdh(slot, &eph.public_key(), &no_touch).unwrap();
     assert_eq!(shared.to_vec(), software_ecdh(&eph, &public_key));
 }
 
@@ -569,7 +585,7 @@ fn a_key_pulled_out_mid_ecdh_is_reported_removed_and_keeps_its_key() {
     t.verify_pin(&pin(DEFAULT_PIN)).unwrap();
     key.ctl("remove-on 87");
     let eph = ephemeral(0x44);
-    let err = t.ecdh(slot, &eph.public_key(), &quiet).unwrap_err();
+    let err = t.ecdh(slot, &eph.public_key(), &no_touch).unwrap_err();
     assert!(
         matches!(err, PivError::Removed { serial } if serial == key.serial),
         "{err:?}"
@@ -670,7 +686,7 @@ fn a_pin_a_session_verified_is_logged_out_and_one_found_verified_stays() {
     let mut t = open(&key);
     assert_eq!(t.pin_status().unwrap(), PinStatus::Verified);
     let eph = ephemeral(0x66);
-    let shared = t.ecdh(slot, &eph.public_key(), &quiet).unwrap();
+    let shared = t.ecdh(slot, &eph.public_key(), &no_touch).unwrap();
     assert_eq!(shared.to_vec(), software_ecdh(&eph, &public_key));
     drop(t);
     let mut t = open(&key);
@@ -712,11 +728,11 @@ fn apdus_for_one_ecdh_with_the_pin_verified() {
     let eph = ephemeral(0x77);
 
     let before = apdu_count_settled(&key);
-    t.ecdh(slot, &eph.public_key(), &quiet).unwrap();
+    t.ecdh(slot, &eph.public_key(), &no_touch).unwrap();
     let first = apdu_count_settled(&key) - before;
 
     let before = apdu_count_settled(&key);
-    t.ecdh(slot, &eph.public_key(), &quiet).unwrap();
+    t.ecdh(slot, &eph.public_key(), &no_touch).unwrap();
     let again = apdu_count_settled(&key) - before;
     drop(t);
 

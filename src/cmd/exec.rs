@@ -102,8 +102,13 @@ fn run_with_ecs_server(app: &App, args: &ExecArgs) -> Result<std::process::ExitC
         session.mfa_token = None;
     }
     let profile = args.profile.clone();
+    // Every later session is made while the command owns the terminal:
+    // asked through a dialog or a graphical pinentry, touches shown as
+    // desktop notifications, never a read of /dev/tty that would take the
+    // command's keystrokes.
+    let renewals = app.detached();
     let mut refresher = ecs::Refresher::new(App::min_remaining(), move || {
-        let r = super::credentials(app, &profile, &session)
+        let r = super::credentials(&renewals, &profile, &session)
             .and_then(|r| session_only(r.creds))
             .map_err(|e| match e.hint() {
                 Some(h) => format!("{e} (hint: {h})"),

@@ -495,13 +495,17 @@ impl envelope::Unwrapper for ThisKey<'_> {
     }
 }
 
-fn unwrapper<'a>(app: &'a App, serial: u32, pin: &'a Passphrase) -> ThisKey<'a> {
+fn unwrapper<'a>(app: &'a App, serial: u32, pin: &'a Passphrase, purpose: &str) -> ThisKey<'a> {
     ThisKey {
         serial,
         inner: PivUnwrapper::new(
             move |_, _| Ok(pin.clone()),
             move |m: &str| app.prompt().notify(m),
-        ),
+        )
+        .on_touch(crate::prompt::touch_events(
+            app.prompt(),
+            purpose.to_string(),
+        )),
     }
 }
 
@@ -541,11 +545,8 @@ fn wrap_profile(
     // Prove it opens with this key before the clear copy goes.
     let serial = tok.serial();
     let decoded = envelope::Envelope::decode(&bytes).map_err(|e| token_err(e, None))?;
-    app.prompt().notify(&format!(
-        "Touch your YubiKey ({serial}) to check that the new envelope opens…"
-    ));
     let opened: SecretBytes = {
-        let mut u = unwrapper(app, serial, pin);
+        let mut u = unwrapper(app, serial, pin, "to check that the new envelope opens");
         envelope::open(&decoded, &item, &mut u).map_err(|e| {
             let hint = e.hint().map(str::to_string);
             token_err(
@@ -657,6 +658,10 @@ fn open_now(app: &App, env: &envelope::Envelope, item: &str, profile: &str) -> O
         |serial, tries| pin_for(prompt, serial, tries, &guard),
         |m: &str| prompt.notify(m),
     )
+    .on_touch(crate::prompt::touch_events(
+        prompt,
+        format!("to unlock profile {profile}'s key and add the backup key"),
+    ))
     .on_wrong_pin(|serial, pin, _| guard.refused(serial, pin));
     match envelope::open(env, item, &mut u) {
         Ok(secret) => Some(secret),
@@ -828,12 +833,14 @@ fn load_totp(
     // The card's code must equal the seed's, or the seed was mistyped.
     let now = crate::mfa::now_secs();
     let step = now / crate::mfa::STEP;
-    app.prompt().notify(&format!(
-        "Touch your YubiKey ({serial}) to check the MFA code…"
-    ));
-    let from_card = session
-        .calculate(&name, step)
-        .map_err(|e| token_err(&e, e.hint()))?;
+    let touch = app.prompt().touch(&crate::prompt::TouchRequest {
+        serial,
+        purpose: "to check the MFA code it now holds".to_string(),
+        timeout: crate::token::TOUCH_TIMEOUT,
+    });
+    let from_card = session.calculate(&name, step);
+    touch.done(from_card.is_ok());
+    let from_card = from_card.map_err(|e| token_err(&e, e.hint()))?;
     let expected = totp_rs::TOTP::new_unchecked(
         totp_rs::Algorithm::SHA1,
         6,

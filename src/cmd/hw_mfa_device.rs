@@ -318,14 +318,26 @@ fn load_seed(
         let mut codes = Vec::with_capacity(2);
         for (i, s) in [step, step + 1].into_iter().enumerate() {
             let which = if i == 0 { "first" } else { "second" };
+            let touch = crate::prompt::touch_events(
+                app.prompt(),
+                format!("for the {which} of the two codes that enable the MFA device"),
+            );
+            let waited = std::cell::Cell::new(false);
             let notice = || {
-                app.prompt().notify(&format!(
-                    "Touch your YubiKey ({serial}) for the {which} of the two codes that enable the MFA device…"
-                ))
+                waited.set(true);
+                touch(crate::token::TouchEvent::Waiting {
+                    serial,
+                    timeout: crate::token::TOUCH_TIMEOUT.saturating_sub(TOUCH_NOTICE_AFTER),
+                })
             };
-            let code = session
-                .calculate_notifying(name, s, TOUCH_NOTICE_AFTER, &notice)
-                .map_err(|e| token_err(&e, e.hint()))?;
+            let code = session.calculate_notifying(name, s, TOUCH_NOTICE_AFTER, &notice);
+            if waited.get() {
+                touch(crate::token::TouchEvent::Done {
+                    serial,
+                    touched: code.is_ok(),
+                });
+            }
+            let code = code.map_err(|e| token_err(&e, e.hint()))?;
             if code != rfc6238(seed, s) {
                 return Err(token_err(
                     "the YubiKey's code does not match the seed it was given",

@@ -10,7 +10,10 @@ use std::process::{Command, Output, Stdio};
 
 use zeroize::Zeroizing;
 
-use super::{find_program, validate_mfa_code, Prompt, PromptError, MFA_ATTEMPTS};
+use super::{
+    find_program, validate_mfa_code, Desktop, Prompt, PromptError, TouchNotice, TouchRequest,
+    MFA_ATTEMPTS,
+};
 use crate::secret::{MfaCode, Passphrase};
 
 /// The window title, so the user can tell who is asking.
@@ -267,6 +270,22 @@ impl Prompt for Dialog {
     fn text(&self, label: &str) -> Result<String, PromptError> {
         let answer = self.ask(label, Entry::Shown)?;
         Ok(answer.trim().to_string())
+    }
+
+    fn touch(&self, request: &TouchRequest) -> Box<dyn TouchNotice> {
+        // The desktop's own notification, replaced by "touched"; the
+        // dialog program's popup where no notification service runs.
+        if let Some(d) = Desktop::connect() {
+            if let Ok(notice) = d.touch(request) {
+                return notice;
+            }
+        }
+        self.notify(&format!(
+            "{} (within {} s)",
+            request.line(),
+            request.timeout.as_secs()
+        ));
+        Box::new(super::Said)
     }
 
     fn notify(&self, message: &str) {

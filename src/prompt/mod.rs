@@ -7,17 +7,41 @@
 //! /dev/tty opens, a dialog when its program is on PATH. `driver` is the one
 //! place that decides, so "why was I not asked?" has one answer.
 
+#[cfg(target_os = "linux")]
+pub mod desktop;
+#[cfg(not(target_os = "linux"))]
+pub mod desktop {
+    //! No freedesktop notification service off Linux: the drivers fall
+    //! back to their own popups and stderr.
+    use super::{TouchNotice, TouchRequest};
+    pub struct Desktop;
+    impl Desktop {
+        pub fn connect() -> Option<Desktop> {
+            None
+        }
+        pub fn message(&self, _message: &str) -> bool {
+            false
+        }
+        pub fn touch(self, _request: &TouchRequest) -> Result<Box<dyn TouchNotice>, Desktop> {
+            Err(self)
+        }
+    }
+}
 pub mod gui;
+pub mod pinentry;
 pub mod terminal;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use zeroize::Zeroizing;
 
 use crate::secret::{MfaCode, Passphrase};
 
+pub use desktop::Desktop;
 pub use gui::{Dialog, Tool};
+pub use pinentry::Pinentry;
 pub use terminal::Terminal;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +63,103 @@ pub trait Prompt {
     fn secret(&self, label: &str) -> Result<Passphrase, PromptError>;
     /// A value typed with echo (access key ID).
     fn text(&self, label: &str) -> Result<String, PromptError>;
-    /// Tells the user something that needs them (touch the key, waiting for
-    /// the next MFA code) without waiting for an answer.
+    /// Tells the user something that needs them (insert the key, waiting
+    /// for the next MFA code) without waiting for an answer.
     fn notify(&self, message: &str);
+    /// Shows that a key waits for a touch, until the returned notice is
+    /// told how the wait ended. Drivers with a live view (a terminal's
+    /// countdown, a desktop notification replaced when touched) override
+    /// this; the rest say it once.
+    fn touch(&self, request: &TouchRequest) -> Box<dyn TouchNotice> {
+        self.notify(&request.line());
+        Box::new(Said)
+    }
+}
+
+/// A key waiting for a touch, and what the touch is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TouchRequest {
+    pub serial: u32,
+    /// What the touch does, as the end of a sentence: "to unlock profile
+    /// admin's key", "for the MFA code of arn:…".
+    pub purpose: String,
+    /// How long the key waits (the card's own touch timeout).
+    pub timeout: Duration,
+}
+
+impl TouchRequest {
+    /// The one wording every driver uses, so a touch reads the same in a
+    /// terminal, a notification and a log.
+    pub fn line(&self) -> String {
+        format!("Touch your YubiKey {} {}", self.serial, self.purpose)
+    }
+}
+
+/// A touch request being shown: told once how the wait ended. Dropped
+/// without that, it counts as not touched.
+pub trait TouchNotice {
+    fn done(self: Box<Self>, touched: bool);
+}
+
+/// The notice of a driver that said it once and has nothing to take back.
+struct Said;
+
+impl TouchNotice for Said {
+    fn done(self: Box<Self>, _touched: bool) {}
+}
+
+/// A touch request where no terminal shows it: a desktop notification
+/// (replaced when touched), and the line on stderr too, since an IDE's log
+/// may be all the user reads, unless `detached`: then stderr is the
+/// terminal a command of the user's owns, and gets the line only when no
+/// notification could be shown.
+pub fn touch_without_terminal(request: &TouchRequest, detached: bool) -> Box<dyn TouchNotice> {
+    let shown = match Desktop::connect() {
+        Some(d) => d.touch(request).ok(),
+        None => None,
+    };
+    if shown.is_none() || !detached {
+        eprintln!(
+            "vault: {} (within {} s)",
+            request.line(),
+            request.timeout.as_secs()
+        );
+    }
+    shown.unwrap_or_else(|| Box::new(Said))
+}
+
+/// A message where no terminal shows it: as [`touch_without_terminal`].
+pub fn notify_without_terminal(message: &str, detached: bool) {
+    let shown = Desktop::connect().is_some_and(|d| d.message(message));
+    if !shown || !detached {
+        eprintln!("vault: {message}");
+    }
+}
+
+/// Turns the token layer's touch events into `prompt`'s touch notices,
+/// each saying what the touch is for (`purpose`).
+pub fn touch_events<'a>(
+    prompt: &'a dyn Prompt,
+    purpose: String,
+) -> impl Fn(crate::token::TouchEvent) + 'a {
+    let shown: std::cell::RefCell<Option<Box<dyn TouchNotice>>> = Default::default();
+    move |event| match event {
+        crate::token::TouchEvent::Waiting { serial, timeout } => {
+            let notice = prompt.touch(&TouchRequest {
+                serial,
+                purpose: purpose.clone(),
+                timeout,
+            });
+            if let Some(old) = shown.borrow_mut().replace(notice) {
+                old.done(false);
+            }
+        }
+        crate::token::TouchEvent::Done { touched, .. } => {
+            if let Some(notice) = shown.borrow_mut().take() {
+                notice.done(touched);
+            }
+        }
+    }
 }
 
 /// How many times a driver asks for an MFA code before giving up: enough for
@@ -55,6 +173,8 @@ pub enum PromptKind {
     #[default]
     Auto,
     Terminal,
+    /// The system's pinentry program, spoken to in Assuan.
+    Pinentry,
     Zenity,
     Kdialog,
     Osascript,
@@ -62,8 +182,14 @@ pub enum PromptKind {
 
 impl PromptKind {
     /// The accepted spellings, in the order `--help` should list them.
-    pub const NAMES: &'static [&'static str] =
-        &["auto", "terminal", "zenity", "kdialog", "osascript"];
+    pub const NAMES: &'static [&'static str] = &[
+        "auto",
+        "terminal",
+        "pinentry",
+        "zenity",
+        "kdialog",
+        "osascript",
+    ];
 
     /// Parses a name from `NAMES` (any case). An empty value means `auto`,
     /// because `VAULT_PROMPT=` in a shell or CI file usually means "unset".
@@ -71,6 +197,7 @@ impl PromptKind {
         match s.trim().to_ascii_lowercase().as_str() {
             "" | "auto" => Ok(PromptKind::Auto),
             "terminal" => Ok(PromptKind::Terminal),
+            "pinentry" => Ok(PromptKind::Pinentry),
             "zenity" => Ok(PromptKind::Zenity),
             "kdialog" => Ok(PromptKind::Kdialog),
             "osascript" => Ok(PromptKind::Osascript),
@@ -85,6 +212,7 @@ impl PromptKind {
         match self {
             PromptKind::Auto => "auto",
             PromptKind::Terminal => "terminal",
+            PromptKind::Pinentry => "pinentry",
             PromptKind::Zenity => "zenity",
             PromptKind::Kdialog => "kdialog",
             PromptKind::Osascript => "osascript",
@@ -108,17 +236,49 @@ impl std::fmt::Display for PromptKind {
 /// The driver for `kind`, or `Unavailable` saying why it cannot work here
 /// and what to do instead.
 pub fn driver(kind: PromptKind) -> Result<Box<dyn Prompt>, PromptError> {
+    select(kind, false)
+}
+
+/// The driver for `kind` while a command vault started owns the terminal
+/// (`exec --ecs-server` renewing a session): it never reads the terminal,
+/// so the keystrokes stay the command's. A dialog or a graphical pinentry
+/// asks; touches go to desktop notifications.
+pub fn detached_driver(kind: PromptKind) -> Result<Box<dyn Prompt>, PromptError> {
+    select(kind, true)
+}
+
+fn select(kind: PromptKind, detached: bool) -> Result<Box<dyn Prompt>, PromptError> {
     let tool = match kind {
-        PromptKind::Auto => return auto(),
+        PromptKind::Auto => return auto(detached),
+        PromptKind::Terminal if detached => {
+            return Err(PromptError::Unavailable(format!(
+                "the terminal prompt (--prompt / VAULT_PROMPT terminal) cannot ask while the \
+                 command owns the terminal; {DETACHED_ADVICE}"
+            )))
+        }
         PromptKind::Terminal => {
             return match Terminal::open() {
                 Ok(t) => Ok(Box::new(t)),
                 Err(e) => Err(PromptError::Unavailable(format!(
                     "the terminal prompt (--prompt / VAULT_PROMPT terminal) needs a terminal, \
                      but {} cannot be opened ({e}); run vault from a terminal, or choose a \
-                     dialog with --prompt zenity, kdialog or osascript",
+                     dialog with --prompt pinentry, zenity, kdialog or osascript",
                     terminal::TTY
                 ))),
+            };
+        }
+        PromptKind::Pinentry => {
+            let has_tty = !detached && Terminal::open().is_ok();
+            return match Pinentry::find(has_tty, detached) {
+                Some(p) if detached => graphical(p).map(|p| Box::new(p) as Box<dyn Prompt>),
+                Some(p) => Ok(Box::new(p)),
+                None => Err(PromptError::Unavailable(
+                    "the pinentry prompt (--prompt / VAULT_PROMPT pinentry) needs the program \
+                     `pinentry` on PATH (or VAULT_PINENTRY naming one); install it (apt install \
+                     pinentry-curses or pinentry-gnome3, brew install pinentry-mac) or choose \
+                     another --prompt"
+                        .to_string(),
+                )),
             };
         }
         PromptKind::Zenity => Tool::Zenity,
@@ -136,10 +296,38 @@ pub fn driver(kind: PromptKind) -> Result<Box<dyn Prompt>, PromptError> {
     }
 }
 
-fn auto() -> Result<Box<dyn Prompt>, PromptError> {
-    let tty_error = match Terminal::open() {
-        Ok(t) => return Ok(Box::new(t)),
-        Err(e) => e,
+/// What to do when a renewal cannot ask without the terminal.
+const DETACHED_ADVICE: &str = "for renewals during `exec --ecs-server`, vault asks through \
+     a graphical pinentry or a dialog (needs a display) and shows touches as desktop \
+     notifications; or set mfa_process in the profile, or renew before the session ends by \
+     running `vault exec PROFILE -- true` in another terminal";
+
+/// `p` if it shows its own window: a terminal flavour (curses, tty) would
+/// take the terminal from the command that owns it.
+fn graphical(p: Pinentry) -> Result<Pinentry, PromptError> {
+    let flavor = p.flavor()?;
+    let base = flavor.split(':').next().unwrap_or("").trim();
+    if matches!(base, "curses" | "tty" | "emacs") {
+        return Err(PromptError::Unavailable(format!(
+            "{} is a terminal pinentry ({base}), and the command owns the terminal; \
+             {DETACHED_ADVICE}",
+            p.program().display()
+        )));
+    }
+    Ok(p)
+}
+
+fn auto(detached: bool) -> Result<Box<dyn Prompt>, PromptError> {
+    let tty = if detached {
+        "the command owns the terminal".to_string()
+    } else {
+        match Terminal::open() {
+            Ok(t) => return Ok(Box::new(t)),
+            Err(e) => format!(
+                "there is no terminal ({} cannot be opened: {e})",
+                terminal::TTY
+            ),
+        }
     };
     // A dialog program installed on a machine with no display (SSH, CI,
     // cron) would only fail with "cannot open display": skip it so the
@@ -149,6 +337,14 @@ fn auto() -> Result<Box<dyn Prompt>, PromptError> {
             .iter()
             .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
     if display {
+        // The system's pinentry first: it is the PIN dialog the desktop
+        // already uses for gpg and ssh keys.
+        if let Some(p) = Pinentry::find(false, detached) {
+            match if detached { graphical(p) } else { Ok(p) } {
+                Ok(p) => return Ok(Box::new(p)),
+                Err(e) => log::debug!(target: "vault", "pinentry skipped: {e}"),
+            }
+        }
         for &tool in Tool::for_this_os() {
             if let Some(d) = Dialog::find(tool) {
                 return Ok(Box::new(d));
@@ -158,21 +354,23 @@ fn auto() -> Result<Box<dyn Prompt>, PromptError> {
     let programs: Vec<&str> = Tool::for_this_os().iter().map(|t| t.program()).collect();
     let mfa = "for an MFA code, pass it with --mfa-token or set mfa_process in the profile \
                (e.g. mfa_process = ykman oath accounts code -s <account>)";
-    let tty = format!(
-        "there is no terminal ({} cannot be opened: {tty_error})",
-        terminal::TTY
-    );
+    if detached {
+        return Err(PromptError::Unavailable(format!(
+            "{tty}; {DETACHED_ADVICE}"
+        )));
+    }
     Err(PromptError::Unavailable(if display {
         format!(
-            "{tty} and no dialog program ({}) is on PATH. Install zenity (apt install zenity) \
-             or run vault from a terminal; {mfa}",
+            "{tty} and no pinentry or dialog program (pinentry, {}) is on PATH. Install \
+             pinentry-gnome3 or zenity (apt install pinentry-gnome3 zenity) or run vault from a \
+             terminal; {mfa}",
             programs.join(", ")
         )
     } else {
         format!(
             "{tty} and no display to show a dialog on (DISPLAY and WAYLAND_DISPLAY are unset). \
-             Run vault from a terminal, or {mfa}; installing zenity helps only where there is \
-             a display"
+             Run vault from a terminal, or {mfa}; installing pinentry or zenity helps only where \
+             there is a display"
         )
     }))
 }
@@ -235,13 +433,13 @@ pub(crate) fn find_program(program: &str) -> Option<PathBuf> {
 }
 
 #[cfg(unix)]
-fn is_executable(p: &Path) -> bool {
+pub(crate) fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(not(unix))]
-fn is_executable(p: &Path) -> bool {
+pub(crate) fn is_executable(p: &Path) -> bool {
     p.is_file()
 }
 
@@ -338,9 +536,9 @@ mod tests {
 
     #[test]
     fn unknown_kind_lists_the_choices() {
-        let e = PromptKind::parse("pinentry").unwrap_err().to_string();
+        let e = PromptKind::parse("pinentri").unwrap_err().to_string();
         assert!(
-            e.contains("pinentry") && e.contains("terminal, zenity, kdialog, osascript"),
+            e.contains("pinentri") && e.contains("terminal, pinentry, zenity, kdialog, osascript"),
             "{e}"
         );
     }

@@ -7,7 +7,7 @@ use std::io::{self, BufRead, BufReader, Write};
 
 use zeroize::Zeroizing;
 
-use super::{validate_mfa_code, Prompt, PromptError, MFA_ATTEMPTS};
+use super::{validate_mfa_code, Prompt, PromptError, TouchNotice, TouchRequest, MFA_ATTEMPTS};
 use crate::secret::{MfaCode, Passphrase};
 
 /// The controlling terminal of this process, whatever its fds point at.
@@ -57,6 +57,19 @@ fn read_line(prompt: &str) -> Result<Zeroizing<String>, PromptError> {
     let end = line.trim_end_matches(['\r', '\n']).len();
     line.truncate(end);
     Ok(line)
+}
+
+impl Terminal {
+    /// One line on the terminal, for drivers that ask elsewhere but have
+    /// one (pinentry on a terminal).
+    pub(crate) fn say(line: &str) {
+        say(line);
+    }
+}
+
+/// The terminal's touch countdown, for drivers that have a terminal.
+pub(crate) fn countdown(request: &TouchRequest) -> Box<dyn TouchNotice> {
+    Box::new(Countdown::start(request))
 }
 
 fn say(line: &str) {
@@ -134,5 +147,89 @@ impl Prompt for Terminal {
 
     fn notify(&self, message: &str) {
         say(message);
+    }
+
+    fn touch(&self, request: &TouchRequest) -> Box<dyn TouchNotice> {
+        Box::new(Countdown::start(request))
+    }
+}
+
+/// "Touch your YubiKey N to … (15 s)" on one terminal line, counting down
+/// each second, then rewritten once as "…: touched" (or "not touched"):
+/// one line per touch, in one wording, as ykman's and yubikey-agent's
+/// users know it.
+struct Countdown {
+    end: Option<std::sync::mpsc::Sender<bool>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Countdown {
+    fn start(request: &TouchRequest) -> Countdown {
+        let line = request.line();
+        let timeout = request.timeout;
+        let (end, told) = std::sync::mpsc::channel::<bool>();
+        let thread = std::thread::Builder::new()
+            .name("touch countdown".into())
+            .spawn(move || {
+                let Ok(mut tty) = OpenOptions::new().write(true).open(TTY) else {
+                    return;
+                };
+                let start = std::time::Instant::now();
+                loop {
+                    let left = timeout.saturating_sub(start.elapsed());
+                    let secs = left.as_millis().div_ceil(1000);
+                    // \r and erase-line: the count rewrites its own line.
+                    let _ = write!(tty, "\r\x1b[Kvault: {line} ({secs} s)");
+                    let _ = tty.flush();
+                    // Wake when the shown number changes (at least 100 ms
+                    // on, so a card slower than its timeout does not spin).
+                    let tick = left
+                        .checked_sub(std::time::Duration::from_secs(
+                            u64::try_from(secs.saturating_sub(1)).unwrap_or(0),
+                        ))
+                        .unwrap_or_default()
+                        .max(std::time::Duration::from_millis(100));
+                    match told.recv_timeout(tick) {
+                        Ok(touched) => {
+                            let how = if touched { "touched" } else { "not touched" };
+                            let _ = write!(tty, "\r\x1b[Kvault: {line}: {how}\n");
+                            return;
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                            let _ = writeln!(tty);
+                            return;
+                        }
+                    }
+                }
+            })
+            .ok();
+        Countdown {
+            end: Some(end),
+            thread,
+        }
+    }
+
+    fn finish(&mut self, touched: bool) {
+        if let Some(end) = self.end.take() {
+            let _ = end.send(touched);
+        }
+        // The last line is written before vault goes on to say or print
+        // anything else.
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl TouchNotice for Countdown {
+    fn done(mut self: Box<Self>, touched: bool) {
+        self.finish(touched);
+    }
+}
+
+impl Drop for Countdown {
+    fn drop(&mut self) {
+        self.finish(false);
     }
 }

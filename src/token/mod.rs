@@ -7,3 +7,21 @@ pub mod apdu;
 pub mod fido2;
 pub mod oath;
 pub mod piv;
+
+use std::time::Duration;
+
+/// How long a YubiKey waits for a touch before it gives up (15 s on a
+/// YubiKey 5, and the rig's virtual key's default): the countdown users see.
+pub const TOUCH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A key's wait for a touch, as the token layer sees it. Only the caller
+/// knows what the touch is for ("to unlock profile admin's key"), so the
+/// token reports the wait and the caller shows it, in one place and one
+/// wording, through the prompt driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TouchEvent {
+    /// Key `serial` is about to wait up to `timeout` for a touch.
+    Waiting { serial: u32, timeout: Duration },
+    /// That wait is over: touched, or not (timeout, removal, error).
+    Done { serial: u32, touched: bool },
+}

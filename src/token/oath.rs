@@ -606,6 +606,7 @@ pub struct TokenCodes<'a> {
     wait: Duration,
     touch_notice_after: Duration,
     notify: Box<dyn Fn(&str) + 'a>,
+    touch: Option<Box<dyn Fn(crate::token::TouchEvent) + 'a>>,
 }
 
 impl<'a> TokenCodes<'a> {
@@ -619,7 +620,15 @@ impl<'a> TokenCodes<'a> {
             wait: Duration::ZERO,
             touch_notice_after: TOUCH_NOTICE_AFTER,
             notify,
+            touch: None,
         }
+    }
+
+    /// Shows the wait for a touch through `touch` (which knows what the
+    /// code is for), instead of a plain line through `notify`.
+    pub fn on_touch(mut self, touch: Box<dyn Fn(crate::token::TouchEvent) + 'a>) -> TokenCodes<'a> {
+        self.touch = Some(touch);
+        self
     }
 
     /// Uses this credential name instead of [`credential_name`]`(mfa_serial)`.
@@ -674,13 +683,27 @@ impl<'a> TokenCodes<'a> {
                 }
             }
         }
+        let serial = self.serial;
+        let waited = std::cell::Cell::new(false);
         let notice = || {
-            (self.notify)(&format!(
-                "Touch your YubiKey (serial {}) for the MFA code",
-                self.serial
-            ))
+            waited.set(true);
+            match &self.touch {
+                // The card has been waiting since the CALCULATE went out.
+                Some(touch) => touch(crate::token::TouchEvent::Waiting {
+                    serial,
+                    timeout: crate::token::TOUCH_TIMEOUT.saturating_sub(self.touch_notice_after),
+                }),
+                None => (self.notify)(&format!("Touch your YubiKey {serial} for the MFA code")),
+            }
         };
-        match session.calculate_notifying(&name, step, self.touch_notice_after, &notice) {
+        let result = session.calculate_notifying(&name, step, self.touch_notice_after, &notice);
+        if let (true, Some(touch)) = (waited.get(), &self.touch) {
+            touch(crate::token::TouchEvent::Done {
+                serial,
+                touched: result.is_ok(),
+            });
+        }
+        match result {
             Ok(code) => Ok(Some(code)),
             Err(TokenError::NoSuchCredential(_)) => Ok(None),
             Err(e) => Err(e),

@@ -1166,7 +1166,9 @@ impl PivToken {
         })?;
         let policy = PolicyExtension([pin_policy.code(), touch_policy.code()]);
         if touch_policy != TouchPolicy::Never {
-            notify(&format!("Touch your YubiKey (serial {serial})…"));
+            notify(&format!(
+                "Touch your YubiKey {serial} to sign the new key's certificate"
+            ));
         }
         let written = yubikey::certificate::Certificate::generate_self_signed::<_, p256::NistP256>(
             self.yk()?,
@@ -1352,14 +1354,15 @@ impl PivToken {
 
     /// ECDH of `ephemeral` with the key in `slot`: the x-coordinate of the
     /// shared point. The PIN must already be verified when the slot's
-    /// policy asks for it ([`PivToken::ensure_pin`]); `notify` tells the
-    /// user to touch the key before the card waits for it. Reads and
-    /// changes nothing else on the card.
+    /// policy asks for it ([`PivToken::ensure_pin`]); `touch` learns when
+    /// the card starts waiting for a touch and when that wait ends, so the
+    /// user sees a countdown and a confirmation. Reads and changes nothing
+    /// else on the card.
     pub fn ecdh(
         &mut self,
         slot: u8,
         ephemeral: &p256::PublicKey,
-        notify: &dyn Fn(&str),
+        touch: &dyn Fn(crate::token::TouchEvent),
     ) -> Result<Zeroizing<[u8; 32]>, PivError> {
         let serial = self.serial;
         let id = key_slot(slot)?;
@@ -1375,10 +1378,20 @@ impl PivToken {
                 .is_none_or(|t| t.elapsed() >= TOUCH_CACHE),
         };
         if needs_touch {
-            notify(&format!("Touch your YubiKey (serial {serial})…"));
+            touch(crate::token::TouchEvent::Waiting {
+                serial,
+                timeout: crate::token::TOUCH_TIMEOUT,
+            });
         }
         let point = ephemeral.to_encoded_point(false);
-        match ykpiv::decrypt_data(self.yk()?, point.as_bytes(), AlgorithmId::EccP256, id) {
+        let answer = ykpiv::decrypt_data(self.yk()?, point.as_bytes(), AlgorithmId::EccP256, id);
+        if needs_touch {
+            touch(crate::token::TouchEvent::Done {
+                serial,
+                touched: answer.is_ok(),
+            });
+        }
+        match answer {
             Ok(shared) => {
                 if info.touch_policy != TouchPolicy::Never {
                     self.touched.insert(slot, Instant::now());
@@ -1799,6 +1812,9 @@ pub struct PivUnwrapper<'a> {
     /// Told of a PIN the card refused, and how many tries are left.
     wrong_pin: Box<WrongPinHook<'a>>,
     notify: Box<dyn Fn(&str) + 'a>,
+    /// Shows the card's waits for a touch; by default one line through
+    /// `notify`, until the caller says what the touch is for.
+    touch: Box<dyn Fn(crate::token::TouchEvent) + 'a>,
     tokens: HashMap<u32, PivToken>,
     /// Slot keys and policies recorded at enrollment, by (serial, slot).
     recorded: HashMap<(u32, u8), SlotInfo>,
@@ -1806,18 +1822,31 @@ pub struct PivUnwrapper<'a> {
 
 impl<'a> PivUnwrapper<'a> {
     /// `ask_pin(serial, tries_left)` is called when a key needs its PIN; `notify`
-    /// shows messages such as "Touch your YubiKey (serial N)…".
+    /// shows messages such as "Insert YubiKey N…".
     pub fn new(
         ask_pin: impl FnMut(u32, u8) -> Result<Passphrase, String> + 'a,
-        notify: impl Fn(&str) + 'a,
+        notify: impl Fn(&str) + 'a + Clone,
     ) -> PivUnwrapper<'a> {
+        let plain = notify.clone();
         PivUnwrapper {
             ask_pin: Box::new(ask_pin),
             wrong_pin: Box::new(|_, _, _| {}),
             notify: Box::new(notify),
+            touch: Box::new(move |e| {
+                if let crate::token::TouchEvent::Waiting { serial, .. } = e {
+                    plain(&format!("Touch your YubiKey {serial}…"));
+                }
+            }),
             tokens: HashMap::new(),
             recorded: HashMap::new(),
         }
+    }
+
+    /// `touch` shows each wait for a touch (with what it is for, which
+    /// only the caller knows), instead of the plain line through `notify`.
+    pub fn on_touch(mut self, touch: impl Fn(crate::token::TouchEvent) + 'a) -> Self {
+        self.touch = Box::new(touch);
+        self
     }
 
     /// `hook(serial, pin, tries_left)` learns of each PIN a card refused,
@@ -1935,7 +1964,7 @@ impl<'a> PivUnwrapper<'a> {
         let Some(token) = self.tokens.get_mut(&serial) else {
             return Ok(None);
         };
-        token.ecdh(slot, ephemeral, &*self.notify).map(Some)
+        token.ecdh(slot, ephemeral, &*self.touch).map(Some)
     }
 }
 

@@ -846,6 +846,7 @@ pub fn count_lines(p: &Path) -> usize {
         .map(|s| s.lines().count())
         .unwrap_or(0)
 }
+pub mod desktop;
 pub mod otp;
 pub mod proxy;
 pub mod token;
