@@ -208,7 +208,7 @@ pub const FILES: &[Entry] = &[
     ("$XDG_DATA_HOME/vault/store, ~/.local/share/vault/store", "The file backend's encrypted keys and sessions."),
     ("$XDG_DATA_HOME/vault/envelopes, ~/.local/share/vault/envelopes", "Keys wrapped by a YubiKey (one envelope per profile)."),
     ("$XDG_CONFIG_HOME/vault/tokens.json, ~/.config/vault/tokens.json", "Enrolled YubiKeys: serial, slot, public key."),
-    ("$XDG_RUNTIME_DIR/vault/locks", "Lock files so concurrent vault processes ask for one code; nothing secret."),
+    ("$XDG_RUNTIME_DIR/vault/locks, else ~/.cache/vault/locks", "Lock files so concurrent vault processes ask for one code; nothing secret."),
 ];
 
 /// vault's exit statuses.
@@ -227,14 +227,48 @@ pub const EXEC_EXIT_STATUS: &str =
 
 /// The everyday flows, as README shows them: the description, the command.
 pub const EXAMPLES: &[Entry] = &[
-    ("Store a profile's IAM access key (asked for on the terminal):", "vault add jonsmith"),
-    ("Run a command with a profile's temporary credentials:", "vault exec admin -- aws sts get-caller-identity"),
-    ("A shell with the credentials (exit it to drop them):", "vault exec admin"),
-    ("As an AWS CLI credential_process (in ~/.aws/config):", "credential_process = vault exec admin --json"),
-    ("Show profiles, stored keys and cached sessions:", "vault list"),
-    ("Open the AWS console signed in as a profile:", "vault login admin"),
-    ("Replace a profile's access key with a new one:", "vault rotate jonsmith"),
-    ("Put a YubiKey into service and move the profile's key onto it:", "vault hw enroll --profile jonsmith --create-mfa-device"),
-    ("A profile for every account and role of an sso-session:", "vault sso populate my-sso --region eu-west-1"),
-    ("Install completion and the manual page:", "vault completion bash > ~/.local/share/bash-completion/completions/vault; vault man > ~/.local/share/man/man1/vault.1"),
+    (
+        "Store a profile's IAM access key (asked for on the terminal):",
+        "vault add jonsmith",
+    ),
+    (
+        "Run a command with a profile's temporary credentials:",
+        "vault exec admin -- aws sts get-caller-identity",
+    ),
+    (
+        "A shell with the credentials (exit it to drop them):",
+        "vault exec admin",
+    ),
+    (
+        "As an AWS CLI credential_process (in ~/.aws/config):",
+        "credential_process = vault exec admin --json",
+    ),
+    (
+        "Show profiles, stored keys and cached sessions:",
+        "vault list",
+    ),
+    (
+        "Open the AWS console signed in as a profile:",
+        "vault login admin",
+    ),
+    (
+        "Replace a profile's access key with a new one:",
+        "vault rotate jonsmith",
+    ),
+    (
+        "Put a YubiKey into service and move the profile's key onto it:",
+        "vault hw enroll --profile jonsmith --create-mfa-device",
+    ),
+    (
+        "A profile for every account and role of an sso-session:",
+        "vault sso populate my-sso --region eu-west-1",
+    ),
+    (
+        "Install bash completion (zsh and fish: vault completion zsh|fish):",
+        "vault completion bash > ~/.local/share/bash-completion/completions/vault",
+    ),
+    (
+        "Install this manual page:",
+        "vault man > ~/.local/share/man/man1/vault.1",
+    ),
 ];

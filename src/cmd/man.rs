@@ -44,6 +44,9 @@ fn ascii(page: &str) -> String {
 /// The sections from `crate::docs`, without roff's preamble.
 fn sections() -> String {
     let mut roff = Roff::new();
+    // Names (AWS_SESSION_TOKEN) and paths are not to be split at a line's
+    // end: no hyphenation here, as before it in clap's sections.
+    roff.control("nh", []);
     roff.control("SH", ["CONFIGURATION"]);
     roff.text([roman(
         "vault reads the AWS config file ($AWS_CONFIG_FILE, else ~/.aws/config) as aws-vault does. \
