@@ -109,14 +109,14 @@ impl TestRoot {
             INTERMEDIATE_A1_KEY_FILE,
             INTERMEDIATE_A1_CERT_FILE,
             INTERMEDIATE_A1_SUBJECT,
-            Some((&root, Some(1))),
+            Some((&root, Some(2))),
         )?;
         let piv = TestRoot::load_or_create_ca(
             dir,
             PIV_B1_KEY_FILE,
             PIV_B1_CERT_FILE,
             PIV_B1_SUBJECT,
-            Some((&inter, Some(0))),
+            Some((&inter, Some(1))),
         )?;
         if !dir.join(CHAIN_5_7_FILE).exists() {
             let bundle = format!("{}{}", piv.cert_pem(), inter.cert_pem());

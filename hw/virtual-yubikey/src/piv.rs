@@ -29,6 +29,11 @@ const INS_GENERATE: u8 = 0x47;
 const INS_AUTHENTICATE: u8 = 0x87;
 const INS_GET_DATA: u8 = 0xCB;
 const INS_PUT_DATA: u8 = 0xDB;
+/// MOVE KEY (P1 = destination slot, P2 = source) and, with P1 = FF,
+/// DELETE KEY: firmware 5.7 and later (yubikit's piv.py).
+const INS_MOVE_KEY: u8 = 0xF6;
+/// P1 of INS_MOVE_KEY that deletes the key in slot P2 instead of moving it.
+const DELETE_KEY_P1: u8 = 0xFF;
 const INS_GET_METADATA: u8 = 0xF7;
 const INS_GET_SERIAL: u8 = 0xF8;
 const INS_ATTEST: u8 = 0xF9;
@@ -825,6 +830,35 @@ impl Piv {
         Ok(Reply::ok(out))
     }
 
+    /// MOVE KEY and DELETE KEY (5.7+): the private key with its algorithm,
+    /// policies and origin moves to the destination, replacing any key
+    /// there; the source slot is left empty. Certificates are data objects
+    /// and stay where they are (ykman moves them itself). The attestation
+    /// key F9 can be neither moved nor deleted, nor be a destination.
+    fn move_key(&mut self, cmd: &Command, env: &mut Env<'_>) -> Result<Reply, u16> {
+        if env.version < [5, 7, 0] {
+            return Err(sw::INS_NOT_SUPPORTED);
+        }
+        if !self.session.mgmt_authenticated {
+            return Err(sw::SECURITY_STATUS);
+        }
+        let (to, from) = (cmd.p1, cmd.p2);
+        if !is_key_slot(from) || !(to == DELETE_KEY_P1 || is_key_slot(to)) {
+            return Err(sw::INCORRECT_P1P2);
+        }
+        if !self.keys.contains_key(&from) {
+            return Err(sw::REF_NOT_FOUND);
+        }
+        if to != from {
+            let key = self.keys.remove(&from).ok_or(sw::REF_NOT_FOUND)?;
+            if to != DELETE_KEY_P1 {
+                self.keys.insert(to, key);
+            }
+            env.mark_dirty();
+        }
+        Ok(Reply::empty())
+    }
+
     fn set_mgmt_key(&mut self, cmd: &Command, env: &mut Env<'_>) -> Result<Reply, u16> {
         if !self.session.mgmt_authenticated {
             return Err(sw::SECURITY_STATUS);
@@ -889,7 +923,8 @@ impl Applet for Piv {
             INS_GET_VERSION => Ok(Reply::ok(env.version.to_vec())),
             INS_IMPORT_KEY => self.import_key(cmd, env),
             INS_SET_MGMT_KEY => self.set_mgmt_key(cmd, env),
-            // MOVE KEY (F6) and the Ed25519/RSA-3072 family arrived in 5.7.
+            INS_MOVE_KEY => self.move_key(cmd, env),
+            // The Ed25519/RSA-3072 family arrived in 5.7.
             _ => Err(sw::INS_NOT_SUPPORTED),
         };
         result.unwrap_or_else(Reply::sw)
@@ -1860,6 +1895,77 @@ mod tests {
         assert_eq!(key.get_object(OBJ_PRINTED).1, 0x6982);
         assert_eq!(key.verify_pin(DEFAULT_PIN), 0x9000);
         assert_eq!(key.get_object(OBJ_PRINTED), (secret, 0x9000));
+    }
+
+    #[test]
+    fn move_and_delete_key_on_5_7_only() {
+        let root = TestRoot::generate().unwrap();
+        let state = DeviceState::factory_with_firmware(SERIAL, [5, 7, 4], &root);
+        let mut key = Key::with_state(state, root);
+        assert_eq!(key.ok(INS_GET_VERSION, 0, 0, &[]), vec![5, 7, 4]);
+        // The 5.7 default management key: the same bytes, as AES-192.
+        let md = metadata(&mut key, MGMT_SLOT);
+        assert_eq!(
+            (md[&1].clone(), md[&5].clone()),
+            (vec![ALG_AES192], vec![1])
+        );
+        assert_eq!(
+            key.sw(INS_MOVE_KEY, 0x9C, 0x9A, &[]),
+            0x6982,
+            "needs the mgmt key"
+        );
+        assert_eq!(key.auth(ALG_AES192, &DEFAULT_MGMT_KEY), 0x9000);
+        assert_eq!(
+            key.sw(INS_MOVE_KEY, 0x9C, 0x9A, &[]),
+            0x6A88,
+            "empty source"
+        );
+        key.generate(0x9A, ALG_P256, PIN_POLICY_ONCE, TOUCH_POLICY_CACHED);
+        let before = metadata(&mut key, 0x9A);
+        assert_eq!(key.sw(INS_MOVE_KEY, ATTESTATION_SLOT, 0x9A, &[]), 0x6A86);
+        assert_eq!(key.sw(INS_MOVE_KEY, 0x9C, ATTESTATION_SLOT, &[]), 0x6A86);
+        assert_eq!(
+            key.sw(INS_MOVE_KEY, DELETE_KEY_P1, ATTESTATION_SLOT, &[]),
+            0x6A86
+        );
+        assert_eq!(key.sw(INS_MOVE_KEY, 0x9C, 0x9A, &[]), 0x9000);
+        assert_eq!(
+            metadata(&mut key, 0x9C),
+            before,
+            "alg, policies, origin, public key"
+        );
+        assert_eq!(key.sw(INS_GET_METADATA, 0, 0x9A, &[]), 0x6A88);
+        // The moved key signs in its new slot.
+        assert_eq!(key.verify_pin(DEFAULT_PIN), 0x9000);
+        let (_, code) = key.sign(ALG_P256, 0x9C, &[0x55; 32]);
+        assert_eq!(code, 0x9000);
+        assert_eq!(key.sw(INS_MOVE_KEY, DELETE_KEY_P1, 0x9C, &[]), 0x9000);
+        assert_eq!(key.sw(INS_GET_METADATA, 0, 0x9C, &[]), 0x6A88);
+        assert_eq!(key.sw(INS_MOVE_KEY, DELETE_KEY_P1, 0x9C, &[]), 0x6A88);
+        assert!(
+            metadata(&mut key, ATTESTATION_SLOT).contains_key(&4),
+            "F9 stays"
+        );
+        // A PIV reset on 5.7 brings back the AES-192 default.
+        for _ in 0..3 {
+            key.verify_pin(b"000000");
+        }
+        for _ in 0..3 {
+            key.sw(INS_RESET_RETRY, 0, PIN_REF, &[b'0'; 16]);
+        }
+        assert_eq!(key.sw(INS_RESET, 0, 0, &[]), 0x9000);
+        let md = metadata(&mut key, MGMT_SLOT);
+        assert_eq!(
+            (md[&1].clone(), md[&5].clone()),
+            (vec![ALG_AES192], vec![1])
+        );
+
+        // 5.4.3 has no MOVE KEY.
+        let mut old = Key::new();
+        old.auth_default();
+        old.generate(0x9A, ALG_P256, PIN_POLICY_ONCE, TOUCH_POLICY_NEVER);
+        assert_eq!(old.sw(INS_MOVE_KEY, 0x9C, 0x9A, &[]), 0x6D00);
+        assert_eq!(old.sw(INS_MOVE_KEY, DELETE_KEY_P1, 0x9A, &[]), 0x6D00);
     }
 
     #[test]
