@@ -423,3 +423,34 @@ fn execs_environment_is_documented_from_the_source() {
         assert!(env.contains(name), "{name} not in ENVIRONMENT");
     }
 }
+
+/// README describes the config in prose; every key it names in its
+/// Profiles section is one the table (and so the man page) documents.
+#[test]
+fn readmes_config_keys_are_the_tables() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Profiles"))
+        .expect("README has a Profiles section");
+    let keys: BTreeSet<String> = section
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| {
+            w.contains('_')
+                && !w.starts_with('_')
+                && !w.ends_with('_')
+                && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        })
+        .map(str::to_string)
+        .collect();
+    assert!(keys.contains("role_arn"), "{keys:?}");
+    let docs = documented(vault::docs::CONFIG_KEYS);
+    let missing: Vec<_> = keys.difference(&docs).collect();
+    assert!(
+        missing.is_empty(),
+        "README names config keys docs.rs lacks: {missing:?}"
+    );
+}
