@@ -689,3 +689,49 @@ fn support_touches(key: &support::vyk::TestKey) -> usize {
         .filter(|e| e["touch"] == "given")
         .count()
 }
+
+/// Issue 15.2: the device code to compare is shown in a desktop
+/// notification too, by a real notification service (dunst) on the rig's
+/// session bus, and taken down when the sign-in is over, so no stale code
+/// stays on screen.
+#[test]
+fn device_code_is_also_a_desktop_notification_closed_after_the_sign_in() {
+    let _turn = DOUBLE.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestEnv::new("sso_device_notified");
+    world(&t, "unused");
+    policy("approve", "manual");
+    let desktop = support::desktop::Notifications::start(&t.dir);
+
+    let (_, run) = t.exec_json("admin", &["--use-device-code"]);
+    let shown = "check that the page shows the code ";
+    let at = run.stderr.find(shown).expect(&run.stderr) + shown.len();
+    let code: String = run.stderr[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    assert_eq!(code.len(), 9, "{}", run.stderr);
+
+    let log = desktop.monitored();
+    let summary = format!("IAM Identity Center sign-in code {code}");
+    assert!(
+        log.contains(&format!("string \"{summary}\"")),
+        "no notification with the code in:\n{log}"
+    );
+    assert_eq!(log.matches("member=Notify").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("member=CloseNotification").count(),
+        1,
+        "the notification was not taken down:\n{log}"
+    );
+    // dunst itself had it: showing (closed notifications move to its
+    // history) or still on screen, with the code.
+    let history = desktop.dunstctl(&["history"]).unwrap();
+    assert!(history.contains(&summary), "dunst's history: {history}");
+    let displayed: u32 = desktop
+        .dunstctl(&["count", "displayed"])
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(displayed, 0, "still on screen after the sign-in");
+}

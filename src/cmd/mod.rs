@@ -85,8 +85,60 @@ pub fn credentials(app: &App, profile: &str, args: &SessionArgs) -> Result<Resol
 }
 
 /// Shows an SSO sign-in: the URL (and the device code) on stderr, and the
-/// browser opened where there is one.
-pub(crate) struct SsoUi;
+/// browser opened where there is one. The device code is also a desktop
+/// notification where the session bus has a notification service (issue
+/// 15.2): the code to compare stays in view beside the browser, when
+/// stderr is an IDE's log or a terminal hidden behind the browser.
+#[derive(Default)]
+pub(crate) struct SsoUi {
+    /// The device-code notification on screen, closed when the sign-in
+    /// is over (this UI dropped), so no stale code stays up.
+    #[cfg(target_os = "linux")]
+    shown: RefCell<Option<(crate::prompt::Desktop, u32)>>,
+}
+
+/// How long a device-code notification may stay up by itself: the usual
+/// lifetime of an IAM Identity Center device code (10 minutes).
+#[cfg(target_os = "linux")]
+const DEVICE_CODE_SHOWN_MS: i32 = 600_000;
+
+impl SsoUi {
+    #[cfg(target_os = "linux")]
+    fn show_device_code(&self, code: &str) {
+        let Some(desktop) = crate::prompt::Desktop::connect() else {
+            return;
+        };
+        // Plain text only: notification services may read the body as
+        // markup, and the URL's `&` would spoil it; the URL is on stderr
+        // and in the browser already.
+        let shown = desktop.show(
+            0,
+            &format!("IAM Identity Center sign-in code {code}"),
+            "Check that the sign-in page in your browser shows this code before you approve it.",
+            DEVICE_CODE_SHOWN_MS,
+        );
+        match shown {
+            Ok(id) => {
+                if let Some((old, old_id)) = self.shown.replace(Some((desktop, id))) {
+                    old.close(old_id);
+                }
+            }
+            Err(e) => log::debug!(target: "vault", "device code notification not shown: {e}"),
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn show_device_code(&self, _code: &str) {}
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for SsoUi {
+    fn drop(&mut self) {
+        if let Some((desktop, id)) = self.shown.take() {
+            desktop.close(id);
+        }
+    }
+}
 
 impl crate::sso::SignInUi for SsoUi {
     fn sign_in(&self, url: &str, user_code: Option<&str>) {
@@ -95,6 +147,7 @@ impl crate::sso::SignInUi for SsoUi {
                 "vault: sign in to IAM Identity Center: open {url}\n\
                  vault: and check that the page shows the code {code}"
             );
+            self.show_device_code(code);
         } else {
             eprintln!(
                 "vault: sign in to IAM Identity Center in the browser; if it does not open, open {url}"
@@ -218,7 +271,7 @@ pub fn credentials_via(
             lock_dir: crate::lock::lock_dir(),
         },
     );
-    let ui = SsoUi;
+    let ui = SsoUi::default();
     let keep = StoreKeep(app);
     let provider = provider.with_sso(&ui, flow, Some(&keep));
     let creds = provider.credentials(&plan)?;

@@ -27,7 +27,7 @@ pub fn run(app: &App, args: &PopulateArgs) -> Result<(), Error> {
     };
     let endpoints = sso::endpoints(&settings.region, &config::process_env).map_err(fail)?;
     let cache = app.cache()?;
-    let ui = super::SsoUi;
+    let ui = super::SsoUi::default();
     let keep = super::StoreKeep(app);
     let sign_in = SignIn {
         keep: Some(&keep),
