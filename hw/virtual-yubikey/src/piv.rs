@@ -1,5 +1,6 @@
 //! The PIV applet (NIST SP 800-73 with Yubico's extensions), answering as a
-//! YubiKey 5 on firmware 5.4.3 does.
+//! YubiKey 5 on firmware 5.4.3 does, or, for the 5.7.4 personality, with
+//! its AES-192 default management key and MOVE / DELETE KEY.
 //!
 //! Encodings follow what yubikit (`yubikit/piv.py`), yubico-piv-tool
 //! (`lib/ykpiv.c`) and the yubikey crate send and parse. Slot keys are the
@@ -831,8 +832,8 @@ impl Piv {
     }
 
     /// MOVE KEY and DELETE KEY (5.7+): the private key with its algorithm,
-    /// policies and origin moves to the destination, replacing any key
-    /// there; the source slot is left empty. Certificates are data objects
+    /// policies and origin moves to an empty destination slot; the source
+    /// slot is left empty. Certificates are data objects
     /// and stay where they are (ykman moves them itself). The attestation
     /// key F9 can be neither moved nor deleted, nor be a destination.
     fn move_key(&mut self, cmd: &Command, env: &mut Env<'_>) -> Result<Reply, u16> {
@@ -849,13 +850,16 @@ impl Piv {
         if !self.keys.contains_key(&from) {
             return Err(sw::REF_NOT_FOUND);
         }
-        if to != from {
-            let key = self.keys.remove(&from).ok_or(sw::REF_NOT_FOUND)?;
-            if to != DELETE_KEY_P1 {
-                self.keys.insert(to, key);
-            }
-            env.mark_dirty();
+        // An occupied destination (the source itself included) is refused
+        // with 6A80, which ykman reports as "DEST slot is not empty".
+        if to != DELETE_KEY_P1 && self.keys.contains_key(&to) {
+            return Err(sw::INCORRECT_DATA);
         }
+        let key = self.keys.remove(&from).ok_or(sw::REF_NOT_FOUND)?;
+        if to != DELETE_KEY_P1 {
+            self.keys.insert(to, key);
+        }
+        env.mark_dirty();
         Ok(Reply::empty())
     }
 

@@ -7,6 +7,9 @@ mod common;
 
 use common::{run, TestKey};
 
+/// The default management key (AES-192 on 5.7, 3DES before).
+const MGMT: &str = "010203040506070801020304050607080102030405060708";
+
 fn ykman(key: &TestKey, args: &[&str]) -> String {
     let mut all = vec!["--reader", key.reader.as_str()];
     all.extend_from_slice(args);
@@ -44,8 +47,75 @@ fn every_applet_reports_5_7_4() {
 }
 
 #[test]
+fn ykman_moves_and_deletes_keys() {
+    let key = TestKey::start_firmware("5.7.4");
+    let pem = key.dir.join("9a.pem");
+    let pem = pem.to_str().unwrap();
+    ykman(
+        &key,
+        &[
+            "piv", "keys", "generate", "-m", MGMT, "-a", "ECCP256", "9a", pem,
+        ],
+    );
+    let before = ykman(&key, &["piv", "keys", "info", "9a"]);
+    let out = ykman(&key, &["piv", "keys", "move", "-m", MGMT, "9a", "9c"]);
+    assert!(
+        out.contains("Key moved from slot AUTHENTICATION to slot SIGNATURE"),
+        "{out}"
+    );
+    let after = ykman(&key, &["piv", "keys", "info", "9c"]);
+    // GET METADATA of the new slot: same algorithm, policies, origin, key.
+    let strip = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(strip(&before), strip(&after), "{before}\n---\n{after}");
+    assert!(after.contains("GENERATED"), "origin kept:\n{after}");
+    let (ok, out, err) = run(
+        "ykman",
+        &["--reader", &key.reader, "piv", "keys", "info", "9a"],
+    );
+    assert!(!ok, "9a should be empty:\n{out}{err}");
+    // Moving onto an occupied slot is refused, as a real key refuses it.
+    ykman(
+        &key,
+        &[
+            "piv", "keys", "generate", "-m", MGMT, "-a", "ECCP256", "9d", pem,
+        ],
+    );
+    let (ok, out, err) = run(
+        "ykman",
+        &[
+            "--reader",
+            &key.reader,
+            "piv",
+            "keys",
+            "move",
+            "-m",
+            MGMT,
+            "9c",
+            "9d",
+        ],
+    );
+    assert!(!ok && err.contains("DEST slot is not empty"), "{out}{err}");
+    let out = ykman(&key, &["piv", "keys", "delete", "-m", MGMT, "9c"]);
+    assert!(out.contains("deleted"), "{out}");
+    let (ok, out, err) = run(
+        "ykman",
+        &[
+            "--reader",
+            &key.reader,
+            "piv",
+            "keys",
+            "delete",
+            "-m",
+            MGMT,
+            "9c",
+        ],
+    );
+    assert!(!ok && err.contains("No key stored in slot"), "{out}{err}");
+}
+
+#[test]
 fn default_personality_stays_5_4_3_with_3des() {
-    let key = TestKey::start();
+    let key = TestKey::start_firmware("5.4.3");
     let piv = ykman(&key, &["piv", "info"]);
     assert!(piv.contains("PIV version:              5.4.3"), "{piv}");
     assert!(piv.contains("Management key algorithm: TDES"), "{piv}");
