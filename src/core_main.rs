@@ -59,6 +59,15 @@ fn exec_without_dashes(e: &clap::Error) -> Option<String> {
 
 fn main() -> ExitCode {
     vault::harden::process();
+    // The completion scripts' question (main.rs answers it before this
+    // binary starts; here for a vault-core run by hand). Not a clap
+    // command, so the scripts do not offer it.
+    if std::env::args_os()
+        .skip(1)
+        .eq([std::ffi::OsString::from(cmd::completion::PROFILES_ARG)])
+    {
+        return cmd::completion::profiles();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -7,6 +7,10 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     vault::harden::process();
     let argv: Vec<OsString> = std::env::args_os().collect();
+    // Asked for at every <TAB>: answered here, without starting vault-core.
+    if argv.len() == 2 && argv[1] == vault::cmd::completion::PROFILES_ARG {
+        return vault::cmd::completion::profiles();
+    }
     if let Some(code) = vault::fast::run(&argv) {
         return code;
     }

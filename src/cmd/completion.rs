@@ -2,6 +2,10 @@
 //! the manual page, both generated from the clap definitions in `cli.rs`,
 //! so they never fall behind the commands.
 //!
+//! clap's scripts complete commands and options; vault adds profile names
+//! after the commands that take one (`PROFILE_COMMANDS`), read at each
+//! <TAB> from `vault __complete-profiles`, as aws-vault's completion does.
+//!
 //! The manual page is one page, `vault(1)`: the global options, then every
 //! command (`vault hw enroll` included) as a subsection with its usage,
 //! description and options.
@@ -9,15 +13,261 @@
 use crate::cli::{Cli, CompletionArgs};
 use crate::error::Error;
 use clap::{Arg, ArgAction, CommandFactory};
+use clap_complete::Shell;
 use clap_mangen::roff::{bold, italic, roman, Inline, Roff};
 use std::io::Write;
 
 /// Prints the completion script for `args.shell`.
 pub fn run(args: &CompletionArgs) -> Result<(), Error> {
+    write_stdout(&script(args.shell)?)
+}
+
+/// The commands whose first positional argument is a profile of the
+/// config (checked against `cli.rs` by a test).
+pub const PROFILE_COMMANDS: &[&str] = &["exec", "export", "login", "rotate", "remove", "clear"];
+
+/// What the scripts run to list profiles: `vault __complete-profiles`.
+/// Not a clap command (clap_complete would offer it, hidden or not): the
+/// binaries look for it before parsing.
+pub const PROFILES_ARG: &str = "__complete-profiles";
+
+/// `vault __complete-profiles`: the config's profile names, one a line.
+/// Called at every <TAB>, so it reads the config and nothing else (no
+/// store, token or prompt), and a config it cannot read is no names
+/// rather than an error in the middle of the user's command line.
+pub fn profiles() -> std::process::ExitCode {
+    let Ok(config) = crate::config::ConfigFile::load(crate::config::default_path()) else {
+        return std::process::ExitCode::SUCCESS;
+    };
+    let mut text = String::new();
+    for name in config.profile_names() {
+        text.push_str(name);
+        text.push('\n');
+    }
+    let _ = write_stdout(text.as_bytes());
+    std::process::ExitCode::SUCCESS
+}
+
+/// clap's completion script for `shell`, with profile names added where
+/// vault knows how (bash, zsh, fish).
+pub fn script(shell: Shell) -> Result<Vec<u8>, Error> {
     let mut cmd = Cli::command();
     let mut out = Vec::new();
-    clap_complete::generate(args.shell, &mut cmd, "vault", &mut out);
-    write_stdout(&out)
+    clap_complete::generate(shell, &mut cmd, "vault", &mut out);
+    let text = String::from_utf8(out).map_err(|e| Error::Io(std::io::Error::other(e)))?;
+    let table = ProfileSlots::from_cli();
+    let text = match shell {
+        Shell::Bash => wrap_function(&text, "_vault() {", &table.bash())?,
+        Shell::Zsh => wrap_function(&text, "_vault() {", &table.zsh())?,
+        Shell::Fish => text + &table.fish(),
+        _ => text,
+    };
+    Ok(text.into_bytes())
+}
+
+/// How clap's bash and zsh scripts begin registering `_vault`.
+const REGISTRATIONS: &[&str] = &[
+    "\nif [[ \"${BASH_VERSINFO[0]}\"",
+    "\nif [ \"$funcstack[1]\" = \"_vault\" ]",
+];
+
+/// Renames clap's `_vault` function to `_vault_clap` and puts `ours`
+/// (which defines a new `_vault` calling it) after it.
+fn wrap_function(script: &str, definition: &str, ours: &str) -> Result<String, Error> {
+    let at = script
+        .match_indices(definition)
+        .find(|(i, _)| *i == 0 || script.as_bytes()[i - 1] == b'\n')
+        .map(|(i, _)| i)
+        .ok_or_else(|| {
+            Error::Io(std::io::Error::other(format!(
+                "clap_complete's script has no `{definition}` to wrap"
+            )))
+        })?;
+    let mut out = String::with_capacity(script.len() + ours.len());
+    out.push_str(&script[..at]);
+    out.push_str(&definition.replacen("_vault", "_vault_clap", 1));
+    out.push_str(&script[at + definition.len()..]);
+    // Before the script's last lines, which register `_vault` (bash) or
+    // call it (zsh autoload): ours must be defined by then.
+    let tail = REGISTRATIONS
+        .iter()
+        .find_map(|t| out.rfind(t))
+        .unwrap_or(out.len());
+    out.insert_str(tail, &format!("\n{ours}"));
+    Ok(out)
+}
+
+/// Where a profile name is the word being completed: after one of
+/// `PROFILE_COMMANDS` (or an alias), before any other positional argument,
+/// with the options that take a value skipped along with it.
+struct ProfileSlots {
+    /// Each command name or alias.
+    commands: Vec<String>,
+    /// `"" --backend`, `"exec -d"`, …: a command (empty before one) and
+    /// an option of it that takes a value.
+    value_options: Vec<(String, String)>,
+}
+
+impl ProfileSlots {
+    fn from_cli() -> Self {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut commands = Vec::new();
+        let mut value_options = Vec::new();
+        let mut options = |name: &str, c: &clap::Command| {
+            for arg in c
+                .get_arguments()
+                .filter(|a| !a.is_positional() && takes_value(a))
+            {
+                for s in arg.get_short_and_visible_aliases().into_iter().flatten() {
+                    value_options.push((name.to_string(), format!("-{s}")));
+                }
+                for l in arg.get_long_and_visible_aliases().into_iter().flatten() {
+                    value_options.push((name.to_string(), format!("--{l}")));
+                }
+            }
+        };
+        options("", &cmd);
+        for sub in cmd.get_subcommands() {
+            if !PROFILE_COMMANDS.contains(&sub.get_name()) {
+                continue;
+            }
+            for name in std::iter::once(sub.get_name()).chain(sub.get_all_aliases()) {
+                commands.push(name.to_string());
+                options(name, sub);
+            }
+        }
+        ProfileSlots {
+            commands,
+            value_options,
+        }
+    }
+
+    /// `_vault_profile_slot WORD… CURRENT`, for bash and zsh alike: true
+    /// when CURRENT (the last argument) is where a profile name goes.
+    fn sh_function(&self) -> String {
+        let pattern = |pairs: &mut dyn Iterator<Item = String>| -> String {
+            pairs
+                .map(|p| format!("\"{p}\""))
+                .collect::<Vec<_>>()
+                .join("|")
+        };
+        let values = pattern(&mut self.value_options.iter().map(|(c, o)| format!("{c} {o}")));
+        let commands = pattern(&mut self.commands.iter().map(|c| format!(" {c}")));
+        format!(
+            r#"# vault: profile names (vault __complete-profiles) after {commands_doc}.
+_vault_profile_slot() {{
+    local cmd= w
+    while [ $# -gt 1 ]; do
+        w=$1
+        shift
+        case "$cmd $w" in
+            *" --") return 1 ;;
+            {values})
+                # bash splits --opt=value into three words
+                if [ "$1" = "=" ]; then shift; fi
+                [ $# -gt 1 ] || return 1
+                shift ;;
+            *" -"*) ;;
+            {commands}) cmd=$w ;;
+            *) return 1 ;;
+        esac
+    done
+    [ -n "$cmd" ] || return 1
+    case $1 in -*) return 1 ;; esac
+    return 0
+}}
+"#,
+            commands_doc = PROFILE_COMMANDS.join(", ")
+        )
+    }
+
+    fn bash(&self) -> String {
+        format!(
+            r#"{slot}
+_vault() {{
+    if _vault_profile_slot "${{COMP_WORDS[@]:1:COMP_CWORD}}"; then
+        local vault=${{COMP_WORDS[0]}} cur=${{COMP_WORDS[COMP_CWORD]}} name
+        [[ $vault == "~/"* ]] && vault=$HOME/${{vault#"~/"}}
+        compopt +o default +o bashdefault 2>/dev/null
+        COMPREPLY=()
+        while IFS= read -r name; do
+            [[ $name == "$cur"* ]] && COMPREPLY+=("$name")
+        done < <("$vault" __complete-profiles 2>/dev/null)
+        return 0
+    fi
+    _vault_clap "$@"
+}}
+"#,
+            slot = self.sh_function()
+        )
+    }
+
+    fn zsh(&self) -> String {
+        format!(
+            r#"{slot}
+_vault() {{
+    if _vault_profile_slot "${{(@)words[2,CURRENT]}}"; then
+        local vault=${{words[1]/#\~/$HOME}}
+        local -a vault_profiles expl
+        vault_profiles=( ${{(f)"$("$vault" __complete-profiles 2>/dev/null)"}} )
+        _wanted profiles expl profile compadd -a vault_profiles
+        return
+    fi
+    _vault_clap "$@"
+}}
+"#,
+            slot = self.sh_function()
+        )
+    }
+
+    fn fish(&self) -> String {
+        let values: Vec<String> = self
+            .value_options
+            .iter()
+            .map(|(c, o)| format!("'{c} {o}'"))
+            .collect();
+        let commands: Vec<String> = self.commands.iter().map(|c| format!("' {c}'")).collect();
+        format!(
+            r#"
+# vault: profile names (vault __complete-profiles) after {commands_doc}.
+function __fish_vault_profile_slot
+    set -l words (commandline -opc) (commandline -ct)
+    set -e words[1]
+    set -l cmd
+    while test (count $words) -gt 1
+        set -l w $words[1]
+        set -e words[1]
+        switch "$cmd $w"
+            case '* --'
+                return 1
+            case {values}
+                test "$words[1]" = "="; and set -e words[1]
+                test (count $words) -gt 1; or return 1
+                set -e words[1]
+            case '* -*'
+            case {commands}
+                set cmd $w
+            case '*'
+                return 1
+        end
+    end
+    test -n "$cmd"; and not string match -q -- '-*' "$words[1]"
+end
+
+function __fish_vault_profiles
+    set -l vault (commandline -opc)[1]
+    set vault (string replace -r '^~/' "$HOME/" -- $vault)
+    $vault __complete-profiles 2>/dev/null
+end
+
+complete -c vault -n "__fish_vault_profile_slot" -f -a "(__fish_vault_profiles)"
+"#,
+            commands_doc = PROFILE_COMMANDS.join(", "),
+            values = values.join(" "),
+            commands = commands.join(" ")
+        )
+    }
 }
 
 /// Prints the manual page (roff).
@@ -207,6 +457,45 @@ fn arg_header(arg: &Arg) -> Vec<Inline> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `PROFILE_COMMANDS` are the commands whose first positional argument
+    /// is a profile (`add`'s too, but that names a new one), so a command
+    /// added to cli.rs with a profile fails here until it is listed.
+    #[test]
+    fn profile_commands_are_the_ones_taking_a_profile_first() {
+        let cmd = Cli::command();
+        let mut taking: Vec<&str> = cmd
+            .get_subcommands()
+            .filter(|s| {
+                s.get_positionals()
+                    .next()
+                    .is_some_and(|a| a.get_id() == "profile")
+            })
+            .map(|s| s.get_name())
+            .filter(|n| *n != "add")
+            .collect();
+        let mut listed = PROFILE_COMMANDS.to_vec();
+        taking.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(taking, listed);
+    }
+
+    /// The scripts wrap clap's `_vault`: if clap_complete renames it or
+    /// changes its registration, this fails rather than the shells.
+    #[test]
+    fn the_bash_and_zsh_scripts_wrap_clap_function() {
+        for shell in [Shell::Bash, Shell::Zsh] {
+            let text = String::from_utf8(script(shell).expect("script")).expect("utf8");
+            assert_eq!(text.matches("\n_vault() {").count(), 1, "{shell}");
+            assert_eq!(text.matches("_vault_clap() {").count(), 1, "{shell}");
+            let ours = text.find("\n_vault() {").expect("ours");
+            let registers = REGISTRATIONS
+                .iter()
+                .find_map(|t| text.rfind(t))
+                .expect("registration");
+            assert!(ours < registers, "{shell}: _vault defined after it is used");
+        }
+    }
 
     #[test]
     fn man_page_covers_every_command() {
