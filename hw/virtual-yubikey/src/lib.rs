@@ -8,6 +8,7 @@
 
 pub mod apdu;
 pub mod attest;
+pub mod c25519;
 pub mod card;
 pub mod control;
 pub mod log;
