@@ -4,8 +4,9 @@
 //!
 //! Encodings follow what yubikit (`yubikit/piv.py`), yubico-piv-tool
 //! (`lib/ykpiv.c`) and the yubikey crate send and parse. Slot keys are the
-//! algorithms of firmware 5.4.3: RSA-1024, RSA-2048, P-256 and P-384 (the
-//! RSA-3072/4096 and 25519 keys of 5.7 answer 6A80, as 5.4.3 does).
+//! algorithms of firmware 5.4.3: RSA-1024, RSA-2048, P-256 and P-384; the
+//! 5.7.4 personality adds RSA-3072 and RSA-4096 (on 5.4.3 they answer 6A80,
+//! as a real 5.4.3 does).
 
 use crate::apdu::{sw, Command, Reply};
 use crate::attest::{self, AttestationKey, Attested, TestRoot};
@@ -55,6 +56,9 @@ pub const ALG_AES192: u8 = 0x0A;
 pub const ALG_AES256: u8 = 0x0C;
 pub const ALG_RSA1024: u8 = 0x06;
 pub const ALG_RSA2048: u8 = 0x07;
+/// RSA-3072 and RSA-4096: firmware 5.7 and later (yubikit's KEY_TYPE).
+pub const ALG_RSA3072: u8 = 0x05;
+pub const ALG_RSA4096: u8 = 0x16;
 pub const ALG_P256: u8 = 0x11;
 pub const ALG_P384: u8 = 0x14;
 /// Algorithm byte GET METADATA reports for the PIN and PUK.
@@ -656,6 +660,9 @@ impl Piv {
         let alg = single_byte(tlv::find(&inner, 0x80)).ok_or(sw::INCORRECT_DATA)?;
         let (pin_policy, touch_policy) = policies(&inner, cmd.p2)?;
         // 6A80 is what a key answers for an algorithm it does not support.
+        if !alg_supported(alg, env.version) {
+            return Err(sw::INCORRECT_DATA);
+        }
         let secret = Secret::generate(alg).ok_or(sw::INCORRECT_DATA)?;
         let public = secret.public_tlv();
         self.keys.insert(
@@ -688,9 +695,12 @@ impl Piv {
             return Err(sw::INCORRECT_P1P2);
         }
         let alg = cmd.p1;
+        if !alg_supported(alg, env.version) {
+            return Err(sw::INCORRECT_DATA);
+        }
         let items = tlv::parse(&cmd.data)?;
         let secret = match alg {
-            ALG_RSA1024 | ALG_RSA2048 => Secret::from_crt(alg, &items)?,
+            ALG_RSA1024 | ALG_RSA2048 | ALG_RSA3072 | ALG_RSA4096 => Secret::from_crt(alg, &items)?,
             _ => Secret::from_scalar(alg, tlv::find(&items, 0x06).ok_or(sw::INCORRECT_DATA)?)?,
         };
         let (pin_policy, touch_policy) = policies(&items, slot)?;
@@ -952,8 +962,17 @@ fn rsa_len(alg: u8) -> Option<usize> {
     match alg {
         ALG_RSA1024 => Some(128),
         ALG_RSA2048 => Some(256),
+        ALG_RSA3072 => Some(384),
+        ALG_RSA4096 => Some(512),
         _ => None,
     }
+}
+
+/// Whether firmware `version` has keys of algorithm `alg`: RSA-3072/4096
+/// only from 5.7 (before, GENERATE and IMPORT answer 6A80, as for any
+/// algorithm a key lacks).
+fn alg_supported(alg: u8, version: [u8; 3]) -> bool {
+    !matches!(alg, ALG_RSA3072 | ALG_RSA4096) || version >= [5, 7, 0]
 }
 
 /// An RSA key from its primes, with e = 65537, whose modulus has exactly
@@ -987,7 +1006,7 @@ impl Secret {
         match alg {
             ALG_P256 => Some(Secret::P256(p256::SecretKey::random(&mut OsRng))),
             ALG_P384 => Some(Secret::P384(p384::SecretKey::random(&mut OsRng))),
-            ALG_RSA1024 | ALG_RSA2048 => {
+            ALG_RSA1024 | ALG_RSA2048 | ALG_RSA3072 | ALG_RSA4096 => {
                 let bits = rsa_len(alg)? * 8;
                 rsa::RsaPrivateKey::new(&mut OsRng, bits)
                     .ok()
@@ -2199,6 +2218,42 @@ mod tests {
         let (out, code) = again.sign(ALG_RSA2048, 0x9A, &block);
         assert_eq!(code, 0x9000);
         assert_eq!(rsa_public_op(&public, &out), block);
+    }
+
+    #[test]
+    fn rsa_3072_and_4096_only_on_5_7() {
+        let mut old = Key::new();
+        old.auth_default();
+        for alg in [ALG_RSA3072, ALG_RSA4096] {
+            let mut inner = tlv::encode(&[0x80], &[alg]);
+            tlv::put(&mut inner, &[0xAA], &[PIN_POLICY_ONCE]);
+            let body = tlv::encode(&[0xAC], &inner);
+            assert_eq!(old.sw(INS_GENERATE, 0, 0x9A, &body), 0x6A80, "5.4.3");
+            assert_eq!(
+                old.sw(INS_IMPORT_KEY, alg, 0x9A, &[0x01, 0x01, 0x03]),
+                0x6A80
+            );
+        }
+        let root = TestRoot::generate().unwrap();
+        let state = DeviceState::factory_with_firmware(SERIAL, [5, 7, 4], &root);
+        let mut key = Key::with_state(state, root);
+        assert_eq!(key.auth(ALG_AES192, &DEFAULT_MGMT_KEY), 0x9000);
+        for (slot, alg, len) in [(0x9A, ALG_RSA3072, 384), (0x9C, ALG_RSA4096, 512)] {
+            let (body, public) = generate_rsa(&mut key, slot, alg, PIN_POLICY_ONCE);
+            assert_eq!(public.size(), len);
+            assert_eq!(public.e(), &BigUint::from(RSA_EXPONENT));
+            let md = metadata(&mut key, slot);
+            assert_eq!(md[&1], vec![alg]);
+            assert_eq!(md[&4], body, "metadata holds the generated public key");
+        }
+        // An import is checked as the smaller sizes' are.
+        let private = rsa::RsaPrivateKey::new(&mut OsRng, 3072).unwrap();
+        let p = &private.primes()[0];
+        let q = &private.primes()[1];
+        let s = [be_fixed(p, 192), be_fixed(q, 192)].concat();
+        let secret = Secret::from_scalar(ALG_RSA3072, &s).unwrap();
+        assert_eq!(secret.field_len(), 384);
+        assert!(Secret::from_scalar(ALG_RSA4096, &s).is_err(), "wrong size");
     }
 
     #[test]

@@ -120,3 +120,70 @@ fn default_personality_stays_5_4_3_with_3des() {
     assert!(piv.contains("PIV version:              5.4.3"), "{piv}");
     assert!(piv.contains("Management key algorithm: TDES"), "{piv}");
 }
+
+#[test]
+fn ykman_rsa_3072_and_4096_generate_sign_and_attest() {
+    let key = TestKey::start_firmware("5.7.4");
+    for (slot, alg, bits) in [("9a", "RSA3072", "3072"), ("9c", "RSA4096", "4096")] {
+        let pem = key.dir.join(format!("{slot}.pem"));
+        let pem = pem.to_str().unwrap();
+        ykman(
+            &key,
+            &["piv", "keys", "generate", "-m", MGMT, "-a", alg, slot, pem],
+        );
+        let info = ykman(&key, &["piv", "keys", "info", slot]);
+        assert!(info.contains(alg), "{info}");
+        // A self-signed certificate: the card signs with the new key.
+        ykman(
+            &key,
+            &[
+                "piv",
+                "certificates",
+                "generate",
+                "-m",
+                MGMT,
+                "-P",
+                "123456",
+                "-s",
+                "CN=rsa",
+                slot,
+                pem,
+            ],
+        );
+        let cert = key.dir.join(format!("{slot}.crt"));
+        let cert = cert.to_str().unwrap();
+        ykman(&key, &["piv", "certificates", "export", slot, cert]);
+        let (ok, out, err) = run("openssl", &["x509", "-in", cert, "-noout", "-text"]);
+        assert!(ok && out.contains(&format!("({bits} bit)")), "{out}{err}");
+        let (ok, out, err) = run(
+            "openssl",
+            &["verify", "-CAfile", cert, "-partial_chain", cert],
+        );
+        assert!(ok, "self-signature by the card's key:\n{out}{err}");
+        let att = key.dir.join(format!("{slot}.att"));
+        ykman(
+            &key,
+            &["piv", "keys", "attest", slot, att.to_str().unwrap()],
+        );
+    }
+    // 5.4.3 has neither.
+    let old = TestKey::start_firmware("5.4.3");
+    let pem = old.dir.join("old.pem");
+    let (ok, out, err) = run(
+        "ykman",
+        &[
+            "--reader",
+            &old.reader,
+            "piv",
+            "keys",
+            "generate",
+            "-m",
+            MGMT,
+            "-a",
+            "RSA4096",
+            "9a",
+            pem.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok, "5.4.3 generated RSA-4096:\n{out}{err}");
+}
