@@ -3,14 +3,18 @@
 Called by hw/yubico-device-tests (which fetches the suite and starts the
 rig): python3 run_in_rig.py SUITE_DIR OUT_DIR [PYTEST ARGS...].
 
-Slot 0 holds the rig's own key; this starts one more factory-fresh key in
-each further slot ($VAULT_RIG_SLOTS), gives each key a queue worker, and
-runs one pytest per test file on whichever key is free, longest files
-first. Each pytest sees only its key's reader (reader_filter.py) and is
+Each firmware personality in $YDT_FIRMWARE (default "5.4.3 5.7.4") gets
+its own keys and its own queue of test files, so the personalities run
+side by side: slot 0 holds the rig's own key (used for its firmware,
+$VAULT_RIG_FIRMWARE); each further slot ($VAULT_RIG_SLOTS) gets a new
+factory-fresh key, the personalities taking turns. Each key has a queue
+worker that runs one pytest per test file of its personality, longest
+files first. Each pytest sees only its key's reader (reader_filter.py) and is
 pointed at it with --device SERIAL, as the suite's conftest asks. The
 results come from each run's JUnit XML: passed/failed/skipped, every skip
 reason, every failure's first line. Exit status 1 on any failure, error,
-or skip whose reason is not in ALLOWED_SKIPS.
+or skip whose reason is not allowed for its firmware (allowed_skips);
+results are reported per personality.
 """
 
 import os
@@ -53,7 +57,7 @@ WORK = [
     ("tests/device/test_interfaces.py", None),
 ]
 
-# Skips a real YubiKey 5 NFC on firmware 5.4.3 over USB gets too: tests
+# Skips a real YubiKey 5 NFC gets too over USB, on either firmware: tests
 # for other models (YubiKey 4 FIPS, YubiKey Bio), for firmware the suite
 # gates by version (5.7's key types, PIN complexity, MOVE/DELETE; before
 # 5.3: no ROCA, no certificate-verify export), and those reachable only
@@ -64,10 +68,20 @@ ALLOWED_SKIPS = [
     r"^Requires YK4 FIPS = True$",
     r"^Requires YubiKey Bio with PIV$",
     r"^Version [<>] \(\d+, \d+, \d+\)$",
-    r"^(ED25519|X25519|RSA3072|RSA4096) requires YubiKey 5\.7 or later$",
     r"^Requires YubiKey with PIN complexity enabled$",
     r"^Not ROCA affected$",
 ]
+# What only a key before 5.7 lacks: on the 5.7.4 personality these are
+# failures of the emulation.
+ALLOWED_SKIPS_BEFORE_5_7 = [
+    r"^(ED25519|X25519|RSA3072|RSA4096) requires YubiKey 5\.7 or later$",
+]
+
+
+def allowed_skips(firmware):
+    if tuple(int(x) for x in firmware.split(".")) < (5, 7, 0):
+        return ALLOWED_SKIPS + ALLOWED_SKIPS_BEFORE_5_7
+    return ALLOWED_SKIPS
 
 
 def reader_name(slot):
@@ -77,12 +91,20 @@ def reader_name(slot):
     return name + " 00 00"
 
 
-def start_keys(out):
-    """The rig's key and one new key per further slot: [(serial, reader)]."""
+def start_keys(out, firmwares):
+    """The keys to test on: [(serial, reader, firmware)]. Slot 0 holds the
+    rig's own key (VAULT_RIG_FIRMWARE), used when its firmware is asked
+    for; each further slot gets a new key, the personalities taking turns,
+    so each gets about the same number of keys and they run side by side."""
     slots = int(os.environ["VAULT_RIG_SLOTS"])
     base = int(os.environ["VAULT_RIG_VPCD_BASE_PORT"])
-    keys = [(int(os.environ["VAULT_RIG_SERIAL"]), reader_name(0))]
+    rig_fw = os.environ.get("VAULT_RIG_FIRMWARE", "5.4.3")
+    keys = []
+    if rig_fw in firmwares:
+        keys.append((int(os.environ["VAULT_RIG_SERIAL"]), reader_name(0), rig_fw))
     for slot in range(1, slots):
+        # Fill the personality with the fewest keys so far.
+        firmware = min(firmwares, key=lambda f: (sum(k[2] == f for k in keys), firmwares.index(f)))
         serial = 40_000_000 + int(os.environ["VAULT_RIG_SERIAL"]) % 1_000_000 * 10 + slot
         d = out / f"key{slot}"
         d.mkdir(parents=True, exist_ok=True)
@@ -92,23 +114,27 @@ def start_keys(out):
                 "virtual-yubikey", "run", "--state", str(d / "state.json"),
                 "--serial", str(serial), "--vpcd", f"127.0.0.1:{base + 2 * slot}",
                 "--control", str(d / "control.sock"), "--log", str(d / "apdu.log"),
+                "--firmware", firmware,
             ],
             stdin=subprocess.DEVNULL,
             stdout=open(d / "stderr.log", "w"),
             stderr=subprocess.STDOUT,
         )
-        keys.append((serial, reader_name(slot)))
-    for serial, reader in keys:
+        keys.append((serial, reader_name(slot), firmware))
+    for serial, reader, _ in keys:
         subprocess.run(
             ["virtual-yubikey", "wait", "--reader", reader, "--timeout-ms", "20000"],
             check=True,
         )
+    missing = [f for f in firmwares if not any(k[2] == f for k in keys)]
+    if missing:
+        sys.exit(f"run_in_rig: no slot left for firmware {', '.join(missing)}: raise VAULT_RIG_SLOTS")
     return keys
 
 
-def run_item(suite, out, serial, reader, n, item, extra):
+def run_item(suite, out, serial, reader, firmware, n, item, extra):
     test_file, kexpr = item
-    stem = f"{n:02}-" + test_file.replace("/", "_").removesuffix(".py")
+    stem = f"{firmware}-{n:02}-" + test_file.replace("/", "_").removesuffix(".py")
     xml = out / f"{stem}.xml"
     env = dict(os.environ)
     env["YDT_READER"] = reader
@@ -131,34 +157,47 @@ def run_item(suite, out, serial, reader, n, item, extra):
 
 def main():
     suite, out, extra = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
+    firmwares = os.environ.get("YDT_FIRMWARE", "5.4.3 5.7.4").split()
     out.mkdir(parents=True, exist_ok=True)
-    keys = start_keys(out)
-    work = queue.Queue()
-    for n, item in enumerate(WORK):
-        work.put((n, item))
+    keys = start_keys(out, firmwares)
+    work = {f: queue.Queue() for f in firmwares}
+    for f in firmwares:
+        for n, item in enumerate(WORK):
+            work[f].put((n, item))
     results = []
     lock = threading.Lock()
 
-    def worker(serial, reader):
+    def worker(serial, reader, firmware):
         while True:
             try:
-                n, item = work.get_nowait()
+                n, item = work[firmware].get_nowait()
             except queue.Empty:
                 return
-            xml, rc, secs = run_item(suite, out, serial, reader, n, item, extra)
+            xml, rc, secs = run_item(suite, out, serial, reader, firmware, n, item, extra)
             f = item[0] + (f" -k {item[1]!r}" if item[1] else "")
             with lock:
-                results.append((f, xml, rc, secs, serial))
+                results.append((firmware, f, xml, rc, secs, serial))
 
+    started = time.monotonic()
     threads = [threading.Thread(target=worker, args=k) for k in keys]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    wall = time.monotonic() - started
 
+    status = 0
+    for firmware in firmwares:
+        status |= report(firmware, [r[1:] for r in results if r[0] == firmware], keys, out)
+    print(f"yubico-device-tests: {wall:.0f} s for {', '.join(firmwares)} side by side")
+    return status
+
+
+def report(firmware, results, keys, out):
+    """Prints one personality's results; 1 on a failure or a skip not allowed."""
     passed, failed, skipped, bad_skips = 0, [], [], []
     for f, xml, rc, secs, serial in sorted(results):
-        print(f"  {f}: {secs:.0f} s on key {serial} (pytest exit {rc})")
+        print(f"  [{firmware}] {f}: {secs:.0f} s on key {serial} (pytest exit {rc})")
         if not xml.exists():
             failed.append((f, f"no results (pytest exit {rc}; see {xml.with_suffix('.log')})"))
             continue
@@ -173,7 +212,7 @@ def main():
             elif skip is not None:
                 reason = (skip.get("message") or "").removeprefix("Skipped: ")
                 skipped.append((name, reason))
-                if not any(re.search(p, reason) for p in ALLOWED_SKIPS):
+                if not any(re.search(p, reason) for p in allowed_skips(firmware)):
                     bad_skips.append((name, reason))
             else:
                 passed += 1
@@ -182,12 +221,14 @@ def main():
 
     for name, reason in skipped:
         mark = "SKIP (not allowed)" if (name, reason) in bad_skips else "skip"
-        print(f"{mark} {name}: {reason}")
+        print(f"[{firmware}] {mark} {name}: {reason}")
     for name, msg in failed:
-        print(f"FAIL {name}: {msg}")
+        print(f"[{firmware}] FAIL {name}: {msg}")
+    n_keys = sum(k[2] == firmware for k in keys)
     print(
-        f"yubico-device-tests: {passed} passed, {len(failed)} failed, {len(skipped)} skipped "
-        f"({len(bad_skips)} for a reason not allowed) on {len(keys)} virtual keys; logs in {out}"
+        f"yubico-device-tests {firmware}: {passed} passed, {len(failed)} failed, "
+        f"{len(skipped)} skipped ({len(bad_skips)} for a reason not allowed) on {n_keys} "
+        f"virtual keys; logs in {out}"
     )
     return 1 if failed or bad_skips else 0
 
