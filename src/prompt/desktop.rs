@@ -61,7 +61,8 @@ impl Desktop {
         }
     }
 
-    /// Whether the service runs now or the bus can start it.
+    /// Whether the service runs now, or the bus can start it and there is a
+    /// display for it.
     fn service_available(&self) -> bool {
         let bus = self.conn.with_proxy(
             "org.freedesktop.DBus",
@@ -72,6 +73,15 @@ impl Desktop {
             bus.method_call("org.freedesktop.DBus", "NameHasOwner", (SERVICE,));
         if matches!(owned, Ok((true,))) {
             return true;
+        }
+        // A service the bus would start is only worth starting where it
+        // can show something: without a display (SSH, CI, a headless box
+        // with dunst installed) it would crash on every notice, slowly.
+        let display = ["DISPLAY", "WAYLAND_DISPLAY"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+        if !display {
+            return false;
         }
         let names: Result<(Vec<String>,), _> =
             bus.method_call("org.freedesktop.DBus", "ListActivatableNames", ());
