@@ -10,6 +10,7 @@
 
 use crate::apdu::{sw, Command, Reply};
 use crate::attest::{self, AttestationKey, Attested, TestRoot};
+use crate::c25519;
 use crate::card::{Applet, Env};
 use crate::tlv;
 use rand::rngs::OsRng;
@@ -59,6 +60,9 @@ pub const ALG_RSA2048: u8 = 0x07;
 /// RSA-3072 and RSA-4096: firmware 5.7 and later (yubikit's KEY_TYPE).
 pub const ALG_RSA3072: u8 = 0x05;
 pub const ALG_RSA4096: u8 = 0x16;
+/// Ed25519 and X25519: firmware 5.7 and later (yubikit's KEY_TYPE).
+pub const ALG_ED25519: u8 = 0xE0;
+pub const ALG_X25519: u8 = 0xE1;
 pub const ALG_P256: u8 = 0x11;
 pub const ALG_P384: u8 = 0x14;
 /// Algorithm byte GET METADATA reports for the PIN and PUK.
@@ -604,7 +608,11 @@ impl Piv {
             _ => return Err(sw::INCORRECT_DATA),
         };
         let secret = Secret::from_slot(&key)?;
-        if matches!((&secret, &op), (Secret::Rsa(_), Op::Ecdh(_))) {
+        // Key agreement only with EC and X25519 keys, signing with any but X25519.
+        if matches!(
+            (&secret, &op),
+            (Secret::Rsa(_) | Secret::Ed25519(_), Op::Ecdh(_)) | (Secret::X25519(_), Op::Sign(_))
+        ) {
             return Err(sw::INCORRECT_DATA);
         }
         self.check_policies(&key, env, always)?;
@@ -701,6 +709,11 @@ impl Piv {
         let items = tlv::parse(&cmd.data)?;
         let secret = match alg {
             ALG_RSA1024 | ALG_RSA2048 | ALG_RSA3072 | ALG_RSA4096 => Secret::from_crt(alg, &items)?,
+            // yubikit's put_key: the raw private key in 07 (Ed25519) or 08 (X25519).
+            ALG_ED25519 | ALG_X25519 => {
+                let tag = if alg == ALG_ED25519 { 0x07 } else { 0x08 };
+                Secret::from_scalar(alg, tlv::find(&items, tag).ok_or(sw::INCORRECT_DATA)?)?
+            }
             _ => Secret::from_scalar(alg, tlv::find(&items, 0x06).ok_or(sw::INCORRECT_DATA)?)?,
         };
         let (pin_policy, touch_policy) = policies(&items, slot)?;
@@ -734,7 +747,9 @@ impl Piv {
             Secret::P256(k) => AttestationKey::P256(k.into()),
             Secret::P384(k) => AttestationKey::P384(k.into()),
             // An RSA F9 key (real keys ship one) cannot sign here yet.
-            Secret::Rsa(_) => return Err(sw::FUNC_NOT_SUPPORTED),
+            Secret::Rsa(_) | Secret::Ed25519(_) | Secret::X25519(_) => {
+                return Err(sw::FUNC_NOT_SUPPORTED)
+            }
         };
         let f9_cert = self
             .objects
@@ -955,6 +970,10 @@ enum Secret {
     P256(p256::SecretKey),
     P384(p384::SecretKey),
     Rsa(Box<rsa::RsaPrivateKey>),
+    /// The 32-byte seed (RFC 8032's private key).
+    Ed25519([u8; 32]),
+    /// The 32-byte private key (RFC 7748's scalar, clamped when used).
+    X25519([u8; 32]),
 }
 
 /// Modulus length in bytes of an RSA algorithm id.
@@ -972,7 +991,7 @@ fn rsa_len(alg: u8) -> Option<usize> {
 /// only from 5.7 (before, GENERATE and IMPORT answer 6A80, as for any
 /// algorithm a key lacks).
 fn alg_supported(alg: u8, version: [u8; 3]) -> bool {
-    !matches!(alg, ALG_RSA3072 | ALG_RSA4096) || version >= [5, 7, 0]
+    !matches!(alg, ALG_RSA3072 | ALG_RSA4096 | ALG_ED25519 | ALG_X25519) || version >= [5, 7, 0]
 }
 
 /// An RSA key from its primes, with e = 65537, whose modulus has exactly
@@ -1012,6 +1031,8 @@ impl Secret {
                     .ok()
                     .map(|k| Secret::Rsa(Box::new(k)))
             }
+            ALG_ED25519 => Some(Secret::Ed25519(rand::random())),
+            ALG_X25519 => Some(Secret::X25519(rand::random())),
             _ => None,
         }
     }
@@ -1029,6 +1050,8 @@ impl Secret {
         let secret = match (alg, scalar.len()) {
             (ALG_P256, 32) => p256::SecretKey::from_slice(scalar).map(Secret::P256),
             (ALG_P384, 48) => p384::SecretKey::from_slice(scalar).map(Secret::P384),
+            (ALG_ED25519, 32) => return Ok(Secret::Ed25519(scalar.try_into().unwrap_or([0; 32]))),
+            (ALG_X25519, 32) => return Ok(Secret::X25519(scalar.try_into().unwrap_or([0; 32]))),
             _ => return Err(sw::INCORRECT_DATA),
         };
         secret.map_err(|_| sw::INCORRECT_DATA)
@@ -1065,7 +1088,7 @@ impl Secret {
 
     fn field_len(&self) -> usize {
         match self {
-            Secret::P256(_) => 32,
+            Secret::P256(_) | Secret::Ed25519(_) | Secret::X25519(_) => 32,
             Secret::P384(_) => 48,
             Secret::Rsa(k) => k.size(),
         }
@@ -1076,6 +1099,7 @@ impl Secret {
         match self {
             Secret::P256(k) => k.to_bytes().to_vec(),
             Secret::P384(k) => k.to_bytes().to_vec(),
+            Secret::Ed25519(k) | Secret::X25519(k) => k.to_vec(),
             Secret::Rsa(k) => {
                 let half = k.size() / 2;
                 let mut out = Vec::with_capacity(k.size());
@@ -1103,6 +1127,9 @@ impl Secret {
                 tlv::put(&mut out, &[0x82], &k.e().to_bytes_be());
                 out
             }
+            // The raw 32-byte key, in 86 as yubikit parses it.
+            Secret::Ed25519(k) => tlv::encode(&[0x86], &c25519::ed25519_public(k)),
+            Secret::X25519(k) => tlv::encode(&[0x86], &c25519::x25519_public(k)),
         }
     }
 
@@ -1113,6 +1140,9 @@ impl Secret {
             Secret::P256(k) => k.public_key().to_public_key_der(),
             Secret::P384(k) => k.public_key().to_public_key_der(),
             Secret::Rsa(k) => k.to_public_key().to_public_key_der(),
+            // RFC 8410: SEQUENCE { SEQUENCE { OID 1.3.101.112 or .110 }, BIT STRING key }.
+            Secret::Ed25519(k) => return Ok(spki_8410(0x70, &c25519::ed25519_public(k))),
+            Secret::X25519(k) => return Ok(spki_8410(0x6E, &c25519::x25519_public(k))),
         };
         der.map(|d| d.as_bytes().to_vec())
             .map_err(|_| sw::WRONG_DATA_LAST_CMD)
@@ -1120,7 +1150,12 @@ impl Secret {
 
     /// The x-coordinate of the shared point. The peer point must be
     /// uncompressed and on the curve.
+    /// X25519: the raw 32-byte peer key in, the raw shared secret out.
     fn ecdh(&self, point: &[u8]) -> Result<Vec<u8>, u16> {
+        if let Secret::X25519(k) = self {
+            let peer: [u8; 32] = point.try_into().map_err(|_| sw::INCORRECT_DATA)?;
+            return Ok(c25519::x25519(k, &peer).to_vec());
+        }
         if point.len() != 1 + 2 * self.field_len() || point[0] != 0x04 {
             return Err(sw::INCORRECT_DATA);
         }
@@ -1139,7 +1174,9 @@ impl Secret {
                     .raw_secret_bytes()
                     .to_vec()
             }
-            Secret::Rsa(_) => return Err(sw::INCORRECT_DATA),
+            Secret::Rsa(_) | Secret::Ed25519(_) | Secret::X25519(_) => {
+                return Err(sw::INCORRECT_DATA)
+            }
         };
         Ok(shared)
     }
@@ -1153,8 +1190,13 @@ impl Secret {
     /// answer has the modulus length too. Signing and decryption are this
     /// same operation: PKCS#1 v1.5 or PSS padding, and removing it, are the
     /// client's (yubikit `_pad_message`/`_unpad_message`).
+    ///
+    /// Ed25519: the whole message (yubikit sends it unhashed), 64 bytes out.
     fn sign(&self, hash: &[u8]) -> Result<Vec<u8>, u16> {
         use signature::hazmat::PrehashSigner;
+        if let Secret::Ed25519(k) = self {
+            return Ok(c25519::ed25519_sign(k, hash).to_vec());
+        }
         if let Secret::Rsa(k) = self {
             let m = BigUint::from_bytes_be(hash);
             if hash.len() != k.size() || &m >= k.n() {
@@ -1182,10 +1224,22 @@ impl Secret {
                     .map_err(|_| sw::INCORRECT_DATA)?;
                 sig.to_der().as_bytes().to_vec()
             }
-            Secret::Rsa(_) => return Err(sw::INCORRECT_DATA),
+            Secret::Rsa(_) | Secret::Ed25519(_) | Secret::X25519(_) => {
+                return Err(sw::INCORRECT_DATA)
+            }
         };
         Ok(der)
     }
+}
+
+/// An RFC 8410 SubjectPublicKeyInfo: OID 1.3.101.`oid_last` (112 Ed25519,
+/// 110 X25519) and the raw 32-byte key.
+fn spki_8410(oid_last: u8, key: &[u8; 32]) -> Vec<u8> {
+    let mut out = vec![
+        0x30, 0x2A, 0x30, 0x05, 0x06, 0x03, 0x2B, 0x65, oid_last, 0x03, 0x21, 0x00,
+    ];
+    out.extend_from_slice(key);
+    out
 }
 
 /// (key length, block length) of a management key algorithm.
@@ -2218,6 +2272,59 @@ mod tests {
         let (out, code) = again.sign(ALG_RSA2048, 0x9A, &block);
         assert_eq!(code, 0x9000);
         assert_eq!(rsa_public_op(&public, &out), block);
+    }
+
+    #[test]
+    fn ed25519_and_x25519_only_on_5_7() {
+        let mut old = Key::new();
+        old.auth_default();
+        for alg in [ALG_ED25519, ALG_X25519] {
+            let body = tlv::encode(&[0xAC], &tlv::encode(&[0x80], &[alg]));
+            assert_eq!(old.sw(INS_GENERATE, 0, 0x9A, &body), 0x6A80, "5.4.3");
+        }
+        let root = TestRoot::generate().unwrap();
+        let state = DeviceState::factory_with_firmware(SERIAL, [5, 7, 4], &root);
+        let mut key = Key::with_state(state, root);
+        assert_eq!(key.auth(ALG_AES192, &DEFAULT_MGMT_KEY), 0x9000);
+        assert_eq!(key.verify_pin(DEFAULT_PIN), 0x9000);
+
+        // Imported Ed25519 (RFC 8032 TEST 1's seed): its public key and signature.
+        let seed = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+            .unwrap();
+        key.ok(
+            INS_IMPORT_KEY,
+            ALG_ED25519,
+            0x9D,
+            &tlv::encode(&[0x07], &seed),
+        );
+        let md = metadata(&mut key, 0x9D);
+        assert_eq!(md[&1], vec![ALG_ED25519]);
+        let public = tlv::encode(
+            &[0x86],
+            &c25519::ed25519_public(&seed.clone().try_into().unwrap()),
+        );
+        assert_eq!(md[&4], public);
+        let (sig, code) = key.sign(ALG_ED25519, 0x9D, b"");
+        assert_eq!(code, 0x9000);
+        assert!(hex::encode(sig).starts_with("e5564300c360ac72"));
+        assert_eq!(key.ecdh(ALG_ED25519, 0x9D, &[9; 32]).1, 0x6A80);
+
+        // Generated X25519: ECDH agrees with the peer's side.
+        let public = key.generate(0x9A, ALG_X25519, 0, 0);
+        assert_eq!(public.len(), 32);
+        let peer = [0x42u8; 32];
+        let (shared, code) = key.ecdh(ALG_X25519, 0x9A, &c25519::x25519_public(&peer));
+        assert_eq!(code, 0x9000);
+        assert_eq!(
+            shared,
+            c25519::x25519(&peer, &public.try_into().unwrap()).to_vec()
+        );
+        assert_eq!(key.sign(ALG_X25519, 0x9A, b"x").1, 0x6A80);
+        // Attestation states the RFC 8410 key.
+        let cert = key.ok(INS_ATTEST, 0x9A, 0, &[]);
+        let cert = x509_cert::Certificate::from_der(&cert).unwrap();
+        let spki = cert.tbs_certificate.subject_public_key_info;
+        assert_eq!(spki.algorithm.oid.to_string(), "1.3.101.110");
     }
 
     #[test]
