@@ -47,6 +47,10 @@ pub struct DeviceState {
     /// Enabled applications and the config lock (absent in older files).
     #[serde(default)]
     pub mgmt: mgmt::Management,
+    /// PIN complexity, a factory option of 5.7 keys (`run --pin-complexity`):
+    /// DEVICE INFO says so and PIV refuses weak PINs and PUKs.
+    #[serde(default)]
+    pub pin_complexity: bool,
 }
 
 impl DeviceState {
@@ -68,6 +72,7 @@ impl DeviceState {
             piv: piv::Piv::factory(serial, version, root),
             oath: oath::Oath::factory(),
             mgmt: mgmt::Management::default(),
+            pin_complexity: false,
         }
     }
 
@@ -95,6 +100,8 @@ impl DeviceState {
 pub struct Env<'a> {
     pub serial: u32,
     pub version: [u8; 3],
+    /// Whether this key enforces PIN complexity (`DeviceState::pin_complexity`).
+    pub pin_complexity: bool,
     controls: &'a Controls,
     touch: Option<TouchOutcome>,
     dirty: bool,
@@ -227,6 +234,7 @@ impl Card {
         let mut env = Env {
             serial,
             version,
+            pin_complexity: self.state.pin_complexity,
             controls: &controls,
             touch: None,
             dirty: false,

@@ -36,6 +36,10 @@ enum Cmd {
         /// when the state file exists; the key keeps the firmware it was made with).
         #[arg(long, default_value = "5.4.3", value_parser = virtual_yubikey::card::parse_firmware)]
         firmware: [u8; 3],
+        /// A new 5.7.4 key enforces PIN complexity, as keys so ordered do
+        /// (DEVICE INFO reports it; weak PINs and PUKs answer 6985).
+        #[arg(long)]
+        pin_complexity: bool,
         /// Folder of the per-installation attestation test root (created if missing).
         #[arg(long, env = "VAULT_RIG_ROOT_DIR")]
         root_dir: PathBuf,
@@ -92,6 +96,7 @@ fn real_main() -> Result<(), String> {
             state,
             serial,
             firmware,
+            pin_complexity,
             root_dir,
             vpcd,
             control,
@@ -109,7 +114,11 @@ fn real_main() -> Result<(), String> {
                 } else {
                     &old_root
                 };
-                let device = DeviceState::factory_with_firmware(serial, firmware, issuer);
+                if pin_complexity && firmware < [5, 7, 0] {
+                    return Err("--pin-complexity needs --firmware 5.7.4".into());
+                }
+                let mut device = DeviceState::factory_with_firmware(serial, firmware, issuer);
+                device.pin_complexity = pin_complexity;
                 device
                     .save(&state)
                     .map_err(|e| format!("cannot write {}: {e}", state.display()))?;

@@ -47,6 +47,8 @@ const TAG_UNLOCK: u8 = 0x0B;
 /// In WRITE CONFIG, empty: reboot once written.
 const TAG_REBOOT: u8 = 0x0C;
 const TAG_NFC_ENABLED: u8 = 0x0E;
+/// In DeviceInfo: 1 on a key that enforces PIN complexity (5.7+).
+const TAG_PIN_COMPLEXITY: u8 = 0x16;
 const LOCK_CODE_LEN: usize = 16;
 
 /// The answer to WRITE CONFIG with the lock code missing or wrong while one
@@ -128,6 +130,9 @@ impl Management {
         let locked = u8::from(self.lock_code.is_some());
         tlv::put(&mut body, &[TAG_CONFIG_LOCK], &[locked]);
         tlv::put(&mut body, &[0x0F], &[0x00]); // IAP detection off
+        if env.pin_complexity {
+            tlv::put(&mut body, &[TAG_PIN_COMPLEXITY], &[0x01]);
+        }
         let mut out = vec![body.len() as u8];
         out.extend_from_slice(&body);
         out
@@ -239,10 +244,36 @@ impl Applet for Management {
 
 #[cfg(test)]
 mod tests {
+    use super::TAG_PIN_COMPLEXITY;
     use crate::card::{Card, DeviceState};
     use crate::control::Controls;
     use crate::log::ApduLog;
+    use crate::tlv;
     use std::time::Duration;
+
+    #[test]
+    fn device_info_of_5_7_4_with_pin_complexity() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = crate::attest::TestRoot::load_or_create(dir.path()).unwrap();
+        let mut state = DeviceState::factory_with_firmware(1, [5, 7, 4], &root);
+        for complexity in [false, true] {
+            state.pin_complexity = complexity;
+            let mut card = Card::new(
+                state.clone(),
+                None,
+                Controls::new(Duration::from_millis(100)),
+                ApduLog::disabled(),
+            );
+            card.transmit(&[0, 0xA4, 4, 0, 8, 0xA0, 0, 0, 5, 0x27, 0x47, 0x11, 0x17])
+                .unwrap();
+            let info = card.transmit(&[0, 0x1D, 0, 0]).unwrap();
+            let body = &info[1..info.len() - 2];
+            let items = tlv::parse(body).unwrap();
+            assert_eq!(tlv::find(&items, 0x05), Some(&[5u8, 7, 4][..]));
+            let flag = tlv::find(&items, u16::from(TAG_PIN_COMPLEXITY));
+            assert_eq!(flag, complexity.then_some(&[1u8][..]));
+        }
+    }
 
     #[test]
     fn device_info_matches_a_real_5_4_3_key() {

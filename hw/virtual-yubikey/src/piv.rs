@@ -429,6 +429,9 @@ impl Piv {
         if !valid_pin(new) {
             return Err(sw::INCORRECT_DATA);
         }
+        if env.pin_complexity && !complex_enough(new) {
+            return Err(sw::CONDITIONS_NOT_SATISFIED);
+        }
         reference.value = Bytes(new.to_vec());
         reference.left = reference.total;
         env.mark_dirty();
@@ -454,6 +457,9 @@ impl Piv {
         }
         if !valid_pin(new_pin) {
             return Err(sw::INCORRECT_DATA);
+        }
+        if env.pin_complexity && !complex_enough(new_pin) {
+            return Err(sw::CONDITIONS_NOT_SATISFIED);
         }
         self.puk.left = self.puk.total;
         self.pin.value = Bytes(new_pin.to_vec());
@@ -1382,6 +1388,35 @@ fn valid_pin(padded: &[u8]) -> bool {
     padded.len() == 8 && (6..=8).contains(&len) && padded[len..].iter().all(|&b| b == 0xFF)
 }
 
+/// Commonly used PINs a key with PIN complexity refuses. Yubico documents
+/// the rule (no value made of one repeated character, none from a list of
+/// common PINs) but not its whole list; these are the ones Yubico's device
+/// tests expect refused, plus the default PIN and PUK a user must change.
+const COMMON_PINS: [&[u8]; 8] = [
+    b"123456",
+    b"12345678",
+    b"123123",
+    b"654321",
+    b"password",
+    b"abc123",
+    b"qwerty",
+    b"111111",
+];
+
+/// PIN complexity (5.7 keys so configured): a new PIN or PUK (padded with
+/// FF to 8 bytes) must not be one repeated character nor a common PIN.
+/// Refusals answer 6985, which ykman reports as "does not meet complexity
+/// requirement".
+fn complex_enough(padded: &[u8]) -> bool {
+    let len = padded
+        .iter()
+        .position(|&b| b == 0xFF)
+        .unwrap_or(padded.len());
+    let value = &padded[..len];
+    let repeated = value.iter().all(|&b| Some(&b) == value.first());
+    !repeated && !COMMON_PINS.contains(&value)
+}
+
 /// `63Cx`; the nibble tops out at 15 even when more tries remain.
 fn tries_sw(left: u8) -> u16 {
     sw::VERIFY_FAIL | u16::from(left.min(15))
@@ -1972,6 +2007,36 @@ mod tests {
         assert_eq!(key.get_object(OBJ_PRINTED).1, 0x6982);
         assert_eq!(key.verify_pin(DEFAULT_PIN), 0x9000);
         assert_eq!(key.get_object(OBJ_PRINTED), (secret, 0x9000));
+    }
+
+    #[test]
+    fn pin_complexity_refuses_weak_pins_and_puks() {
+        let change = |key: &mut Key, p2: u8, old: &[u8], new: &[u8]| {
+            let data = [pad8(old), pad8(new)].concat();
+            key.sw(INS_CHANGE_REFERENCE, 0, p2, &data)
+        };
+        let root = TestRoot::generate().unwrap();
+        let mut state = DeviceState::factory_with_firmware(SERIAL, [5, 7, 4], &root);
+        state.pin_complexity = true;
+        let mut key = Key::with_state(state, root);
+        for weak in [
+            &b"111111"[..],
+            b"22222222",
+            b"abc123",
+            b"password",
+            b"123123",
+        ] {
+            assert_eq!(change(&mut key, PIN_REF, DEFAULT_PIN, weak), 0x6985);
+        }
+        assert_eq!(metadata(&mut key, PIN_REF)[&6], vec![3, 3], "no try spent");
+        assert_eq!(change(&mut key, PUK_REF, DEFAULT_PUK, b"4444444"), 0x6985);
+        assert_eq!(change(&mut key, PIN_REF, DEFAULT_PIN, b"123458"), 0x9000);
+        assert_eq!(change(&mut key, PUK_REF, DEFAULT_PUK, b"12345670"), 0x9000);
+        let unblock = [pad8(b"12345670"), pad8(b"333333")].concat();
+        assert_eq!(key.sw(INS_RESET_RETRY, 0, PIN_REF, &unblock), 0x6985);
+        // Without the option, anything of 6-8 bytes goes, as before.
+        let mut plain = Key::new();
+        assert_eq!(change(&mut plain, PIN_REF, DEFAULT_PIN, b"111111"), 0x9000);
     }
 
     #[test]
