@@ -4,6 +4,7 @@
 //! each applet keeps its byte-level protocol in its own file.
 
 pub mod apdu;
+pub mod attest;
 pub mod fido2;
 pub mod oath;
 pub mod piv;

@@ -23,12 +23,11 @@
 use crate::envelope::Unwrapper;
 use crate::secret::Passphrase;
 use crate::token::apdu::{self, tlv, KeyInfo, TokenError, Version};
-use der::{Decode, DecodePem, Encode};
+use der::Decode;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use std::collections::HashMap;
-use std::ffi::{CString, OsStr};
+use std::ffi::CString;
 use std::fmt;
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -61,44 +60,11 @@ const OID_FIRMWARE: &str = "1.3.6.1.4.1.41482.3.3";
 const OID_SERIAL: &str = "1.3.6.1.4.1.41482.3.7";
 const OID_POLICY: &str = "1.3.6.1.4.1.41482.3.8";
 const OID_FORM_FACTOR: &str = "1.3.6.1.4.1.41482.3.9";
-const OID_ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
-const OID_RSA_SHA256: &str = "1.2.840.113549.1.1.11";
 const OID_COMMON_NAME: &str = "2.5.4.3";
 
-/// Extra attestation roots, `path.pem[:path2.pem]`.
-pub const ATTESTATION_ROOTS_VAR: &str = "VAULT_ATTESTATION_ROOTS";
-
-/// "Yubico PIV Root CA Serial 263751", which certifies the F9 attestation
-/// key of every YubiKey with firmware before 5.7.4. Published by Yubico at
-/// <https://developers.yubico.com/PIV/Introduction/piv-attestation-ca.pem>
-/// (also in <https://developers.yubico.com/PKI/yubico-ca-certs.txt>); this
-/// copy is the 2018 re-issue (pathlen 1), which kept the original key, so
-/// it verifies F9 certificates issued under either. SHA-256 fingerprint
-/// 63:EC:E9:14:E5:4D:D8:79:15:F3:40:33:C8:5A:F4:C0:69:6B:A1:51:2F:8A:DD:66:CE:D7:38:33:12:07:B5:46;
-/// a unit test checks its self-signature, so a damaged copy cannot pass.
-/// Keys from 5.7.4 on chain through intermediates to "Yubico Attestation
-/// Root 1", which is not embedded: their attestation needs that chain's
-/// issuing CA in `VAULT_ATTESTATION_ROOTS`.
-pub const YUBICO_PIV_ROOT_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
-MIIDFzCCAf+gAwIBAgIDBAZHMA0GCSqGSIb3DQEBCwUAMCsxKTAnBgNVBAMMIFl1
-YmljbyBQSVYgUm9vdCBDQSBTZXJpYWwgMjYzNzUxMCAXDTE2MDMxNDAwMDAwMFoY
-DzIwNTIwNDE3MDAwMDAwWjArMSkwJwYDVQQDDCBZdWJpY28gUElWIFJvb3QgQ0Eg
-U2VyaWFsIDI2Mzc1MTCCASIwDQYJKoZIhvcNAQEBBQADggEPADCCAQoCggEBAMN2
-cMTNR6YCdcTFRxuPy31PabRn5m6pJ+nSE0HRWpoaM8fc8wHC+Tmb98jmNvhWNE2E
-ilU85uYKfEFP9d6Q2GmytqBnxZsAa3KqZiCCx2LwQ4iYEOb1llgotVr/whEpdVOq
-joU0P5e1j1y7OfwOvky/+AXIN/9Xp0VFlYRk2tQ9GcdYKDmqU+db9iKwpAzid4oH
-BVLIhmD3pvkWaRA2H3DA9t7H/HNq5v3OiO1jyLZeKqZoMbPObrxqDg+9fOdShzgf
-wCqgT3XVmTeiwvBSTctyi9mHQfYd2DwkaqxRnLbNVyK9zl+DzjSGp9IhVPiVtGet
-X02dxhQnGS7K6BO0Qe8CAwEAAaNCMEAwHQYDVR0OBBYEFMpfyvLEojGc6SJf8ez0
-1d8Cv4O/MA8GA1UdEwQIMAYBAf8CAQEwDgYDVR0PAQH/BAQDAgEGMA0GCSqGSIb3
-DQEBCwUAA4IBAQBc7Ih8Bc1fkC+FyN1fhjWioBCMr3vjneh7MLbA6kSoyWF70N3s
-XhbXvT4eRh0hvxqvMZNjPU/VlRn6gLVtoEikDLrYFXN6Hh6Wmyy1GTnspnOvMvz2
-lLKuym9KYdYLDgnj3BeAvzIhVzzYSeU77/Cupofj093OuAswW0jYvXsGTyix6B3d
-bW5yWvyS9zNXaqGaUmP3U9/b6DlHdDogMLu3VLpBB9bm5bjaKWWJYgWltCVgUbFq
-Fqyi4+JE014cSgR57Jcu3dZiehB6UtAPgad9L5cNvua/IWRmm+ANy3O2LH++Pyl8
-SREzU8onbBsjMg9QDiSf5oJLKvd/Ren+zGY7
------END CERTIFICATE-----
-";
+pub use crate::token::attest::{
+    TrustedRoots, ATTESTATION_INTERMEDIATES_VAR, ATTESTATION_ROOTS_VAR, YUBICO_PIV_ROOT_CA_PEM,
+};
 
 // ---------------------------------------------------------------- policies
 
@@ -419,12 +385,15 @@ impl PivError {
                 "free a slot with `ykman piv keys delete SLOT` (its key is lost)".to_string()
             }
             PivError::Attestation { .. } => format!(
-                "a key made by a YubiKey chains to Yubico's root; other roots are trusted only \
-                 when listed in {ATTESTATION_ROOTS_VAR}=path.pem[:path2.pem]"
+                "a key made by a YubiKey chains to one of Yubico's roots through Yubico's \
+                 intermediates (both built in); other roots are trusted only when listed in \
+                 {ATTESTATION_ROOTS_VAR}=path.pem[:path2.pem], and intermediate CAs not built \
+                 in are taken from {ATTESTATION_INTERMEDIATES_VAR}=path.pem[:path2.pem]"
             ),
-            PivError::AttestationRoots { .. } => {
-                format!("{ATTESTATION_ROOTS_VAR} lists PEM files separated by ':'")
-            }
+            PivError::AttestationRoots { .. } => format!(
+                "{ATTESTATION_ROOTS_VAR} and {ATTESTATION_INTERMEDIATES_VAR} list PEM files \
+                 separated by ':'"
+            ),
             PivError::PinEntry(_)
             | PivError::SlotEmpty { .. }
             | PivError::NotAKeySlot { .. }
@@ -1343,11 +1312,14 @@ impl PivToken {
             Err(e) => return Err(self.card_error("read the attestation certificate", e)),
         };
         let f9 = f9_certificate(&f9_object).map_err(fail)?;
-        roots.issuer_of(&f9).map_err(|e| {
-            fail(format!(
-                "the card's attestation key is not certified by a trusted root: {e}"
-            ))
-        })
+        roots
+            .path_from(&f9, SystemTime::now())
+            .map(|p| p.root().to_string())
+            .map_err(|e| {
+                fail(format!(
+                    "the card's attestation key is not certified by a trusted root: {e}"
+                ))
+            })
     }
 
     // ------------------------------------------------------------------ use
@@ -1538,13 +1510,11 @@ pub fn check_attestation(
     let leaf = Certificate::from_der(leaf_der)
         .map_err(|e| fail(format!("attestation certificate: {e}")))?;
 
-    verify_signed_by(&leaf, &f9)
-        .map_err(|e| fail(format!("not signed by the card's attestation key: {e}")))?;
-    let root = roots.issuer_of(&f9).map_err(|e| {
-        fail(format!(
-            "the card's attestation key is not certified by a trusted root: {e}"
-        ))
-    })?;
+    let root = roots
+        .verify(&leaf, &f9, SystemTime::now())
+        .map_err(fail)?
+        .root()
+        .to_string();
 
     let attested = p256_of(&leaf.tbs_certificate.subject_public_key_info)
         .ok_or_else(|| fail("the attested key is not P-256".into()))?;
@@ -1672,130 +1642,6 @@ fn common_name(name: &x509_cert::name::Name) -> Option<String> {
                 })
                 .ok()
         })
-}
-
-/// Checks `cert`'s signature with `issuer`'s key: ECDSA P-256/SHA-256 (the
-/// virtual key's attestation chain) or RSA PKCS#1 v1.5/SHA-256 (Yubico's).
-fn verify_signed_by(cert: &Certificate, issuer: &Certificate) -> Result<(), String> {
-    use p256::ecdsa::signature::Verifier;
-    if cert.tbs_certificate.issuer != issuer.tbs_certificate.subject {
-        return Err(format!(
-            "issued by {}, not {}",
-            cert.tbs_certificate.issuer, issuer.tbs_certificate.subject
-        ));
-    }
-    let tbs = cert.tbs_certificate.to_der().map_err(|e| e.to_string())?;
-    let sig = cert
-        .signature
-        .as_bytes()
-        .ok_or("the signature is not a whole number of bytes")?;
-    let issuer_spki = issuer
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| e.to_string())?;
-    let alg = cert.signature_algorithm.oid.to_string();
-    match alg.as_str() {
-        OID_ECDSA_SHA256 => {
-            use p256::pkcs8::DecodePublicKey;
-            let key = p256::ecdsa::VerifyingKey::from_public_key_der(&issuer_spki)
-                .map_err(|_| "the issuer's key is not P-256".to_string())?;
-            let sig = p256::ecdsa::DerSignature::try_from(sig).map_err(|e| e.to_string())?;
-            key.verify(&tbs, &sig)
-                .map_err(|_| "bad signature".to_string())
-        }
-        OID_RSA_SHA256 => {
-            use rsa::pkcs8::DecodePublicKey;
-            let key = rsa::RsaPublicKey::from_public_key_der(&issuer_spki)
-                .map_err(|_| "the issuer's key is not RSA".to_string())?;
-            let key = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key);
-            let sig = rsa::pkcs1v15::Signature::try_from(sig).map_err(|e| e.to_string())?;
-            key.verify(&tbs, &sig)
-                .map_err(|_| "bad signature".to_string())
-        }
-        other => Err(format!("unsupported signature algorithm {other}")),
-    }
-}
-
-// ------------------------------------------------------------ trust anchors
-
-/// The roots an attestation may chain to: Yubico's PIV root, plus roots
-/// configured explicitly in `VAULT_ATTESTATION_ROOTS`. Nothing else, and
-/// nothing from the system's certificate store.
-#[derive(Clone)]
-pub struct TrustedRoots {
-    roots: Vec<Certificate>,
-}
-
-impl fmt::Debug for TrustedRoots {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(
-                self.roots
-                    .iter()
-                    .map(|c| c.tbs_certificate.subject.to_string()),
-            )
-            .finish()
-    }
-}
-
-impl TrustedRoots {
-    /// Only Yubico's PIV root.
-    pub fn yubico() -> TrustedRoots {
-        TrustedRoots {
-            roots: Certificate::from_pem(YUBICO_PIV_ROOT_CA_PEM.as_bytes())
-                .into_iter()
-                .collect(),
-        }
-    }
-
-    /// Yubico's root plus those in `VAULT_ATTESTATION_ROOTS`.
-    pub fn from_env() -> Result<TrustedRoots, PivError> {
-        TrustedRoots::from_var(std::env::var_os(ATTESTATION_ROOTS_VAR).as_deref())
-    }
-
-    /// Yubico's root plus the PEM files in `value`, a `:`-separated list
-    /// as `VAULT_ATTESTATION_ROOTS` holds it. Every file must hold at least
-    /// one certificate: a typo must not quietly shrink the trusted set.
-    pub fn from_var(value: Option<&OsStr>) -> Result<TrustedRoots, PivError> {
-        let mut roots = TrustedRoots::yubico();
-        let Some(value) = value else {
-            return Ok(roots);
-        };
-        for path in std::env::split_paths(value).filter(|p| !p.as_os_str().is_empty()) {
-            roots.add_pem_file(path)?;
-        }
-        Ok(roots)
-    }
-
-    fn add_pem_file(&mut self, path: PathBuf) -> Result<(), PivError> {
-        let err = |reason: String| PivError::AttestationRoots {
-            path: path.display().to_string(),
-            reason,
-        };
-        let pem = std::fs::read(&path).map_err(|e| err(e.to_string()))?;
-        let certs = Certificate::load_pem_chain(&pem).map_err(|e| err(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(err("no certificate in it".into()));
-        }
-        self.roots.extend(certs);
-        Ok(())
-    }
-
-    /// The subject of the root that signed `cert`.
-    fn issuer_of(&self, cert: &Certificate) -> Result<String, String> {
-        let mut last = format!("no trusted root is named {}", cert.tbs_certificate.issuer);
-        for root in &self.roots {
-            if root.tbs_certificate.subject != cert.tbs_certificate.issuer {
-                continue;
-            }
-            match verify_signed_by(cert, root) {
-                Ok(()) => return Ok(root.tbs_certificate.subject.to_string()),
-                Err(e) => last = format!("{}: {e}", root.tbs_certificate.subject),
-            }
-        }
-        Err(last)
-    }
 }
 
 // -------------------------------------------------------------- unwrapping
@@ -1998,60 +1844,6 @@ impl Unwrapper for PivUnwrapper<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn yubico_root_is_the_published_one() {
-        let roots = TrustedRoots::yubico();
-        assert_eq!(roots.roots.len(), 1);
-        let root = &roots.roots[0];
-        assert_eq!(
-            root.tbs_certificate.subject.to_string(),
-            "CN=Yubico PIV Root CA Serial 263751"
-        );
-        // Self-signed with RSA PKCS#1 v1.5 / SHA-256: exercises the RSA
-        // path real attestation chains take, and proves the copy intact.
-        verify_signed_by(root, root).unwrap();
-        let der = root.to_der().unwrap();
-        use sha2::Digest;
-        assert_eq!(
-            hex::encode(sha2::Sha256::digest(&der)),
-            "63ece914e54dd87915f34033c85af4c0696ba1512f8add66ced738331207b546"
-        );
-    }
-
-    #[test]
-    fn a_damaged_root_does_not_verify() {
-        let mut der = Certificate::from_pem(YUBICO_PIV_ROOT_CA_PEM.as_bytes())
-            .unwrap()
-            .to_der()
-            .unwrap();
-        // A byte of the modulus.
-        let n = der.len() / 2;
-        der[n] ^= 1;
-        let damaged = Certificate::from_der(&der).unwrap();
-        assert!(verify_signed_by(&damaged, &damaged).is_err());
-    }
-
-    #[test]
-    fn roots_variable_adds_files_and_rejects_bad_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let good = dir.path().join("root.pem");
-        std::fs::write(&good, YUBICO_PIV_ROOT_CA_PEM).unwrap();
-        let empty = dir.path().join("empty.pem");
-        std::fs::write(&empty, "not a certificate\n").unwrap();
-
-        assert_eq!(TrustedRoots::from_var(None).unwrap().roots.len(), 1);
-        let joined = std::env::join_paths([&good, &good]).unwrap();
-        assert_eq!(
-            TrustedRoots::from_var(Some(&joined)).unwrap().roots.len(),
-            3
-        );
-        for bad in [empty, dir.path().join("missing.pem")] {
-            let err = TrustedRoots::from_var(Some(bad.as_os_str())).unwrap_err();
-            assert!(matches!(err, PivError::AttestationRoots { .. }), "{err}");
-            assert!(err.hint().unwrap().contains(ATTESTATION_ROOTS_VAR));
-        }
-    }
 
     #[test]
     fn policies_round_trip_through_codes_and_names() {

@@ -47,13 +47,32 @@ pub fn hw(t: &TestEnv, s: &Secrets, args: &[&str]) -> Cmd {
 
 /// What `hw` adds, added to any command (one run in a namespace, say).
 pub fn hw_env(c: Cmd, s: &Secrets) -> Cmd {
-    c.env(
-        "VAULT_ATTESTATION_ROOTS",
-        std::env::var("VAULT_RIG_ATTESTATION_ROOT").expect("VAULT_RIG_ATTESTATION_ROOT"),
-    )
-    .env("VAULT_NEW_PIN", &s.pin)
-    .env("VAULT_NEW_PUK", &s.puk)
-    .env("VAULT_PIN", &s.pin)
+    let (roots, intermediates) = rig_attestation_pki();
+    c.env("VAULT_ATTESTATION_ROOTS", roots)
+        .env("VAULT_ATTESTATION_INTERMEDIATES", intermediates)
+        .env("VAULT_NEW_PIN", &s.pin)
+        .env("VAULT_NEW_PUK", &s.puk)
+        .env("VAULT_PIN", &s.pin)
+}
+
+/// The rig's attestation test PKI as vault takes it: both personalities'
+/// roots (`VAULT_ATTESTATION_ROOTS`) and the 5.7.4 intermediates
+/// (`VAULT_ATTESTATION_INTERMEDIATES`), from `$VAULT_RIG_ROOT_DIR`
+/// (hw/README.md, "Attestation test PKI"). Where the folder holds no 5.7
+/// files (an older rig), only the 5.4.3 root, and no intermediates.
+pub fn rig_attestation_pki() -> (String, String) {
+    let legacy = std::env::var("VAULT_RIG_ATTESTATION_ROOT").expect("VAULT_RIG_ATTESTATION_ROOT");
+    let dir = std::path::PathBuf::from(std::env::var("VAULT_RIG_ROOT_DIR").unwrap_or_default());
+    let root_1 = dir.join("attestation-root-1.pem");
+    let bundle = dir.join("attestation-intermediates-5.7.pem");
+    if root_1.is_file() && bundle.is_file() {
+        (
+            format!("{legacy}:{}", root_1.display()),
+            bundle.display().to_string(),
+        )
+    } else {
+        (legacy, String::new())
+    }
 }
 
 /// `hw enroll --serial SERIAL EXTRA…` (`serial` is the key's, as text).
