@@ -181,6 +181,10 @@ pub const ENV_VARS: &[Entry] = &[
         "Extra attestation roots for hw enroll, path.pem[:path2.pem].",
     ),
     (
+        "VAULT_ATTESTATION_INTERMEDIATES",
+        "Extra intermediate CAs for hw enroll's attestation check, path.pem[:path2.pem]; never trusted on their own.",
+    ),
+    (
         "VAULT_FEDERATION_URL",
         "The console federation endpoint of vault login (tests; plain http only to 127.0.0.1).",
     ),
