@@ -544,7 +544,7 @@ fn enroll_wraps_the_key_loads_the_seed_and_exec_sends_the_cards_code() {
     let e = enrolled(&st, key.serial);
     assert_eq!(e["role"], "primary", "{e:#}");
     assert_eq!(e["present"], true, "{e:#}");
-    assert_eq!(e["firmware"], "5.4.3", "{e:#}");
+    assert_eq!(e["firmware"], key.firmware.as_str(), "{e:#}");
     let piv = &e["piv"];
     assert_eq!(piv["slot"], "82", "{e:#}");
     assert_eq!(piv["algorithm"], "P-256", "{e:#}");
