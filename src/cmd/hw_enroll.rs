@@ -273,17 +273,7 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
             };
             t.abandoned.push(abandoned.clone());
             t.save().map_err(|e| token_err(e, None))?;
-            let firmware = tok.version().to_string();
-            let refused = |message: String, hint: String| -> Error {
-                token_err(
-                    message,
-                    Some(format!(
-                        "{hint}. The key generated in slot {slot:02x} stays on the card \
-                         (firmware {firmware} cannot delete a key); the next `vault hw enroll` \
-                         generates over it instead of taking another slot"
-                    )),
-                )
-            };
+            let refused = |message: String, hint: String| (message, hint);
             tok.write_certificate(slot, &public_key, PinPolicy::Once, touch, &notify)
                 .map_err(piv_err)?;
             let outcome = match roots.as_ref().map(|roots| tok.attest_with(slot, roots)) {
@@ -337,7 +327,29 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
             };
             let attested = match outcome {
                 Ok(attested) => attested,
-                Err(e) => {
+                Err((message, hint)) => {
+                    let firmware = tok.version().to_string();
+                    // Firmware 5.7 deletes the key it could not vouch for:
+                    // no orphan, and the slot is free for the next run.
+                    match tok.delete_key(slot) {
+                        Ok(true) => {
+                            t.abandoned.retain(|a| a != &abandoned);
+                            let _ = t.save();
+                            return Err(token_err(
+                                message,
+                                Some(format!(
+                                    "{hint}. The key generated in slot {slot:02x} was deleted \
+                                     from the card (firmware {firmware} can delete keys); the \
+                                     next `vault hw enroll` uses slot {slot:02x} again"
+                                )),
+                            ));
+                        }
+                        Ok(false) => {}
+                        Err(e) => log::debug!(
+                            target: "vault",
+                            "could not delete the refused key in slot {slot:02x}: {e}"
+                        ),
+                    }
                     // What GENERATE answered may not be what the slot holds
                     // (a relay): the record the next run reuses the slot by
                     // names the key the card itself reports.
@@ -348,7 +360,19 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
                         }
                         let _ = t.save();
                     }
-                    return Err(e);
+                    let why = if tok.can_delete_keys() {
+                        "deleting it failed".to_string()
+                    } else {
+                        format!("firmware {firmware} cannot delete a key")
+                    };
+                    return Err(token_err(
+                        message,
+                        Some(format!(
+                            "{hint}. The key generated in slot {slot:02x} stays on the card \
+                             ({why}); the next `vault hw enroll` generates over it instead of \
+                             taking another slot"
+                        )),
+                    ));
                 }
             };
             t.abandoned.retain(|a| a != &abandoned);

@@ -59,27 +59,54 @@ pub fn run(_app: &App, args: &StatusArgs) -> Result<(), Error> {
     }
     let mut present_json = Vec::new();
     let mut present_text = Vec::new();
+    // The roots `hw enroll` would trust, for each key's attestation root.
+    let roots = crate::token::attest::TrustedRoots::from_env().map_err(|e| e.to_string());
     for k in &present {
-        let pin = match k.serial {
-            Some(s) => PivToken::open(s, Duration::ZERO, &|_| {})
-                .and_then(|mut tok| tok.pin_status())
-                .map_err(|e| e.to_string()),
-            None => Err("serial unknown".into()),
+        let (pin, root) = match k.serial {
+            Some(s) => match PivToken::open(s, Duration::ZERO, &|_| {}) {
+                Ok(mut tok) => {
+                    let pin = tok.pin_status().map_err(|e| e.to_string());
+                    let root = roots
+                        .clone()
+                        .and_then(|r| tok.attestation_root(&r).map_err(|e| e.to_string()));
+                    (pin, root)
+                }
+                Err(e) => (Err(e.to_string()), Err(e.to_string())),
+            },
+            None => (Err("serial unknown".into()), Err("serial unknown".into())),
         };
         let version = k
             .version
             .map(|v| v.to_string())
             .unwrap_or_else(|| "?".into());
+        // Firmware-specific facts: DELETE KEY and MOVE KEY came with 5.7.0,
+        // and from 5.7.4 the attestation chains to Yubico Attestation Root
+        // 1 through intermediates (src/token/attest.rs).
+        let deletion = k
+            .version
+            .map(|v| v >= crate::token::apdu::Version([5, 7, 0]));
         present_json.push(json!({
             "serial": k.serial, "firmware": version, "reader": k.reader, "pin": pin_json(&pin),
+            "key_deletion": deletion,
+            "attestation_root": root.as_ref().ok(),
+            "attestation_error": root.as_ref().err(),
         }));
         present_text.push(format!(
-            "  YubiKey {}  firmware {version}  reader \"{}\"  {}",
+            "  YubiKey {}  firmware {version}  reader \"{}\"  {}\n    {}; attestation {}",
             k.serial
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "?".into()),
             k.reader,
-            pin_text(&pin)
+            pin_text(&pin),
+            match deletion {
+                Some(true) => "keys can be deleted and moved (DELETE/MOVE KEY)",
+                Some(false) => "keys cannot be deleted or moved (firmware before 5.7)",
+                None => "key deletion unknown",
+            },
+            match &root {
+                Ok(r) => format!("chains to {r}"),
+                Err(e) => format!("not verified: {e}"),
+            }
         ));
     }
     let enrolled_json: Vec<Value> = t

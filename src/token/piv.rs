@@ -837,7 +837,13 @@ impl PivToken {
             Err(PivError::Card {
                 err: yubikey::Error::AlgorithmError | yubikey::Error::ParseError,
                 ..
-            }) => return Ok(false),
+            }) => {
+                return if self.can_delete_keys() {
+                    self.authenticate_default_aes()
+                } else {
+                    Ok(false)
+                }
+            }
             Err(e) => return Err(e),
         }
         match self.yk()?.authenticate(MgmKey::default()) {
@@ -913,6 +919,12 @@ impl PivToken {
         match self.yk()?.authenticate(MgmKey::default()) {
             Ok(()) => {
                 self.management_authenticated = true;
+                Ok(ManagementKey::Default)
+            }
+            // Firmware 5.7's factory key is AES-192 (same bytes).
+            Err(yubikey::Error::AuthenticationError | yubikey::Error::AlgorithmError)
+                if self.can_delete_keys() && self.authenticate_default_aes()? =>
+            {
                 Ok(ManagementKey::Default)
             }
             // Possibly a protected key we could read after the PIN.
@@ -1000,6 +1012,115 @@ impl PivToken {
             Err(e) => return Err(self.card_error("read a certificate", e)),
         };
         Ok(cert_from_object(&data)?)
+    }
+
+    /// One APDU on a second, shared connection to this key's reader: the
+    /// yubikey crate has no public APDU layer, nor DELETE KEY or AES
+    /// management keys. What those need (PIV selected, the management key
+    /// authenticated) is the card's state, not the connection's, and
+    /// nothing here selects another applet. The answer with its status.
+    fn raw_apdu(&self, apdu: &[u8]) -> Result<Vec<u8>, String> {
+        let ctx = pcsc::Context::establish(pcsc::Scope::User).map_err(|e| e.to_string())?;
+        let reader = CString::new(self.reader.as_str()).map_err(|e| e.to_string())?;
+        let card = ctx
+            .connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+            .map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 258];
+        let answer = card
+            .transmit(apdu, &mut buf)
+            .map_err(|e| e.to_string())?
+            .to_vec();
+        let _ = card.disconnect(pcsc::Disposition::LeaveCard);
+        Ok(answer)
+    }
+
+    /// Mutual authentication with the AES-192 factory management key of
+    /// firmware 5.7 (yubikit's `authenticate`: GENERAL AUTHENTICATE, algorithm
+    /// 0x0A, key 9B; the card's witness decrypted, a challenge of ours
+    /// encrypted by the card). `Ok(false)` when the key is not the default.
+    fn authenticate_default_aes(&mut self) -> Result<bool, PivError> {
+        use aes::cipher::{generic_array::GenericArray, BlockDecrypt, BlockEncrypt, KeyInit};
+        use rand::RngCore;
+        let serial = self.serial;
+        let failed = |what: String| {
+            log::debug!(target: "vault", "AES management key authentication: {what}");
+            PivError::Card {
+                serial,
+                op: "authenticate with the management key",
+                err: yubikey::Error::GenericError,
+            }
+        };
+        let key = [
+            1u8, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8,
+        ];
+        let aes = aes::Aes192::new_from_slice(&key).map_err(|e| failed(e.to_string()))?;
+        let answer = self
+            .raw_apdu(&[0x00, 0x87, 0x0A, 0x9B, 0x04, 0x7C, 0x02, 0x80, 0x00])
+            .map_err(failed)?;
+        // 7C 12 80 10 <witness> 90 00
+        if answer.len() != 22
+            || answer[..4] != [0x7C, 0x12, 0x80, 0x10]
+            || answer[20..] != [0x90, 0x00]
+        {
+            return Ok(false);
+        }
+        let mut witness = GenericArray::clone_from_slice(&answer[4..20]);
+        aes.decrypt_block(&mut witness);
+        let mut challenge = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut challenge);
+        let mut apdu = vec![0x00, 0x87, 0x0A, 0x9B, 0x26, 0x7C, 0x24, 0x80, 0x10];
+        apdu.extend_from_slice(&witness);
+        apdu.extend_from_slice(&[0x81, 0x10]);
+        apdu.extend_from_slice(&challenge);
+        let answer = self.raw_apdu(&apdu).map_err(failed)?;
+        let mut expected = GenericArray::clone_from_slice(&challenge);
+        aes.encrypt_block(&mut expected);
+        let ok = answer.len() == 22
+            && answer[..4] == [0x7C, 0x12, 0x82, 0x10]
+            && answer[4..20] == expected[..]
+            && answer[20..] == [0x90, 0x00];
+        if ok {
+            self.management_authenticated = true;
+        }
+        Ok(ok)
+    }
+
+    /// Whether this firmware has PIV DELETE KEY and MOVE KEY (5.7.0 on).
+    pub fn can_delete_keys(&self) -> bool {
+        self.version() >= Version([5, 7, 0])
+    }
+
+    /// Deletes the key in `slot` and its certificate: DELETE KEY, which
+    /// firmware 5.7 added (yubikit's `delete_key`: INS F6, P1 FF, P2 the
+    /// slot; needs the management key). `Ok(false)` on older firmware,
+    /// which cannot delete a key (only generate over it).
+    pub fn delete_key(&mut self, slot: u8) -> Result<bool, PivError> {
+        if !self.can_delete_keys() {
+            return Ok(false);
+        }
+        let serial = self.serial;
+        let id = key_slot(slot)?;
+        self.ensure_management()?;
+        match yubikey::certificate::Certificate::delete(self.yk()?, id) {
+            Ok(()) | Err(yubikey::Error::NotFound) => {}
+            Err(e) => return Err(self.card_error("delete a certificate", e)),
+        }
+        let answer = self.raw_apdu(&[0x00, 0xF6, 0xFF, slot]).map_err(|what| {
+            log::debug!(target: "vault", "DELETE KEY of slot {slot:02x}: {what}");
+            PivError::Card {
+                serial,
+                op: "delete a key",
+                err: yubikey::Error::GenericError,
+            }
+        })?;
+        if answer != [0x90, 0x00] {
+            return Err(PivError::Card {
+                serial,
+                op: "delete a key",
+                err: yubikey::Error::GenericError,
+            });
+        }
+        Ok(true)
     }
 
     /// The first retired slot (0x82–0x95) with neither a key nor a
