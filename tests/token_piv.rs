@@ -395,7 +395,10 @@ fn certificate_is_written_and_read_back_with_the_policies() {
 #[test]
 fn attestation_verifies_to_the_configured_root_only() {
     let _g = shared();
-    let key = TestKey::start();
+    // The 5.4.3 chain (slot → F9 → the rig's root), whatever the rig's
+    // personality: the 5.7.4 chain through intermediates is
+    // tests/attestation.rs's, and src/token/attest.rs's unit tests.
+    let key = TestKey::start_firmware("5.4.3");
     let (mut t, slot, public_key) = with_slot_key(&key, PinPolicy::Once, TouchPolicy::Always);
     let root_path = rig_env("VAULT_RIG_ATTESTATION_ROOT");
 
