@@ -57,6 +57,7 @@ fn child_entry() {
                 p.secret("AWS secret access key")
                     .map(|s| s.expose().to_string()),
             ),
+            "text" => record(p.text("Type the profile name (admin) to remove it")),
             "mfa" => record(p.mfa_code("dev", SERIAL).map(|c| c.expose().to_string())),
             "notify" => {
                 p.notify("Insert your YubiKey");
@@ -109,14 +110,25 @@ impl Session {
     }
 
     fn start_with(action: &str, prompt: &str, env: &[(&str, &str)]) -> Session {
+        Session::start_then(action, prompt, env, "")
+    }
+
+    /// As `start_with`, and then the shell commands `after` run on the same
+    /// terminal once the child has ended, however it ended: the shell
+    /// traps SIGINT (a handler, which the child does not inherit), so a
+    /// Ctrl-C ends only the child.
+    fn start_then(action: &str, prompt: &str, env: &[(&str, &str)], after: &str) -> Session {
         let dir = tempfile::tempdir().unwrap();
         let exe = std::env::current_exe().unwrap();
-        let cmd = format!(
+        let mut cmd = format!(
             "{} --exact child_entry --include-ignored --nocapture --test-threads=1 </dev/null >{} 2>{}",
             sh_quote(exe.to_str().unwrap()),
             sh_quote(dir.path().join("stdout").to_str().unwrap()),
             sh_quote(dir.path().join("stderr").to_str().unwrap()),
         );
+        if !after.is_empty() {
+            cmd = format!("trap 'echo interrupted' INT; {cmd}; {after}");
+        }
         let mut child = Command::new("script")
             .args(["-q", "-e", "-c", &cmd, "/dev/null"])
             .env(CHILD, action)
@@ -170,6 +182,33 @@ impl Session {
         let stdin = self.stdin.as_mut().unwrap();
         stdin.write_all(keys.as_bytes()).unwrap();
         stdin.flush().unwrap();
+    }
+
+    /// Waits for the shell to end, however the child ended; returns
+    /// (result file, child's stdout, terminal transcript).
+    fn finish_any(mut self) -> (String, String, String) {
+        let end = Instant::now() + DEADLINE;
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                panic!(
+                    "shell did not finish; terminal so far: {:?}",
+                    self.transcript
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(self.stdin.take());
+        while let Ok(c) = self.chunks.recv_timeout(Duration::from_millis(200)) {
+            self.transcript += &String::from_utf8_lossy(&c);
+        }
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        let d: PathBuf = self.dir.path().into();
+        (
+            read(&d.join("result")),
+            read(&d.join("stdout")),
+            self.transcript,
+        )
     }
 
     /// Waits for the child to end; returns (result file, child's stdout).
@@ -365,4 +404,41 @@ fn ctrl_d_at_the_pinentry_prompt_cancels() {
     s.type_keys("\x04");
     let (result, _, _) = s.finish();
     assert_eq!(result, "cancelled\n");
+}
+
+/// Ctrl-C at each prompt a user meets (a secret, a typed answer such as a
+/// confirmation, an MFA code; on the terminal and through pinentry): the
+/// child ends as a shell reports SIGINT (130), and the terminal echoes
+/// again, so the shell the user is back in works.
+#[test]
+fn ctrl_c_at_each_prompt_ends_it_and_leaves_the_terminal_echoing() {
+    let after = "echo \"status=$?\"; \
+        if stty -a | tr ' ;' '\\n\\n' | grep -qx -- -echo; then echo echo=off; else echo echo=on; fi";
+    let cases = [
+        ("secret", "terminal", "AWS secret access key: ", vec![]),
+        ("text", "terminal", "to remove it: ", vec![]),
+        ("mfa", "terminal", "(profile dev): ", vec![]),
+        ("secret", "pinentry", "Answer:", pinentry_tty()),
+        ("mfa", "pinentry", "Code:", pinentry_tty()),
+    ];
+    for (action, driver, prompt, env) in cases {
+        let mut s = Session::start_then(action, driver, &env, after);
+        s.expect(prompt, 1);
+        std::thread::sleep(SETTLE);
+        s.type_keys("\x03");
+        s.expect("echo=", 1);
+        let (result, _, tty) = s.finish_any();
+        assert_eq!(
+            result, "",
+            "{action} via {driver}: the child went on: {tty:?}"
+        );
+        assert!(
+            tty.contains("status=130"),
+            "{action} via {driver}: not ended by SIGINT: {tty:?}"
+        );
+        assert!(
+            tty.contains("echo=on"),
+            "{action} via {driver}: the terminal was left without echo: {tty:?}"
+        );
+    }
 }

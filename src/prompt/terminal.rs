@@ -4,6 +4,8 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use zeroize::Zeroizing;
 
@@ -115,7 +117,11 @@ impl Prompt for Terminal {
             .build();
         // Labels may end in a colon of their own: one is enough.
         let label = label.trim_end().trim_end_matches(':');
-        match rpassword::prompt_password_with_config(format!("{label}: "), config) {
+        let not_reading = sigint_while_reading();
+        not_reading.store(false, Ordering::SeqCst);
+        let read = rpassword::prompt_password_with_config(format!("{label}: "), config);
+        not_reading.store(true, Ordering::SeqCst);
+        match read {
             Ok(s) => Ok(Passphrase::new(s)),
             // Ctrl-D on an empty line.
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
@@ -126,10 +132,11 @@ impl Prompt for Terminal {
                 Err(PromptError::Cancelled)
             }
             // Ctrl-C: rpassword reads with the terminal's signals off and
-            // reports it. vault then ends as Ctrl-C ends any program, by
-            // SIGINT (a shell sees 130, a script's loop stops); the mode is
-            // restored by then and nothing is half-written. Only where
-            // that fails does it return.
+            // reports it (its own SIGINT was held off, see
+            // `sigint_while_reading`). vault then ends as Ctrl-C ends any
+            // program, by SIGINT (a shell sees 130, a script's loop stops);
+            // the mode is restored by then and nothing is half-written.
+            // Only where that fails does it return.
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                 let _ =
                     signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGINT);
@@ -232,4 +239,25 @@ impl Drop for Countdown {
     fn drop(&mut self) {
         self.finish(false);
     }
+}
+
+/// rpassword answers Ctrl-C by raising SIGINT *before* it puts the
+/// terminal's echo back, so with SIGINT's default action vault died and
+/// left the user's shell typing blind. While a secret is read, SIGINT is
+/// only swallowed (the read reports the Ctrl-C and `secret` ends vault
+/// once the terminal is restored); at any other time it does what it
+/// always did, the default action. Registered once per process; the
+/// returned flag is true outside a read.
+fn sigint_while_reading() -> &'static Arc<AtomicBool> {
+    static NOT_READING: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    NOT_READING.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(true));
+        if let Err(e) = signal_hook::flag::register_conditional_default(
+            signal_hook::consts::SIGINT,
+            Arc::clone(&flag),
+        ) {
+            log::debug!(target: "vault", "cannot guard the terminal against Ctrl-C: {e}");
+        }
+        flag
+    })
 }
