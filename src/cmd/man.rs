@@ -107,25 +107,3 @@ fn list(roff: &mut Roff, entries: &[Entry], names_bold: bool) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn every_section_lands_once_before_see_also() {
-        let page = String::from_utf8(super::render().expect("render")).expect("utf8");
-        let mut last = 0;
-        for h in [
-            ".SH COMMANDS",
-            ".SH CONFIGURATION",
-            ".SH ENVIRONMENT",
-            ".SH FILES",
-            ".SH \"EXIT STATUS\"",
-            ".SH EXAMPLES",
-            ".SH \"SEE ALSO\"",
-        ] {
-            assert_eq!(page.matches(h).count(), 1, "{h}");
-            let at = page.find(h).unwrap_or(0);
-            assert!(at > last, "{h} out of order");
-            last = at;
-        }
-    }
-}
