@@ -106,4 +106,3 @@ fn list(roff: &mut Roff, entries: &[Entry], names_bold: bool) {
         roff.text([roman(*meaning)]);
     }
 }
-
