@@ -129,7 +129,13 @@ impl Session {
         if !after.is_empty() {
             cmd = format!("trap 'echo interrupted' INT; {cmd}; {after}");
         }
-        let mut child = Command::new("script")
+        // A terminal's shell starts its commands with SIGINT's default
+        // action. Run without a terminal (CI, `hw/rig` fed from a pipe),
+        // the tests inherit SIGINT ignored, which the shell below could
+        // neither trap nor undo, so a Ctrl-C would reach no one: coreutils'
+        // `env --default-signal` puts the default back for `script`.
+        let mut child = Command::new("env")
+            .args(["--default-signal=INT", "script"])
             .args(["-q", "-e", "-c", &cmd, "/dev/null"])
             .env(CHILD, action)
             .env(OUT, dir.path().join("result"))
