@@ -5,11 +5,12 @@
 use crate::config::{self, ConfigFile};
 use crate::error::Error;
 use crate::prompt::{self, Prompt, PromptError, PromptKind};
-use crate::secret::{MfaCode, Passphrase};
 use crate::session::SessionCache;
 use crate::store::{self, Backend, Store, StoreOptions};
 use std::cell::OnceCell;
 use std::time::Duration;
+use vault_base::secret::{MfaCode, Passphrase};
+use vault_base::settings::env_var;
 
 /// aws-vault reuses a session while more than 5 minutes remain.
 pub const DEFAULT_MIN_REMAINING: Duration = Duration::from_secs(300);
@@ -78,10 +79,6 @@ impl Prompt for LazyPrompt {
             Err(_) => prompt::touch_without_terminal(request, self.detached),
         }
     }
-}
-
-pub fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 impl App {

@@ -58,7 +58,7 @@ fn exec_without_dashes(e: &clap::Error) -> Option<String> {
 }
 
 fn main() -> ExitCode {
-    vault::harden::process();
+    vault_base::harden::process();
     // The completion scripts' question (main.rs answers it before this
     // binary starts; here for a vault-core run by hand). Not a clap
     // command, so the scripts do not offer it.

@@ -1,9 +1,9 @@
 //! Credentials as vault hands them around: long-term IAM keys from a store,
 //! temporary STS credentials from a provider or the session cache.
 
-use crate::secret::{SecretAccessKey, SessionToken};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
+use vault_base::secret::{SecretAccessKey, SessionToken};
 
 /// A long-term IAM user access key, as kept in a store.
 #[derive(Debug, Clone, PartialEq)]

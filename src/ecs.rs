@@ -76,7 +76,7 @@ pub fn credentials_json(c: &SessionCredentials) -> Zeroizing<String> {
         token: &'a str,
         expiration: String,
     }
-    crate::secret::json_text(
+    vault_base::secret::json_text(
         &Object {
             access_key_id: &c.access_key_id,
             secret_access_key: c.secret_access_key.expose(),
@@ -528,7 +528,7 @@ impl<F: FnMut() -> Result<SessionCredentials, String>> Refresher<F> {
                             c.remaining(now).as_secs(), self.min_remaining.as_secs());
                     }
                     log::debug!(target: "vault", "ecs server: serving credentials {} ({} s left)",
-                        crate::secret::mask_key_id(&c.access_key_id), c.remaining(now).as_secs());
+                        vault_base::secret::mask_key_id(&c.access_key_id), c.remaining(now).as_secs());
                     self.current = Some(c);
                 }
                 Err(e) => match &self.current {
@@ -591,8 +591,8 @@ mod tests {
         assert!(peer_allowed(&accepted));
         drop(client);
     }
-    use crate::secret::{SecretAccessKey, SessionToken};
     use rand::{Rng, SeedableRng};
+    use vault_base::secret::{SecretAccessKey, SessionToken};
 
     const TOKEN: &[u8] = b"0123456789abcdef";
 

@@ -68,7 +68,6 @@
 //! skips; entries wrap the secret independently, so losing one token loses
 //! nothing while another remains.
 
-use crate::secret::SecretBytes;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use hkdf::Hkdf;
@@ -77,6 +76,7 @@ use p256::{FieldBytes, NonZeroScalar, PublicKey};
 use rand::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 use std::fmt;
+use vault_base::secret::SecretBytes;
 use zeroize::{Zeroize, Zeroizing};
 
 const MAGIC: &[u8; 4] = b"VLTE";

@@ -5,11 +5,11 @@
 
 use crate::config::Profile;
 use crate::creds::{Credentials, LongTermKey};
-use crate::secret::SecretAccessKey;
 use aws_sdk_iam::config::retry::RetryConfig;
 use aws_sdk_iam::config::timeout::TimeoutConfig;
 use aws_sdk_iam::config::{BehaviorVersion, Region};
 use std::time::Duration;
+use vault_base::secret::SecretAccessKey;
 
 /// IAM is global; its endpoint signs for us-east-1 in the `aws` partition.
 const GLOBAL_REGION: &str = "us-east-1";
@@ -285,7 +285,7 @@ pub fn user_name_from_arn(arn: &str) -> Option<&str> {
 /// only here, until it is loaded into a token.
 pub struct NewMfaDevice {
     pub serial_number: String,
-    pub seed_base32: crate::secret::SecretBytes,
+    pub seed_base32: vault_base::secret::SecretBytes,
 }
 
 /// `vault hw enroll --create-mfa-device`: a virtual MFA device created,
@@ -337,8 +337,8 @@ impl Iam {
         creds: &Credentials,
         user: &str,
         serial_number: &str,
-        code1: &crate::secret::MfaCode,
-        code2: &crate::secret::MfaCode,
+        code1: &vault_base::secret::MfaCode,
+        code2: &vault_base::secret::MfaCode,
     ) -> Result<(), IamError> {
         const OP: &str = "EnableMFADevice";
         let client = self.client(creds, false);

@@ -2,17 +2,18 @@
 //! token (the PIN asked once, a touch), or the store. And where MFA codes
 //! come from when a token holds the profile's OATH credential.
 
-use crate::app::{env_var, App};
+use crate::app::App;
 use crate::creds::LongTermKey;
 use crate::envelope::{self, Envelope, OpenError, Recipient};
 use crate::mfa::DeviceCodes;
 use crate::prompt::Prompt;
 use crate::provider::ProviderError;
-use crate::secret::{MfaCode, Passphrase};
 use crate::store;
 use crate::token::piv::{tries, PinPolicy, PivUnwrapper, SlotInfo, TouchPolicy};
 use crate::tokens::{self, Tokens};
 use std::time::Duration;
+use vault_base::secret::{MfaCode, Passphrase};
+use vault_base::settings::env_var;
 
 /// PINs a YubiKey refused, remembered so that no vault process sends one
 /// again: three callers queued on a lock with the same wrong `VAULT_PIN`
@@ -89,7 +90,8 @@ impl PinGuard {
             rec.salt = hex::encode(salt);
         }
         rec.hashes.push(Self::hash(&rec.salt, serial, pin));
-        let bytes = crate::secret::SecretBytes::new(serde_json::to_vec(&rec).unwrap_or_default());
+        let bytes =
+            vault_base::secret::SecretBytes::new(serde_json::to_vec(&rec).unwrap_or_default());
         if let Err(e) = cache.put_raw(&Self::id(serial), &bytes, REFUSED_PIN_MEMORY) {
             log::warn!(target: "vault", "could not remember the refused PIN: {e}");
         }
@@ -252,7 +254,7 @@ pub fn open_sealed(
     env: &Envelope,
     item: &str,
     sealed: &Sealed,
-) -> Result<crate::secret::SecretBytes, Unsealed> {
+) -> Result<vault_base::secret::SecretBytes, Unsealed> {
     let prompt = app.prompt();
     let wanted: Vec<u32> = env
         .recipients()
@@ -291,7 +293,7 @@ pub fn open_sealed(
     let mut unwrapper = unwrappers;
     // One vault process at a time goes from "was this PIN refused?" to the
     // card's answer, so parallel callers with a wrong PIN spend one try.
-    let _pin_lock = crate::lock::Lock::acquire(&crate::lock::lock_dir(), "piv-pin")
+    let _pin_lock = vault_base::lock::Lock::acquire(&vault_base::lock::lock_dir(), "piv-pin")
         .map_err(
             |e| log::warn!(target: "vault", "cannot take the PIN lock ({e}); going on without it"),
         )
@@ -436,7 +438,7 @@ fn fallback_copy(
 
 /// A backup enrolled while this profile's envelope could not be opened
 /// becomes a recipient now that it is open.
-fn reseal_pending(profile: &str, secret: &crate::secret::SecretBytes) {
+fn reseal_pending(profile: &str, secret: &vault_base::secret::SecretBytes) {
     let Ok(mut t) = Tokens::load() else { return };
     if !t.pending_backup.iter().any(|p| p == profile) {
         return;
@@ -501,11 +503,11 @@ impl DeviceCodes for TokenMfa<'_> {
 mod tests {
     use super::*;
     use crate::prompt::PromptError;
-    use crate::secret::{MfaCode, SecretBytes};
     use crate::session::{CacheError, CacheId, SessionCache};
     use std::cell::RefCell;
     use std::collections::BTreeMap;
     use std::rc::Rc;
+    use vault_base::secret::{MfaCode, SecretBytes};
 
     #[derive(Default, Clone)]
     struct MemCache(Rc<RefCell<BTreeMap<CacheId, Vec<u8>>>>);

@@ -6,7 +6,6 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
-pub mod atomic;
 pub mod cli;
 pub mod cmd;
 pub mod config;
@@ -16,20 +15,16 @@ pub mod ecs;
 pub mod envelope;
 pub mod error;
 pub mod fast;
-pub mod harden;
 pub mod http;
 pub mod iam;
 pub mod keys;
-pub mod lock;
 pub mod logging;
 pub mod mfa;
 pub mod output;
-pub mod paths;
 pub mod plan;
 pub mod process;
 pub mod prompt;
 pub mod provider;
-pub mod secret;
 pub mod session;
 pub mod sso;
 pub mod store;

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    vault::harden::process();
+    vault_base::harden::process();
     let argv: Vec<OsString> = std::env::args_os().collect();
     // Asked for at every <TAB>: answered here, without starting vault-core.
     if argv.len() == 2 && argv[1] == vault::cmd::completion::PROFILES_ARG {
@@ -25,12 +25,12 @@ fn main() -> ExitCode {
 fn hand_over(core: &std::path::Path, argv: &[OsString]) -> ExitCode {
     use std::os::unix::process::CommandExt;
     // execve: vault-core takes this process's place, stdio, tty and all.
-    vault::harden::before_exec();
+    vault_base::harden::before_exec();
     let err = std::process::Command::new(core)
         .arg0("vault")
         .args(argv.iter().skip(1))
         .exec();
-    vault::harden::after_failed_exec();
+    vault_base::harden::after_failed_exec();
     missing_core(core, err)
 }
 

@@ -4,10 +4,10 @@
 //! sends a code it already sent; it waits for the next one instead.
 
 use crate::prompt::{Prompt, PromptError};
-use crate::secret::MfaCode;
 use crate::session::{self, MfaUse, SessionCache};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use vault_base::secret::MfaCode;
 
 /// TOTP time step length AWS virtual MFA devices use.
 pub const STEP: u64 = 30;

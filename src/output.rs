@@ -34,7 +34,7 @@ pub fn credential_process_json(c: &Credentials) -> Zeroizing<String> {
         #[serde(skip_serializing_if = "Option::is_none")]
         expiration: Option<String>,
     }
-    crate::secret::json_text(
+    vault_base::secret::json_text(
         &Object {
             version: 1,
             access_key_id: c.access_key_id(),
@@ -240,7 +240,7 @@ pub fn env_lines(
         }
         parts.extend([*k, "=", v.as_str(), "\n"]);
     }
-    crate::secret::concat(&parts)
+    vault_base::secret::concat(&parts)
 }
 
 pub fn ini_section(c: &Credentials, region: Option<&str>, profile: &str) -> Zeroizing<String> {
@@ -263,15 +263,15 @@ pub fn ini_section(c: &Credentials, region: Option<&str>, profile: &str) -> Zero
     if let Some(r) = region {
         parts.extend(["region = ", r, "\n"]);
     }
-    crate::secret::concat(&parts)
+    vault_base::secret::concat(&parts)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::creds::SessionCredentials;
-    use crate::secret::{SecretAccessKey, SessionToken};
     use std::time::{Duration, UNIX_EPOCH};
+    use vault_base::secret::{SecretAccessKey, SessionToken};
 
     fn creds() -> Credentials {
         Credentials::Session(SessionCredentials {

@@ -4,10 +4,10 @@
 //! `SecretAccessKey`, optional `SessionToken` and RFC 3339 `Expiration`).
 
 use crate::creds::{Credentials, LongTermKey, SessionCredentials};
-use crate::secret::{SecretAccessKey, SessionToken};
 use serde::Deserialize;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use vault_base::secret::{SecretAccessKey, SessionToken};
 use zeroize::Zeroizing;
 
 /// The object as printed; the secrets are wiped when it is dropped.

@@ -9,13 +9,13 @@
 //! one code), the others wait and reuse its result.
 
 use crate::creds::{Credentials, LongTermKey};
-use crate::lock::Lock;
 use crate::mfa::{self, MfaError, MfaSources};
 use crate::session::{self, CacheError, CacheId, CachedSession, SessionCache, SessionKind};
 use crate::sts::{self, Endpoint, Sts, StsCalls, StsError};
 use std::cell::OnceCell;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
+use vault_base::lock::Lock;
 
 /// AWS caps a role assumed with role credentials (role chaining) at one hour.
 pub const ROLE_CHAINING_MAX: Duration = Duration::from_secs(3600);
@@ -353,7 +353,7 @@ impl<'a> Provider<'a> {
             profile: plan.root_profile.clone(),
         })?;
         log::debug!(target: "vault", "using stored key {} of profile {}",
-            crate::secret::mask_key_id(&key.access_key_id), plan.root_profile);
+            vault_base::secret::mask_key_id(&key.access_key_id), plan.root_profile);
         Ok(Credentials::LongTerm(key))
     }
 
@@ -419,7 +419,7 @@ impl<'a> Provider<'a> {
             }
         };
         log::debug!(target: "vault", "got SSO role credentials {} for {}/{}",
-            crate::secret::mask_key_id(&creds.access_key_id), settings.account_id, settings.role_name);
+            vault_base::secret::mask_key_id(&creds.access_key_id), settings.account_id, settings.role_name);
         if creds.remaining(SystemTime::now()) > self.opts.min_remaining {
             self.keep(
                 &id,
@@ -577,7 +577,7 @@ impl<'a> Provider<'a> {
         profile: &str,
         serial: &str,
         mfa_process: Option<&str>,
-        call: impl FnOnce(&crate::secret::MfaCode) -> Result<T, StsError>,
+        call: impl FnOnce(&vault_base::secret::MfaCode) -> Result<T, StsError>,
     ) -> Result<T, ProviderError> {
         let _mfa_lock = self.lock(CacheId::new(&["mfa", serial]).as_str())?;
         let code = mfa::obtain(&self.mfa, self.cache, profile, serial, mfa_process)?;
@@ -611,10 +611,10 @@ mod tests {
     use crate::creds::{LongTermKey, SessionCredentials};
     use crate::mfa::MfaError;
     use crate::prompt::{Prompt, PromptError};
-    use crate::secret::{MfaCode, Passphrase, SecretAccessKey, SecretBytes, SessionToken};
     use crate::session::{CacheError, SessionCache};
     use std::cell::RefCell;
     use std::collections::BTreeMap;
+    use vault_base::secret::{MfaCode, Passphrase, SecretAccessKey, SecretBytes, SessionToken};
 
     #[derive(Default)]
     struct MemCache(RefCell<BTreeMap<CacheId, Vec<u8>>>);

@@ -8,11 +8,11 @@
 //! forbids keyctl) they go to the profile's store instead.
 
 use crate::creds::SessionCredentials;
-use crate::secret::{SecretAccessKey, SecretBytes, SessionToken};
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use vault_base::secret::{SecretAccessKey, SecretBytes, SessionToken};
 use zeroize::Zeroizing;
 
 /// Identifies one cache entry: a hash of everything that makes two STS
@@ -164,7 +164,7 @@ pub fn encode(id: &CacheId, s: &CachedSession) -> SecretBytes {
             .map(|d| d.as_secs())
             .unwrap_or(0),
     };
-    SecretBytes::from(crate::secret::json_bytes(&wire, false))
+    SecretBytes::from(vault_base::secret::json_bytes(&wire, false))
 }
 
 /// Decodes an entry read under `id`; anything malformed, or written under

@@ -18,12 +18,12 @@
 
 use crate::config::SsoSettings;
 use crate::creds::SessionCredentials;
-use crate::secret::{SecretAccessKey, SecretBytes, SessionToken};
 use crate::session::{self, CacheId, SessionCache};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use vault_base::secret::{SecretAccessKey, SecretBytes, SessionToken};
 use zeroize::Zeroizing;
 
 /// The grant a device-code client polls with.
@@ -233,7 +233,7 @@ fn read<T: Record>(cache: &dyn SessionCache, id: &CacheId) -> Option<T> {
 }
 
 fn write<T: Serialize>(cache: &dyn SessionCache, id: &CacheId, value: &T, ttl: Duration) {
-    let bytes = SecretBytes::from(crate::secret::json_bytes(value, false));
+    let bytes = SecretBytes::from(vault_base::secret::json_bytes(value, false));
     if let Err(e) = cache.put_raw(id, &bytes, ttl) {
         log::warn!(target: "vault", "could not cache the SSO sign-in ({e}); the next run signs in again");
     }
@@ -633,7 +633,7 @@ impl SignIn<'_> {
             client_secret: req.client_secret.to_string(),
             client_expires_at,
         };
-        let bytes = SecretBytes::from(crate::secret::json_bytes(&kept, false));
+        let bytes = SecretBytes::from(vault_base::secret::json_bytes(&kept, false));
         if let Err(e) = keep.save(&kept_item(self.settings), &bytes) {
             log::warn!(target: "vault", "cannot keep the SSO refresh token ({e}); after a reboot the next use signs in again");
         }
@@ -653,7 +653,7 @@ impl SignIn<'_> {
             method: "POST",
             url: &url,
             headers: &[("content-type", "application/json")],
-            body: Some(crate::secret::json_bytes(body, false)),
+            body: Some(vault_base::secret::json_bytes(body, false)),
         })
         .map_err(|detail| SsoError::Http { what, detail })?;
         parse_answer(what, status, &answer)

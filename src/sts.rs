@@ -2,10 +2,10 @@
 //! started here, so a cache hit never pays for them.
 
 use crate::creds::{Credentials, SessionCredentials};
-use crate::secret::{MfaCode, SecretAccessKey, SessionToken};
 use aws_sdk_sts::config::timeout::TimeoutConfig;
 use aws_sdk_sts::config::{BehaviorVersion, Region};
 use std::time::{Duration, SystemTime};
+use vault_base::secret::{MfaCode, SecretAccessKey, SessionToken};
 
 /// How long one STS call may take in all, retries included, unless
 /// `VAULT_STS_TIMEOUT` (Go-style: `10s`, `1m`) says otherwise. Without a
@@ -17,7 +17,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 
 /// `VAULT_STS_TIMEOUT`, else [`DEFAULT_TIMEOUT`].
 pub fn timeout() -> Duration {
-    crate::app::env_var("VAULT_STS_TIMEOUT")
+    vault_base::settings::env_var("VAULT_STS_TIMEOUT")
         .and_then(|v| crate::cli::parse_duration(&v).ok())
         .filter(|d| !d.is_zero())
         .unwrap_or(DEFAULT_TIMEOUT)

@@ -86,7 +86,7 @@ pub enum TokensError {
 }
 
 pub fn config_dir() -> PathBuf {
-    crate::paths::config_dir()
+    vault_base::paths::config_dir()
 }
 
 pub fn tokens_path() -> PathBuf {
@@ -94,7 +94,7 @@ pub fn tokens_path() -> PathBuf {
 }
 
 pub fn envelope_dir() -> PathBuf {
-    crate::paths::data_dir().join("envelopes")
+    vault_base::paths::data_dir().join("envelopes")
 }
 
 /// The file holding `profile`'s envelope.
@@ -104,9 +104,9 @@ pub fn envelope_file(profile: &str) -> PathBuf {
 }
 
 /// Writes `bytes` to `path` owner-only and atomically, file and folder
-/// synced ([`crate::atomic`]): an envelope may be the only copy of a key.
+/// synced ([`vault_base::atomic`]): an envelope may be the only copy of a key.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TokensError> {
-    crate::atomic::write(path, bytes, crate::atomic::Existing::Replace).map_err(|e| {
+    vault_base::atomic::write(path, bytes, vault_base::atomic::Existing::Replace).map_err(|e| {
         TokensError::Write {
             path: path.display().to_string(),
             detail: e.to_string(),

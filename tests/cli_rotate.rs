@@ -31,7 +31,7 @@ use support::vyk::TestKey;
 use support::{
     session_token_requests, sts_requests_until_now, IamUser, Key, Run, StsRequest, TestEnv,
 };
-use vault::secret::mask_key_id as mask;
+use vault_base::secret::mask_key_id as mask;
 
 // ------------------------------------------------------------------ harness
 

@@ -20,9 +20,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use vault::mfa::DeviceCodes;
-use vault::secret::{Passphrase, SecretBytes};
 use vault::token::apdu::{self, Connected, TokenError};
 use vault::token::oath::{self, Algorithm, OathSession, TokenCodes};
+use vault_base::secret::{Passphrase, SecretBytes};
 
 const RFC_KEY: &[u8] = b"12345678901234567890";
 

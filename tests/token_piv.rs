@@ -20,12 +20,12 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use support::vyk::{rig_env, TestKey};
 use vault::envelope::{self, Recipient, Unwrapper};
-use vault::secret::{Passphrase, SecretBytes};
 use vault::token::apdu::TokenError;
 use vault::token::piv::{
     ManagementKey, Origin, PinPolicy, PinStatus, PivError, PivToken, PivUnwrapper, SlotInfo,
     TouchPolicy, TrustedRoots,
 };
+use vault_base::secret::{Passphrase, SecretBytes};
 
 const DEFAULT_PIN: &str = "123456";
 const DEFAULT_PUK: &str = "12345678";

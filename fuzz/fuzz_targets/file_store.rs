@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vault::secret::SecretBytes;
+use vault_base::secret::SecretBytes;
 use vault::store::file::{decode_with_key, encode_with_key, item_name_of, NONCE_LEN};
 use vault::store::{decode_key, key_item};
 

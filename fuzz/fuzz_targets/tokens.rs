@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use vault::envelope;
-use vault::secret::SecretBytes;
+use vault_base::secret::SecretBytes;
 use vault::tokens::Tokens;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,12 +1,13 @@
 //! `vault add PROFILE`: store a long-term IAM access key.
 
-use crate::app::{env_var, App};
+use crate::app::App;
 use crate::cli::AddArgs;
 use crate::creds::LongTermKey;
 use crate::error::Error;
 use crate::prompt::PromptError;
-use crate::secret::SecretAccessKey;
 use crate::store;
+use vault_base::secret::SecretAccessKey;
+use vault_base::settings::env_var;
 
 fn check_key_id(id: &str) -> Result<(), Error> {
     let ok = (16..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric());
@@ -76,7 +77,7 @@ pub fn run(app: &App, args: &AddArgs) -> Result<(), Error> {
                 &format!(
                     "Profile \"{}\" already has the key {} in the {} store. Replace it? (y|N) ",
                     args.profile,
-                    crate::secret::mask_key_id(&old.access_key_id),
+                    vault_base::secret::mask_key_id(&old.access_key_id),
                     app.backend.name()
                 ),
                 super::Confirm::Yes,

@@ -1,7 +1,7 @@
 //! `vault exec PROFILE [-- CMD ARGS]`, `vault exec PROFILE --json` and
 //! `vault exec PROFILE --ecs-server [--lazy] [-- CMD ARGS]`.
 
-use crate::app::{env_var, App};
+use crate::app::App;
 use crate::cli::ExecArgs;
 use crate::creds::{Credentials, SessionCredentials};
 use crate::ecs;
@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::output;
 use std::ffi::OsString;
 use std::io::Write;
+use vault_base::settings::env_var;
 
 /// A vault shell inside a vault shell would stack one profile's credentials
 /// on another's; aws-vault refuses it too.
@@ -239,9 +240,9 @@ fn run_child(
     use std::os::unix::process::CommandExt;
     // execve: the command takes vault's place, so its exit status and
     // signals are the caller's to see, and nothing of vault stays in memory.
-    crate::harden::before_exec();
+    vault_base::harden::before_exec();
     let err = cmd.exec();
-    crate::harden::after_failed_exec();
+    vault_base::harden::after_failed_exec();
     Err(exec_error(program, err))
 }
 

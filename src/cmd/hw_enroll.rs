@@ -8,17 +8,18 @@
 //! loaded into the OATH applet (only after a code from the card matches the
 //! seed).
 
-use crate::app::{env_var, App};
+use crate::app::App;
 use crate::cli::{EnrollArgs, TouchArg};
 use crate::envelope;
 use crate::error::Error;
 use crate::keys::{pin_for, piv_recipients};
-use crate::secret::{Passphrase, SecretBytes};
 use crate::store;
 use crate::token::oath::{self, Algorithm, OathSession};
 use crate::token::piv::{PinPolicy, PivToken, PivUnwrapper, TouchPolicy};
 use crate::tokens::{self, OathRecord, PivSlotRecord, TokenRecord, Tokens};
 use std::io::{BufRead, IsTerminal};
+use vault_base::secret::{Passphrase, SecretBytes};
+use vault_base::settings::env_var;
 use zeroize::Zeroizing;
 
 fn token_err(e: impl std::fmt::Display, hint: Option<String>) -> Error {

@@ -4,14 +4,15 @@
 //! Such an envelope holds the FIDO2 entry only: adding a recipient later
 //! would need the key's hmac-secret output again, so backups are PIV keys.
 
-use crate::app::{env_var, App};
+use crate::app::App;
 use crate::cli::EnrollArgs;
 use crate::envelope;
 use crate::error::Error;
-use crate::secret::Passphrase;
 use crate::store;
 use crate::token::fido2::{self, Fido2Unwrapper, HidAuthenticator};
 use crate::tokens;
+use vault_base::secret::Passphrase;
+use vault_base::settings::env_var;
 
 /// The relying party vault's credentials are made for; never a web origin.
 pub const RP_ID: &str = "vault.local";

@@ -29,11 +29,11 @@ use crate::config;
 use crate::creds::Credentials;
 use crate::error::Error;
 use crate::iam::{self, Iam, IamError};
-use crate::secret::{MfaCode, SecretBytes};
 use crate::sts::Sts;
 use crate::token::oath::{self, Algorithm, OathSession, TOUCH_NOTICE_AFTER};
 use crate::tokens::{OathRecord, Tokens};
 use std::time::Duration;
+use vault_base::secret::{MfaCode, SecretBytes};
 use zeroize::Zeroizing;
 
 /// What [`prepare`] established before the card was changed.

@@ -11,7 +11,7 @@
 //! 15 minutes gets the console session): never logged, printed only on
 //! stdout and only when asked.
 
-use crate::app::{env_var, App};
+use crate::app::App;
 use crate::cli::LoginArgs;
 use crate::config;
 use crate::creds::{Credentials, SessionCredentials};
@@ -20,6 +20,7 @@ use crate::provider::ROLE_CHAINING_MAX;
 use crate::sts::Sts;
 use std::io::Write;
 use std::time::{Duration, SystemTime};
+use vault_base::settings::env_var;
 use zeroize::Zeroizing;
 
 /// Overrides the federation endpoint (`https://signin.aws.amazon.com/federation`
@@ -66,7 +67,7 @@ pub fn run(app: &App, args: &LoginArgs) -> Result<(), Error> {
         (creds, args.session.duration.map(|d| d.min(cap)))
     };
     log::debug!(target: "vault", "console session from credentials {} ({} s left{})",
-        crate::secret::mask_key_id(&creds.access_key_id),
+        vault_base::secret::mask_key_id(&creds.access_key_id),
         creds.remaining(SystemTime::now()).as_secs(),
         session_duration.map(|d| format!(", SessionDuration {} s", d.as_secs())).unwrap_or_default());
 
@@ -122,7 +123,7 @@ fn federation_session(
         .session
         .duration
         .or_else(|| {
-            crate::app::env_var("AWS_FEDERATION_TOKEN_TTL")
+            vault_base::settings::env_var("AWS_FEDERATION_TOKEN_TTL")
                 .and_then(|v| crate::cli::parse_duration(&v).ok())
         })
         .unwrap_or(crate::plan::DEFAULT_DURATION);

@@ -180,7 +180,7 @@ fn kept_sign_in() -> crate::keys::Sealed {
 /// as an envelope; with no key enrolled the store (the keychain) keeps them
 /// as they are.
 impl crate::sso::Keep for StoreKeep<'_> {
-    fn load(&self, item: &str) -> Result<Option<crate::secret::SecretBytes>, String> {
+    fn load(&self, item: &str) -> Result<Option<vault_base::secret::SecretBytes>, String> {
         let store = self.0.store().map_err(|e| e.to_string())?;
         let Some(bytes) = store.get(item).map_err(|e| e.to_string())? else {
             return Ok(None);
@@ -202,7 +202,7 @@ impl crate::sso::Keep for StoreKeep<'_> {
             Err(crate::keys::Unsealed::Failed(e)) => Err(e.to_string()),
         }
     }
-    fn save(&self, item: &str, value: &crate::secret::SecretBytes) -> Result<(), String> {
+    fn save(&self, item: &str, value: &vault_base::secret::SecretBytes) -> Result<(), String> {
         let store = self.0.store().map_err(|e| e.to_string())?;
         // A tokens.json that cannot be read keeps nothing: the sign-in
         // must not land in clear because the record of the keys is damaged.
@@ -213,7 +213,7 @@ impl crate::sso::Keep for StoreKeep<'_> {
         }
         let env = crate::envelope::seal(value, &recipients, item).map_err(|e| e.to_string())?;
         store
-            .set(item, &crate::secret::SecretBytes::new(env.encode()))
+            .set(item, &vault_base::secret::SecretBytes::new(env.encode()))
             .map_err(|e| e.to_string())
     }
     fn forget(&self, item: &str) -> bool {
@@ -268,7 +268,7 @@ pub fn credentials_via(
         },
         Options {
             min_remaining,
-            lock_dir: crate::lock::lock_dir(),
+            lock_dir: vault_base::lock::lock_dir(),
         },
     );
     let ui = SsoUi::default();

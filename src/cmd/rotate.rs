@@ -21,7 +21,7 @@
 //! failure at 6 keeps the new one. Either way the message lists the keys
 //! that exist in AWS afterwards, and which one is stored.
 
-use crate::app::{env_var, App};
+use crate::app::App;
 use crate::cli::{RotateArgs, SessionArgs};
 use crate::config;
 use crate::creds::{Credentials, LongTermKey};
@@ -29,15 +29,16 @@ use crate::envelope::{self, Envelope, RecipientId};
 use crate::error::Error;
 use crate::iam::{self, Iam, IamError, KeyInfo};
 use crate::keys::{piv_recipients, TokenMfa};
-use crate::lock::Lock;
 use crate::mfa::MfaSources;
 use crate::provider::{Options, Provider, ProviderError};
-use crate::secret::mask_key_id as mask;
 use crate::session::CacheId;
 use crate::store;
 use crate::sts::Sts;
 use crate::tokens::{self, Tokens};
 use std::time::{Duration, Instant};
+use vault_base::lock::Lock;
+use vault_base::secret::mask_key_id as mask;
+use vault_base::settings::env_var;
 
 /// How long a new key may take to be accepted by STS: IAM is eventually
 /// consistent, and a new key usually works within seconds.
@@ -371,7 +372,7 @@ pub fn run(app: &App, args: &RotateArgs) -> Result<(), Error> {
     }
     let mut home = home_of(app, profile)?;
     // Two rotations of one profile at once would each delete the other's key.
-    let lock_dir = crate::lock::lock_dir();
+    let lock_dir = vault_base::lock::lock_dir();
     let lock_name = CacheId::new(&["rotate", profile]);
     let _lock = Lock::acquire(&lock_dir, lock_name.as_str()).map_err(|e| {
         Error::Provider(ProviderError::Lock {

@@ -39,7 +39,7 @@ pub fn run(app: &App, args: &PopulateArgs) -> Result<(), Error> {
     };
     let assignments = {
         let id = sso::token_id(&settings);
-        let _lock = crate::lock::Lock::acquire(&crate::lock::lock_dir(), id.as_str())?;
+        let _lock = vault_base::lock::Lock::acquire(&vault_base::lock::lock_dir(), id.as_str())?;
         let token = sign_in.access_token().map_err(fail)?;
         match sso::assignments(&endpoints, &token) {
             Err(sso::SsoError::Refused { code, .. }) if code == "UnauthorizedException" => {

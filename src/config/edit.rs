@@ -161,5 +161,9 @@ pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => path.to_path_buf(),
         Err(e) => return Err(e),
     };
-    crate::atomic::write(&target, bytes, crate::atomic::Existing::KeepPermissions)
+    vault_base::atomic::write(
+        &target,
+        bytes,
+        vault_base::atomic::Existing::KeepPermissions,
+    )
 }

@@ -14,7 +14,7 @@ use super::{
     find_program, validate_mfa_code, Desktop, Prompt, PromptError, TouchNotice, TouchRequest,
     MFA_ATTEMPTS,
 };
-use crate::secret::{MfaCode, Passphrase};
+use vault_base::secret::{MfaCode, Passphrase};
 
 /// The window title, so the user can tell who is asking.
 const TITLE: &str = "vault";

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use crate::secret::{MfaCode, Passphrase};
+use vault_base::secret::{MfaCode, Passphrase};
 
 pub use desktop::Desktop;
 pub use gui::{Dialog, Tool};

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 use super::{
     find_program, validate_mfa_code, Prompt, PromptError, TouchNotice, TouchRequest, MFA_ATTEMPTS,
 };
-use crate::secret::{MfaCode, Passphrase};
+use vault_base::secret::{MfaCode, Passphrase};
 
 /// Assuan lines are at most 1000 bytes, the newline included.
 const MAX_LINE: usize = 1000;
@@ -47,7 +47,8 @@ impl Pinentry {
     /// `pinentry` on PATH: on Debian an alternative pointing at the
     /// desktop's flavour. The path found now is the one run later.
     pub fn find(use_tty: bool, detached: bool) -> Option<Pinentry> {
-        let name = crate::app::env_var("VAULT_PINENTRY").unwrap_or_else(|| "pinentry".into());
+        let name =
+            vault_base::settings::env_var("VAULT_PINENTRY").unwrap_or_else(|| "pinentry".into());
         let program = if name.contains('/') {
             let p = PathBuf::from(&name);
             super::is_executable(&p).then_some(p)?
@@ -157,7 +158,7 @@ impl Session {
             }
         }
         for var in ["LC_ALL", "LC_CTYPE", "LANG"] {
-            if let Some(v) = crate::app::env_var(var) {
+            if let Some(v) = vault_base::settings::env_var(var) {
                 s.option(&format!("lc-ctype={v}"))?;
                 break;
             }

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use zeroize::Zeroizing;
 
 use super::{validate_mfa_code, Prompt, PromptError, TouchNotice, TouchRequest, MFA_ATTEMPTS};
-use crate::secret::{MfaCode, Passphrase};
+use vault_base::secret::{MfaCode, Passphrase};
 
 /// The controlling terminal of this process, whatever its fds point at.
 pub const TTY: &str = "/dev/tty";

@@ -3,8 +3,8 @@
 //! so an index item (a JSON list of names) is kept next to the items.
 
 use super::{check_item, Backend, Store, StoreError};
-use crate::secret::SecretBytes;
 use keyring::{Credential, Entry};
+use vault_base::secret::SecretBytes;
 
 /// The index's account name; `check_item` reserves the `__` prefix so no
 /// item can collide with it.

@@ -29,7 +29,6 @@
 
 use super::{check_item, Backend, Store, StoreError, StoreOptions};
 use crate::prompt::Prompt;
-use crate::secret::{Passphrase, SecretBytes};
 use argon2::{Algorithm, Argon2, Block, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
@@ -38,6 +37,7 @@ use rand::RngCore;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use vault_base::secret::{Passphrase, SecretBytes};
 use zeroize::{Zeroize, Zeroizing};
 
 const BACKEND: &str = "file";
@@ -57,7 +57,7 @@ const CHECK_PLAINTEXT: &[u8] = b"vault file store";
 pub const CHECK_FILE: &str = ".check";
 const ITEM_SUFFIX: &str = ".item";
 #[cfg(test)]
-use crate::atomic::TEMP_PREFIX;
+use vault_base::atomic::TEMP_PREFIX;
 
 const PASSPHRASE_LABEL: &str = "Passphrase for vault's file store";
 const CONFIRM_LABEL: &str = "Passphrase for vault's file store (again, to confirm)";
@@ -657,16 +657,16 @@ enum Mode {
     CreateNew,
 }
 
-/// Writes `dir/name` all at once ([`crate::atomic`]).
+/// Writes `dir/name` all at once ([`vault_base::atomic`]).
 fn write_file(dir: &Path, name: &str, bytes: &[u8], mode: Mode) -> io::Result<()> {
     let existing = match mode {
-        Mode::Replace => crate::atomic::Existing::Replace,
-        Mode::CreateNew => crate::atomic::Existing::Fail,
+        Mode::Replace => vault_base::atomic::Existing::Replace,
+        Mode::CreateNew => vault_base::atomic::Existing::Fail,
     };
-    crate::atomic::write(&dir.join(name), bytes, existing)
+    vault_base::atomic::write(&dir.join(name), bytes, existing)
 }
 
-use crate::atomic::sync_dir;
+use vault_base::atomic::sync_dir;
 
 fn io_error(doing: &str, path: &Path, e: io::Error) -> StoreError {
     let detail = format!("{doing} {}: {e}", path.display());
@@ -690,10 +690,10 @@ fn io_error(doing: &str, path: &Path, e: io::Error) -> StoreError {
 mod tests {
     use super::*;
     use crate::prompt::PromptError;
-    use crate::secret::MfaCode;
     use std::cell::RefCell;
     #[cfg(unix)]
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use vault_base::secret::MfaCode;
 
     /// Argon2id at its cheapest, so tests do not spend seconds per store.
     const CHEAP: KdfParams = KdfParams {

@@ -5,8 +5,8 @@
 
 use crate::creds::{LongTermKey, StoredKey};
 use crate::prompt::Prompt;
-use crate::secret::{Passphrase, SecretAccessKey, SecretBytes};
 use std::path::PathBuf;
+use vault_base::secret::{Passphrase, SecretAccessKey, SecretBytes};
 
 mod entries;
 pub mod file;
@@ -240,7 +240,7 @@ pub fn encode_key(key: &LongTermKey) -> SecretBytes {
         access_key_id: key.access_key_id.clone(),
         secret_access_key: key.secret_access_key.expose().to_string(),
     };
-    SecretBytes::from(crate::secret::json_bytes(&stored, false))
+    SecretBytes::from(vault_base::secret::json_bytes(&stored, false))
 }
 
 /// The inverse of [`encode_key`]; `item` names what is damaged in the error.

@@ -63,7 +63,6 @@
 //! answers): the same wrapper turns a panic into an error.
 
 use crate::envelope::{Recipient, Unwrapper, MAX_CREDENTIAL_ID_LEN};
-use crate::secret::Passphrase;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use ctap_hid_fido2::fidokey::credential_management::credential_management_params::CredentialProtectionPolicy;
@@ -77,6 +76,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use vault_base::secret::Passphrase;
 use zeroize::{Zeroize, Zeroizing};
 
 /// Said through the notify callback before every request that waits for a
@@ -964,11 +964,11 @@ mod tests {
 
     use super::*;
     use crate::envelope::{self, open, seal, OpenError, SoftwareFido2};
-    use crate::secret::SecretBytes;
     use std::cell::RefCell;
     use std::io::Write;
     use std::process::Command;
     use std::rc::Rc;
+    use vault_base::secret::SecretBytes;
 
     const RP: &str = "vault.test";
     const CONTEXT: &str = "key/work";

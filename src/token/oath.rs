@@ -14,10 +14,10 @@ use super::apdu::{
     Version,
 };
 use crate::mfa::DeviceCodes;
-use crate::secret::{MfaCode, Passphrase, SecretBytes};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256, Sha512};
 use std::time::Duration;
+use vault_base::secret::{MfaCode, Passphrase, SecretBytes};
 use zeroize::Zeroizing;
 
 /// YKOATH's AID (ykman selects these 7 bytes; the card matches the prefix).

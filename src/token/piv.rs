@@ -21,7 +21,6 @@
 //!   an occupied slot.
 
 use crate::envelope::Unwrapper;
-use crate::secret::Passphrase;
 use crate::token::apdu::{self, tlv, KeyInfo, TokenError, Version};
 use der::Decode;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
@@ -31,6 +30,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
+use vault_base::secret::Passphrase;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::Certificate;
 use yubikey::piv::{self as ykpiv, AlgorithmId, ManagementAlgorithmId, ManagementSlotId, SlotId};

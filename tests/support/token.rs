@@ -110,10 +110,10 @@ pub fn tokens_json_path(t: &TestEnv) -> PathBuf {
 pub struct NoPrompt;
 
 impl Prompt for NoPrompt {
-    fn mfa_code(&self, _: &str, _: &str) -> Result<vault::secret::MfaCode, PromptError> {
+    fn mfa_code(&self, _: &str, _: &str) -> Result<vault_base::secret::MfaCode, PromptError> {
         Err(PromptError::Unavailable("test".into()))
     }
-    fn secret(&self, _: &str) -> Result<vault::secret::Passphrase, PromptError> {
+    fn secret(&self, _: &str) -> Result<vault_base::secret::Passphrase, PromptError> {
         Err(PromptError::Unavailable("test".into()))
     }
     fn text(&self, _: &str) -> Result<String, PromptError> {

@@ -13,8 +13,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 use vault::creds::{Credentials, LongTermKey, SessionCredentials};
-use vault::secret::{SecretAccessKey, SessionToken};
 use vault::session::{CacheId, CachedSession, SessionKind};
+use vault_base::secret::{SecretAccessKey, SessionToken};
 
 const SECRET: &[u8] = b"zeroizeCanarySecretAccessKey/0123456789+ab";
 const TOKEN: &[u8] = b"zeroizeCanarySessionToken/FwoGZXIvYXdzEJr//////////wEaDPQ=";

@@ -6,6 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+#[cfg(unix)]
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -28,34 +29,14 @@ impl Lock {
     /// Takes the lock named `name` (a hex id, safe as a file name), waiting
     /// as long as another process holds it.
     pub fn acquire(dir: &Path, name: &str) -> io::Result<Lock> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-        let path = dir.join(format!("{name}.lock"));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)?;
+        let (file, path) = open(dir, name)?;
         file.lock()?;
         Ok(Lock { _file: file, path })
     }
 
     /// Takes the lock only if it is free right now.
     pub fn try_acquire(dir: &Path, name: &str) -> io::Result<Option<Lock>> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-        let path = dir.join(format!("{name}.lock"));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)?;
+        let (file, path) = open(dir, name)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(Lock { _file: file, path })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -68,7 +49,23 @@ impl Lock {
     }
 }
 
-#[cfg(test)]
+/// The lock file, in a folder only the user can enter (Unix modes; on
+/// other platforms the user's profile folders are private already).
+fn open(dir: &Path, name: &str) -> io::Result<(File, PathBuf)> {
+    let mut folder = std::fs::DirBuilder::new();
+    folder.recursive(true);
+    #[cfg(unix)]
+    folder.mode(0o700);
+    folder.create(dir)?;
+    let path = dir.join(format!("{name}.lock"));
+    let mut options = OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    Ok((options.open(&path)?, path))
+}
+
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::process::ExitStatusExt;
