@@ -95,8 +95,9 @@ const AEAD_TAG_LEN: usize = 16;
 pub const MAX_RECIPIENTS: usize = 16;
 /// Items are small JSON documents; anything much bigger is not ours.
 pub const MAX_SECRET_LEN: usize = 4096;
-/// CTAP 2.1 allows credential ids up to 1023 bytes.
-pub const MAX_CREDENTIAL_ID_LEN: usize = 1023;
+/// The longest FIDO2 credential id an entry holds: the one enrollment
+/// accepts from a key.
+pub use vault_token::fido2::MAX_CREDENTIAL_ID_LEN;
 const MAX_RP_ID_LEN: usize = u8::MAX as usize;
 /// Above the largest entry this version writes (a FIDO2 entry with the
 /// longest ids and secret is 5461 bytes), with room for future kinds.

@@ -9,11 +9,11 @@ use crate::mfa::DeviceCodes;
 use crate::prompt::Prompt;
 use crate::provider::ProviderError;
 use crate::store;
-use crate::token::piv::{tries, PinPolicy, PivUnwrapper, SlotInfo, TouchPolicy};
 use crate::tokens::{self, Tokens};
 use std::time::Duration;
 use vault_base::secret::{MfaCode, Passphrase};
 use vault_base::settings::env_var;
+use vault_token::piv::{tries, PinPolicy, PivUnwrapper, SlotInfo, TouchPolicy};
 
 /// PINs a YubiKey refused, remembered so that no vault process sends one
 /// again: three callers queued on a lock with the same wrong `VAULT_PIN`
@@ -282,8 +282,8 @@ pub fn open_sealed(
     let mut unwrappers: Vec<Box<dyn envelope::Unwrapper + '_>> = vec![Box::new(piv)];
     if has_fido2 {
         // Only probed when an entry needs it: HID discovery is not free.
-        let mut f = crate::token::fido2::Fido2Unwrapper::new(
-            crate::token::fido2::HidAuthenticator::new(Box::new(|m: &str| eprintln!("vault: {m}"))),
+        let mut f = vault_token::fido2::Fido2Unwrapper::new(
+            vault_token::fido2::HidAuthenticator::new(Box::new(|m: &str| eprintln!("vault: {m}"))),
         );
         if let Some(pin) = env_var("VAULT_FIDO2_PIN") {
             f = f.with_pin(Passphrase::new(pin));
@@ -371,11 +371,11 @@ fn regenerated(
     recorded: &[(u32, u8, SlotInfo)],
     serial: u32,
     slot: u8,
-) -> Option<crate::token::piv::PivError> {
+) -> Option<vault_token::piv::PivError> {
     let (_, _, info) = recorded
         .iter()
         .find(|(s, sl, _)| *s == serial && *sl == slot)?;
-    crate::token::piv::slot_mismatch(serial, slot, &info.public_key)
+    vault_token::piv::slot_mismatch(serial, slot, &info.public_key)
 }
 
 /// What to do about a damaged envelope: vault never deletes or rewrites
@@ -487,7 +487,7 @@ impl DeviceCodes for TokenMfa<'_> {
         };
         let prompt = self.prompt;
         let codes =
-            crate::token::oath::TokenCodes::new(serial, Box::new(move |m: &str| prompt.notify(m)))
+            vault_token::oath::TokenCodes::new(serial, Box::new(move |m: &str| prompt.notify(m)))
                 .on_touch(Box::new(crate::prompt::touch_events(
                     prompt,
                     format!("for the MFA code of {mfa_serial}"),

@@ -29,5 +29,5 @@ pub mod session;
 pub mod sso;
 pub mod store;
 pub mod sts;
-pub mod token;
 pub mod tokens;
+pub mod unwrap;

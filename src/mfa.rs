@@ -22,6 +22,16 @@ pub trait DeviceCodes {
     fn code(&self, mfa_serial: &str, step: u64) -> Result<Option<MfaCode>, String>;
 }
 
+/// The OATH applet of one YubiKey as a source of codes.
+impl DeviceCodes for vault_token::oath::TokenCodes<'_> {
+    fn code(&self, mfa_serial: &str, step: u64) -> Result<Option<MfaCode>, String> {
+        self.try_code(mfa_serial, step).map_err(|e| match e.hint() {
+            Some(hint) => format!("{e} ({hint})"),
+            None => e.to_string(),
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MfaError {
     #[error("the MFA code given with --mfa-token was already used {ago} s ago; AWS accepts each code once")]

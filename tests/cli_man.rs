@@ -205,6 +205,11 @@ fn src() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
+/// Every crate's code: the CLI's and the layers' under crates/.
+fn code() -> [std::path::PathBuf; 2] {
+    [src(), Path::new(env!("CARGO_MANIFEST_DIR")).join("crates")]
+}
+
 fn documented(table: &[vault::docs::Entry]) -> BTreeSet<String> {
     table.iter().map(|(n, _)| n.to_string()).collect()
 }
@@ -214,7 +219,9 @@ fn every_vault_variable_the_source_names_is_documented() {
     let mut found = BTreeSet::new();
     // docs.rs is the table itself; `_TEST_` variables pass state between a
     // unit test and the child process it starts.
-    literals(&src(), "VAULT_", &|p| p.ends_with("docs.rs"), &mut found);
+    for dir in code() {
+        literals(&dir, "VAULT_", &|p| p.ends_with("docs.rs"), &mut found);
+    }
     found.retain(|v| !v.contains("_TEST_"));
     assert!(found.len() >= 15, "{found:?}");
     let docs = documented(vault::docs::ENV_VARS);
@@ -237,12 +244,14 @@ fn every_aws_variable_vault_reads_is_documented() {
     // output.rs lists what exec sets and clears for its command (the AWS
     // CLI's own variables among them), not what vault reads.
     let mut found = BTreeSet::new();
-    literals(
-        &src(),
-        "AWS_",
-        &|p| p.ends_with("docs.rs") || p.ends_with("output.rs") || p.ends_with("tests.rs"),
-        &mut found,
-    );
+    for dir in code() {
+        literals(
+            &dir,
+            "AWS_",
+            &|p| p.ends_with("docs.rs") || p.ends_with("output.rs") || p.ends_with("tests.rs"),
+            &mut found,
+        );
+    }
     assert!(found.contains("AWS_CONFIG_FILE"), "{found:?}");
     let docs = documented(vault::docs::ENV_VARS);
     let missing: Vec<_> = found.difference(&docs).collect();

@@ -187,11 +187,11 @@ fn files() -> Vec<(String, Vec<u8>)> {
     // piv: a slot certificate as vault writes it, and an attestation chain.
     let (root_pem, f9_der, leaf_der, slot_der) = attestation_chain();
     let mut object = Vec::new();
-    vault::token::apdu::tlv::put(&mut object, 0x70, &slot_der);
+    vault_token::apdu::tlv::put(&mut object, 0x70, &slot_der);
     object.extend_from_slice(&[0x71, 0x01, 0x00, 0xFE, 0x00]);
     seed("piv", "slot-certificate-object", object);
     let mut f9_object = Vec::new();
-    vault::token::apdu::tlv::put(&mut f9_object, 0x70, &f9_der);
+    vault_token::apdu::tlv::put(&mut f9_object, 0x70, &f9_der);
     let attestation = [
         u16::try_from(leaf_der.len())
             .unwrap()
@@ -521,14 +521,14 @@ fn the_seeds_are_accepted_by_their_parsers() {
     assert_eq!(params, KdfParams::DEFAULT);
     vault::store::decode_key(CONTEXT, &SecretBytes::new(plain.expose().to_vec())).unwrap();
     vault::session::decode(&fuzz_session_id(), get("corpus/session/seed-entry")).unwrap();
-    vault::token::oath::parse_select(get("corpus/oath/seed-select-locked")).unwrap();
+    vault_token::oath::parse_select(get("corpus/oath/seed-select-locked")).unwrap();
     assert_eq!(
-        vault::token::oath::parse_list(get("corpus/oath/seed-list"))
+        vault_token::oath::parse_list(get("corpus/oath/seed-list"))
             .unwrap()
             .len(),
         2
     );
-    vault::token::oath::parse_calculate(get("corpus/oath/seed-calculate")).unwrap();
+    vault_token::oath::parse_calculate(get("corpus/oath/seed-calculate")).unwrap();
 
     // The attestation seed passes every check against the fixture root.
     let attestation = get("corpus/piv/seed-attestation");
@@ -537,19 +537,17 @@ fn the_seeds_are_accepted_by_their_parsers() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root.pem");
     std::fs::write(&root, get("fixtures/attestation-root.pem")).unwrap();
-    let roots = vault::token::piv::TrustedRoots::from_var(Some(root.as_os_str())).unwrap();
-    let slot_key = vault::token::piv::parse_slot_certificate(SERIAL, SLOT, leaf.to_vec())
+    let roots = vault_token::piv::TrustedRoots::from_var(Some(root.as_os_str())).unwrap();
+    let slot_key = vault_token::piv::parse_slot_certificate(SERIAL, SLOT, leaf.to_vec())
         .unwrap()
         .public_key;
     let report =
-        vault::token::piv::check_attestation(SERIAL, SLOT, &slot_key, leaf, f9_object, &roots)
+        vault_token::piv::check_attestation(SERIAL, SLOT, &slot_key, leaf, f9_object, &roots)
             .unwrap();
     assert_eq!(report.firmware.to_string(), "5.4.3");
     let object = get("corpus/piv/seed-slot-certificate-object");
-    let der = vault::token::piv::cert_from_object(object)
-        .unwrap()
-        .unwrap();
-    let cert = vault::token::piv::parse_slot_certificate(SERIAL, SLOT, der).unwrap();
+    let der = vault_token::piv::cert_from_object(object).unwrap().unwrap();
+    let cert = vault_token::piv::parse_slot_certificate(SERIAL, SLOT, der).unwrap();
     assert_eq!(cert.public_key, slot_key);
     assert!(cert.pin_policy.is_some() && cert.touch_policy.is_some());
 

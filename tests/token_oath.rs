@@ -1,4 +1,4 @@
-//! vault's OATH client (`vault::token::oath`) against the rig's virtual
+//! vault's OATH client (`vault_token::oath`) against the rig's virtual
 //! YubiKey 5, through the real pcscd and vpcd, with ykman as a witness:
 //! `hw/rig -- cargo test -p vault --test token_oath`.
 //!
@@ -20,9 +20,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use vault::mfa::DeviceCodes;
-use vault::token::apdu::{self, Connected, TokenError};
-use vault::token::oath::{self, Algorithm, OathSession, TokenCodes};
 use vault_base::secret::{Passphrase, SecretBytes};
+use vault_token::apdu::{self, Connected, TokenError};
+use vault_token::oath::{self, Algorithm, OathSession, TokenCodes};
 
 const RFC_KEY: &[u8] = b"12345678901234567890";
 

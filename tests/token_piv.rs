@@ -1,4 +1,4 @@
-//! vault's PIV session (`vault::token::piv`) against virtual YubiKey 5s,
+//! vault's PIV session (`vault_token::piv`) against virtual YubiKey 5s,
 //! through the real pcscd, vpcd and the `yubikey` crate:
 //! `hw/rig -- cargo test -p vault --test token_piv`.
 //!
@@ -20,12 +20,12 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use support::vyk::{rig_env, TestKey};
 use vault::envelope::{self, Recipient, Unwrapper};
-use vault::token::apdu::TokenError;
-use vault::token::piv::{
+use vault_base::secret::{Passphrase, SecretBytes};
+use vault_token::apdu::TokenError;
+use vault_token::piv::{
     ManagementKey, Origin, PinPolicy, PinStatus, PivError, PivToken, PivUnwrapper, SlotInfo,
     TouchPolicy, TrustedRoots,
 };
-use vault_base::secret::{Passphrase, SecretBytes};
 
 const DEFAULT_PIN: &str = "123456";
 const DEFAULT_PUK: &str = "12345678";
@@ -46,7 +46,7 @@ fn pin(s: &str) -> Passphrase {
 }
 
 fn quiet(_: &str) {}
-fn no_touch(_: vault::token::TouchEvent) {}
+fn no_touch(_: vault_token::TouchEvent) {}
 
 fn open(key: &TestKey) -> PivToken {
     PivToken::open(key.serial, Duration::from_secs(5), &quiet)
@@ -397,7 +397,7 @@ fn attestation_verifies_to_the_configured_root_only() {
     let _g = shared();
     // The 5.4.3 chain (slot → F9 → the rig's root), whatever the rig's
     // personality: the 5.7.4 chain through intermediates is
-    // tests/attestation.rs's, and src/token/attest.rs's unit tests.
+    // tests/attestation.rs's, and crates/token/src/attest.rs's unit tests.
     let key = TestKey::start_firmware("5.4.3");
     let (mut t, slot, public_key) = with_slot_key(&key, PinPolicy::Once, TouchPolicy::Always);
     let root_path = rig_env("VAULT_RIG_ATTESTATION_ROOT");
@@ -492,7 +492,7 @@ fn ecdh_on_the_card_equals_software_ecdh() {
 
     t.verify_pin(&pin(DEFAULT_PIN)).unwrap();
     let notes = RefCell::new(Vec::new());
-    let touch = |e: vault::token::TouchEvent| notes.borrow_mut().push(e);
+    let touch = |e: vault_token::TouchEvent| notes.borrow_mut().push(e);
     let shared = t.ecdh(slot, &eph.public_key(), &touch).unwrap();
     assert_eq!(shared.to_vec(), software_ecdh(&eph, &public_key));
     // The wait is announced with the card's timeout and its end reported,
@@ -501,11 +501,11 @@ fn ecdh_on_the_card_equals_software_ecdh() {
     assert_eq!(
         *notes.borrow(),
         [
-            vault::token::TouchEvent::Waiting {
+            vault_token::TouchEvent::Waiting {
                 serial,
-                timeout: vault::token::TOUCH_TIMEOUT
+                timeout: vault_token::TOUCH_TIMEOUT
             },
-            vault::token::TouchEvent::Done {
+            vault_token::TouchEvent::Done {
                 serial,
                 touched: true
             }

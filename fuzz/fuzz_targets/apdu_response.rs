@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vault::token::apdu::{split_answer, transmit_with, Apdu, MoreData, TokenError, RECV_BUF};
+use vault_token::apdu::{split_answer, transmit_with, Apdu, MoreData, TokenError, RECV_BUF};
 use zeroize::Zeroizing;
 
 /// Far above what a legitimate answer takes (64 KiB in 256-byte parts).

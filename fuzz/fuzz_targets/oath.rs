@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vault::token::oath::{
+use vault_token::oath::{
     credential_name, parse_calculate, parse_list, parse_select, parse_validate, MAX_NAME_LEN,
 };
 

@@ -11,7 +11,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
-use vault::token::piv::{
+use vault_token::piv::{
     cert_from_object, check_attestation, parse_slot_certificate, TrustedRoots,
 };
 

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vault::token::apdu::{parse_device_info, tlv, Sw};
+use vault_token::apdu::{parse_device_info, tlv, Sw};
 
 fuzz_target!(|data: &[u8]| {
     match tlv::parse(data) {

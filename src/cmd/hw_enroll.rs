@@ -14,12 +14,12 @@ use crate::envelope;
 use crate::error::Error;
 use crate::keys::{pin_for, piv_recipients};
 use crate::store;
-use crate::token::oath::{self, Algorithm, OathSession};
-use crate::token::piv::{PinPolicy, PivToken, PivUnwrapper, TouchPolicy};
 use crate::tokens::{self, OathRecord, PivSlotRecord, TokenRecord, Tokens};
 use std::io::{BufRead, IsTerminal};
 use vault_base::secret::{Passphrase, SecretBytes};
 use vault_base::settings::env_var;
+use vault_token::oath::{self, Algorithm, OathSession};
+use vault_token::piv::{PinPolicy, PivToken, PivUnwrapper, TouchPolicy};
 use zeroize::Zeroizing;
 
 fn token_err(e: impl std::fmt::Display, hint: Option<String>) -> Error {
@@ -29,7 +29,7 @@ fn token_err(e: impl std::fmt::Display, hint: Option<String>) -> Error {
     }
 }
 
-fn piv_err(e: crate::token::piv::PivError) -> Error {
+fn piv_err(e: vault_token::piv::PivError) -> Error {
     let hint = e.hint();
     token_err(e, hint)
 }
@@ -176,7 +176,7 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
         Some(p) => p,
         None => {
             let tries = match tok.pin_status().map_err(piv_err)? {
-                crate::token::piv::PinStatus::NotVerified { tries_left } => tries_left,
+                vault_token::piv::PinStatus::NotVerified { tries_left } => tries_left,
                 _ => 3,
             };
             let pin = pin_for(
@@ -187,7 +187,7 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
             )
             .map_err(|e| token_err(e, None))?;
             if let Err(e) = tok.verify_pin(&pin) {
-                if matches!(e, crate::token::piv::PivError::WrongPin { .. }) {
+                if matches!(e, vault_token::piv::PivError::WrongPin { .. }) {
                     crate::keys::PinGuard::new(app).refused(serial, &pin);
                 }
                 return Err(piv_err(e));
@@ -198,7 +198,7 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
     let roots = if args.skip_attestation {
         None
     } else {
-        let roots = crate::token::piv::TrustedRoots::from_env().map_err(piv_err)?;
+        let roots = vault_token::piv::TrustedRoots::from_env().map_err(piv_err)?;
         if let Err(e) = tok.attestation_root(&roots) {
             let hint = format!(
                 "{}; --skip-attestation accepts the key anyway",
@@ -485,7 +485,7 @@ fn plan_slot(
     let slot = match args.slot {
         Some(s) => {
             if !tok.slot_is_free(s).map_err(piv_err)? {
-                return Err(piv_err(crate::token::piv::PivError::SlotInUse {
+                return Err(piv_err(vault_token::piv::PivError::SlotInUse {
                     serial,
                     slot: s,
                 }));
@@ -847,8 +847,8 @@ fn load_totp(
         }
     };
     let name = oath::credential_name(&mfa_serial);
-    let ctx = crate::token::apdu::establish().map_err(|e| token_err(&e, e.hint()))?;
-    let mut conn = crate::token::apdu::find_by_serial(&ctx, serial, args.wait)
+    let ctx = vault_token::apdu::establish().map_err(|e| token_err(&e, e.hint()))?;
+    let mut conn = vault_token::apdu::find_by_serial(&ctx, serial, args.wait)
         .map_err(|e| token_err(&e, e.hint()))?;
     let session = OathSession::select(&mut conn).map_err(|e| token_err(&e, e.hint()))?;
     session
@@ -861,7 +861,7 @@ fn load_totp(
     let touch = app.prompt().touch(&crate::prompt::TouchRequest {
         serial,
         purpose: "to check the MFA code it now holds".to_string(),
-        timeout: crate::token::TOUCH_TIMEOUT,
+        timeout: vault_token::TOUCH_TIMEOUT,
     });
     let from_card = session.calculate(&name, step);
     touch.done(from_card.is_ok());

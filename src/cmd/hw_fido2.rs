@@ -9,10 +9,10 @@ use crate::cli::EnrollArgs;
 use crate::envelope;
 use crate::error::Error;
 use crate::store;
-use crate::token::fido2::{self, Fido2Unwrapper, HidAuthenticator};
 use crate::tokens;
 use vault_base::secret::Passphrase;
 use vault_base::settings::env_var;
+use vault_token::fido2::{self, Fido2Unwrapper, HidAuthenticator};
 
 /// The relying party vault's credentials are made for; never a web origin.
 pub const RP_ID: &str = "vault.local";
@@ -48,7 +48,7 @@ pub fn enroll(app: &App, args: &EnrollArgs) -> Result<(), Error> {
     eprintln!("Touch your security key twice: once to make vault's credential, once to derive the wrapping secret.");
     let recipient = fido2::enroll(&mut auth, RP_ID, pin.as_ref()).map_err(err)?;
     let secret = store::encode_key(&key);
-    let env = envelope::seal(&secret, &[recipient], &item).map_err(err)?;
+    let env = envelope::seal(&secret, &[recipient.into()], &item).map_err(err)?;
     let bytes = env.encode();
     let decoded = envelope::Envelope::decode(&bytes).map_err(err)?;
     eprintln!("Touch your security key again to check that the envelope opens…");

@@ -30,10 +30,10 @@ use crate::creds::Credentials;
 use crate::error::Error;
 use crate::iam::{self, Iam, IamError};
 use crate::sts::Sts;
-use crate::token::oath::{self, Algorithm, OathSession, TOUCH_NOTICE_AFTER};
 use crate::tokens::{OathRecord, Tokens};
 use std::time::Duration;
 use vault_base::secret::{MfaCode, SecretBytes};
+use vault_token::oath::{self, Algorithm, OathSession, TOUCH_NOTICE_AFTER};
 use zeroize::Zeroizing;
 
 /// What [`prepare`] established before the card was changed.
@@ -306,8 +306,8 @@ fn load_seed(
     name: &str,
     seed: &SecretBytes,
 ) -> Result<(u64, MfaCode, MfaCode), Error> {
-    let ctx = crate::token::apdu::establish().map_err(|e| token_err(&e, e.hint()))?;
-    let mut conn = crate::token::apdu::find_by_serial(&ctx, serial, wait)
+    let ctx = vault_token::apdu::establish().map_err(|e| token_err(&e, e.hint()))?;
+    let mut conn = vault_token::apdu::find_by_serial(&ctx, serial, wait)
         .map_err(|e| token_err(&e, e.hint()))?;
     let session = OathSession::select(&mut conn).map_err(|e| token_err(&e, e.hint()))?;
     session
@@ -325,14 +325,14 @@ fn load_seed(
             let waited = std::cell::Cell::new(false);
             let notice = || {
                 waited.set(true);
-                touch(crate::token::TouchEvent::Waiting {
+                touch(vault_token::TouchEvent::Waiting {
                     serial,
-                    timeout: crate::token::TOUCH_TIMEOUT.saturating_sub(TOUCH_NOTICE_AFTER),
+                    timeout: vault_token::TOUCH_TIMEOUT.saturating_sub(TOUCH_NOTICE_AFTER),
                 })
             };
             let code = session.calculate_notifying(name, s, TOUCH_NOTICE_AFTER, &notice);
             if waited.get() {
-                touch(crate::token::TouchEvent::Done {
+                touch(vault_token::TouchEvent::Done {
                     serial,
                     touched: code.is_ok(),
                 });
@@ -370,9 +370,9 @@ fn undo(
     let hint = err.hint();
     let mut message = err.to_string();
     if let Some((serial, wait, name)) = oath_cred {
-        let deleted = (|| -> Result<(), crate::token::apdu::TokenError> {
-            let ctx = crate::token::apdu::establish()?;
-            let mut conn = crate::token::apdu::find_by_serial(&ctx, serial, wait)?;
+        let deleted = (|| -> Result<(), vault_token::apdu::TokenError> {
+            let ctx = vault_token::apdu::establish()?;
+            let mut conn = vault_token::apdu::find_by_serial(&ctx, serial, wait)?;
             let session = OathSession::select(&mut conn)?;
             session.delete(name)
         })();

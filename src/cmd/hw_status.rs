@@ -5,11 +5,11 @@ use crate::app::App;
 use crate::cli::StatusArgs;
 use crate::envelope::{Envelope, RecipientId};
 use crate::error::Error;
-use crate::token::piv::{PinStatus, PivToken};
 use crate::tokens::{self, Tokens};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use vault_token::piv::{PinStatus, PivToken};
 
 fn pin_json(s: &Result<PinStatus, String>) -> Value {
     match s {
@@ -33,8 +33,8 @@ fn pin_text(s: &Result<PinStatus, String>) -> String {
 
 pub fn run(_app: &App, args: &StatusArgs) -> Result<(), Error> {
     let t = Tokens::load().map_err(|e| Error::Other(e.to_string()))?;
-    let present = match crate::token::apdu::establish() {
-        Ok(ctx) => crate::token::apdu::list_keys(&ctx),
+    let present = match vault_token::apdu::establish() {
+        Ok(ctx) => vault_token::apdu::list_keys(&ctx),
         Err(e) => {
             return Err(Error::Token {
                 hint: e.hint(),
@@ -60,7 +60,7 @@ pub fn run(_app: &App, args: &StatusArgs) -> Result<(), Error> {
     let mut present_json = Vec::new();
     let mut present_text = Vec::new();
     // The roots `hw enroll` would trust, for each key's attestation root.
-    let roots = crate::token::attest::TrustedRoots::from_env().map_err(|e| e.to_string());
+    let roots = vault_token::attest::TrustedRoots::from_env().map_err(|e| e.to_string());
     for k in &present {
         let (pin, root) = match k.serial {
             Some(s) => match PivToken::open(s, Duration::ZERO, &|_| {}) {
@@ -81,10 +81,10 @@ pub fn run(_app: &App, args: &StatusArgs) -> Result<(), Error> {
             .unwrap_or_else(|| "?".into());
         // Firmware-specific facts: DELETE KEY and MOVE KEY came with 5.7.0,
         // and from 5.7.4 the attestation chains to Yubico Attestation Root
-        // 1 through intermediates (src/token/attest.rs).
+        // 1 through intermediates (crates/token/src/attest.rs).
         let deletion = k
             .version
-            .map(|v| v >= crate::token::apdu::Version([5, 7, 0]));
+            .map(|v| v >= vault_token::apdu::Version([5, 7, 0]));
         present_json.push(json!({
             "serial": k.serial, "firmware": version, "reader": k.reader, "pin": pin_json(&pin),
             "key_deletion": deletion,

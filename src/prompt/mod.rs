@@ -141,10 +141,10 @@ pub fn notify_without_terminal(message: &str, detached: bool) {
 pub fn touch_events<'a>(
     prompt: &'a dyn Prompt,
     purpose: String,
-) -> impl Fn(crate::token::TouchEvent) + 'a {
+) -> impl Fn(vault_token::TouchEvent) + 'a {
     let shown: std::cell::RefCell<Option<Box<dyn TouchNotice>>> = Default::default();
     move |event| match event {
-        crate::token::TouchEvent::Waiting { serial, timeout } => {
+        vault_token::TouchEvent::Waiting { serial, timeout } => {
             let notice = prompt.touch(&TouchRequest {
                 serial,
                 purpose: purpose.clone(),
@@ -154,7 +154,7 @@ pub fn touch_events<'a>(
                 old.done(false);
             }
         }
-        crate::token::TouchEvent::Done { touched, .. } => {
+        vault_token::TouchEvent::Done { touched, .. } => {
             if let Some(notice) = shown.borrow_mut().take() {
                 notice.done(touched);
             }

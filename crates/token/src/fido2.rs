@@ -62,7 +62,6 @@
 //! settings apply there. The crate also panics (`expect`, slicing short
 //! answers): the same wrapper turns a panic into an error.
 
-use crate::envelope::{Recipient, Unwrapper, MAX_CREDENTIAL_ID_LEN};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use ctap_hid_fido2::fidokey::credential_management::credential_management_params::CredentialProtectionPolicy;
@@ -252,7 +251,7 @@ pub fn enroll(
     auth: &mut dyn Fido2Authenticator,
     rp_id: &str,
     pin: Option<&Passphrase>,
-) -> Result<Recipient, Fido2Error> {
+) -> Result<Fido2Enrollment, Fido2Error> {
     check_rp_id(rp_id)?;
     let credential_id = pin_if_required(pin, |pin| auth.make_hmac_credential(rp_id, pin))?;
     if credential_id.is_empty() || credential_id.len() > MAX_CREDENTIAL_ID_LEN {
@@ -267,12 +266,35 @@ pub fn enroll(
     let hmac_secret = pin_if_required(pin, |pin| {
         auth.hmac_secret(rp_id, &credential_id, &salt, pin)
     })?;
-    Ok(Recipient::Fido2 {
+    Ok(Fido2Enrollment {
         rp_id: rp_id.to_string(),
         credential_id,
         salt,
         hmac_secret,
     })
+}
+
+/// The longest credential id vault keeps: CTAP 2.1 allows up to 1023 bytes.
+pub const MAX_CREDENTIAL_ID_LEN: usize = 1023;
+
+/// What enrolling a FIDO2 key gives: its credential, the salt drawn for it
+/// and the hmac-secret for that salt, from which a recipient is made.
+pub struct Fido2Enrollment {
+    pub rp_id: String,
+    pub credential_id: Vec<u8>,
+    pub salt: [u8; 32],
+    pub hmac_secret: Zeroizing<[u8; 32]>,
+}
+
+impl fmt::Debug for Fido2Enrollment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Fido2Enrollment {{ rp_id: {:?}, credential_id: {} bytes, hmac_secret: *** }}",
+            self.rp_id,
+            self.credential_id.len()
+        )
+    }
 }
 
 /// Asked for the PIN of the authenticator it is given the description of;
@@ -319,6 +341,22 @@ impl<A: Fido2Authenticator> Fido2Unwrapper<A> {
         self.auth
     }
 
+    /// The hmac-secret of `credential_id` for `salt`, or `Ok(None)` when
+    /// no key is plugged in or the key does not hold that credential (so a
+    /// caller tries its next key); any other failure is an error.
+    pub fn find_secret(
+        &mut self,
+        rp_id: &str,
+        credential_id: &[u8],
+        salt: &[u8; 32],
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, Fido2Error> {
+        match self.secret(rp_id, credential_id, salt) {
+            Ok(secret) => Ok(Some(secret)),
+            Err(Fido2Error::NoDevice | Fido2Error::CredentialNotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn secret(
         &mut self,
         rp_id: &str,
@@ -344,21 +382,6 @@ impl<A: Fido2Authenticator> Fido2Unwrapper<A> {
             .hmac_secret(rp_id, credential_id, salt, Some(&pin))?;
         self.pin = Some(pin);
         Ok(secret)
-    }
-}
-
-impl<A: Fido2Authenticator> Unwrapper for Fido2Unwrapper<A> {
-    fn fido2_secret(
-        &mut self,
-        rp_id: &str,
-        credential_id: &[u8],
-        salt: &[u8; 32],
-    ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
-        match self.secret(rp_id, credential_id, salt) {
-            Ok(secret) => Ok(Some(secret)),
-            Err(Fido2Error::NoDevice | Fido2Error::CredentialNotFound) => Ok(None),
-            Err(e) => Err(e.to_string()),
-        }
     }
 }
 
@@ -858,7 +881,7 @@ impl SoftwareAuthenticator {
     /// The CredRandom of `credential_id` for `rp_id`, with or without user
     /// verification; [`Fido2Error::CredentialNotFound`] for an id this
     /// authenticator did not make for `rp_id`.
-    fn cred_random(
+    pub fn cred_random(
         &self,
         rp_id: &str,
         credential_id: &[u8],
@@ -963,69 +986,15 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::envelope::{self, open, seal, OpenError, SoftwareFido2};
     use std::cell::RefCell;
     use std::io::Write;
     use std::process::Command;
     use std::rc::Rc;
-    use vault_base::secret::SecretBytes;
 
     const RP: &str = "vault.test";
-    const CONTEXT: &str = "key/work";
-    const SECRET: &[u8] = br#"{"AccessKeyId":"AKIAIOSFODNN7EXAMPLE","SecretAccessKey":"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}"#;
 
     fn pin(s: &str) -> Passphrase {
         Passphrase::new(s)
-    }
-
-    fn sealed_to(recipients: &[Recipient]) -> envelope::Envelope {
-        let env = seal(&SecretBytes::new(SECRET.to_vec()), recipients, CONTEXT).unwrap();
-        envelope::Envelope::decode(&env.encode()).unwrap()
-    }
-
-    #[test]
-    fn enroll_seal_open_round_trips_through_the_unwrapper() {
-        let mut key = SoftwareAuthenticator::new();
-        let recipient = enroll(&mut key, RP, None).unwrap();
-        assert_eq!(key.touches(), 2, "make credential and one hmac-secret");
-        let Recipient::Fido2 {
-            rp_id,
-            credential_id,
-            ..
-        } = &recipient
-        else {
-            panic!("not a FIDO2 recipient: {recipient:?}");
-        };
-        assert_eq!(rp_id, RP);
-        assert!(!credential_id.is_empty() && credential_id.len() <= MAX_CREDENTIAL_ID_LEN);
-
-        let env = sealed_to(&[recipient]);
-        let mut unwrapper = Fido2Unwrapper::new(&mut key);
-        let opened = open(&env, CONTEXT, &mut unwrapper).unwrap();
-        assert_eq!(opened.expose(), SECRET);
-        assert_eq!(key.touches(), 3, "one touch to open");
-    }
-
-    #[test]
-    fn hmac_secret_is_ctap_hmac_sha256_of_cred_random_and_salt() {
-        let mut key = SoftwareAuthenticator::new();
-        let id = key.make_hmac_credential(RP, None).unwrap();
-        let salt = [0x5a; 32];
-        let out = key.hmac_secret(RP, &id, &salt, None).unwrap();
-        // The envelope's own model of a credential, with the same CredRandom.
-        let model = SoftwareFido2 {
-            rp_id: RP.to_string(),
-            credential_id: id.clone(),
-            cred_random: key.cred_random(RP, &id, false).unwrap(),
-        };
-        assert_eq!(*out, *model.hmac_secret(&salt));
-        // Deterministic per (credential, salt), different for another salt.
-        assert_eq!(*out, *key.hmac_secret(RP, &id, &salt, None).unwrap());
-        assert_ne!(*out, *key.hmac_secret(RP, &id, &[0; 32], None).unwrap());
-        // Stateless: the id alone names the credential, fresh each time.
-        let other = key.make_hmac_credential(RP, None).unwrap();
-        assert_ne!(id, other);
-        assert_ne!(*out, *key.hmac_secret(RP, &other, &salt, None).unwrap());
     }
 
     #[test]
@@ -1063,99 +1032,6 @@ mod tests {
     }
 
     #[test]
-    fn another_authenticator_is_absent_to_the_envelope() {
-        let mut key = SoftwareAuthenticator::new();
-        let env = sealed_to(&[enroll(&mut key, RP, None).unwrap()]);
-        let mut stranger = Fido2Unwrapper::new(SoftwareAuthenticator::new());
-        let err = open(&env, CONTEXT, &mut stranger).unwrap_err();
-        assert!(matches!(err, OpenError::NoTokenPresent { .. }), "{err:?}");
-
-        // A credential id changed before sealing names no credential either.
-        let mut recipient = enroll(&mut key, RP, None).unwrap();
-        if let Recipient::Fido2 { credential_id, .. } = &mut recipient {
-            credential_id[5] ^= 0xff;
-        }
-        let env = sealed_to(&[recipient]);
-        let err = open(&env, CONTEXT, &mut Fido2Unwrapper::new(&mut key)).unwrap_err();
-        assert!(matches!(err, OpenError::NoTokenPresent { .. }), "{err:?}");
-    }
-
-    #[test]
-    fn an_absent_key_lets_the_next_recipient_open() {
-        let mut first = SoftwareAuthenticator::new();
-        let mut second = SoftwareAuthenticator::new();
-        let env = sealed_to(&[
-            enroll(&mut first, RP, None).unwrap(),
-            enroll(&mut second, RP, None).unwrap(),
-        ]);
-        first.set_plugged_in(false);
-        let mut tokens: Vec<Box<dyn Unwrapper + '_>> = vec![
-            Box::new(Fido2Unwrapper::new(&mut first)),
-            Box::new(Fido2Unwrapper::new(&mut second)),
-        ];
-        assert_eq!(open(&env, CONTEXT, &mut tokens).unwrap().expose(), SECRET);
-        drop(tokens);
-
-        second.set_plugged_in(false);
-        let err = open(&env, CONTEXT, &mut Fido2Unwrapper::new(&mut second)).unwrap_err();
-        match err {
-            OpenError::NoTokenPresent { wanted } => assert_eq!(wanted.len(), 2),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn refused_touch_is_a_clear_error() {
-        let mut key = SoftwareAuthenticator::new();
-        key.refuse_touch(true);
-        let err = enroll(&mut key, RP, None).unwrap_err();
-        assert_eq!(err, Fido2Error::TouchTimeout);
-        assert!(err.to_string().contains("not touched in time"), "{err}");
-        assert_eq!(key.touches(), 0);
-
-        key.refuse_touch(false);
-        let env = sealed_to(&[enroll(&mut key, RP, None).unwrap()]);
-        key.refuse_touch(true);
-        let err = open(&env, CONTEXT, &mut Fido2Unwrapper::new(&mut key)).unwrap_err();
-        match &err {
-            OpenError::Token { message, .. } => {
-                assert!(
-                    message.contains("touch the key when it blinks"),
-                    "{message}"
-                )
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_key_with_a_pin_asks_for_it_only_to_make_the_credential() {
-        let mut key = SoftwareAuthenticator::new().with_pin(pin("123456"));
-        assert_eq!(
-            enroll(&mut key, RP, None).unwrap_err(),
-            Fido2Error::PinRequired
-        );
-        assert_eq!(key.touches(), 0, "the PIN is checked before the touch");
-        let err = enroll(&mut key, RP, Some(&pin("000000"))).unwrap_err();
-        assert_eq!(
-            err,
-            Fido2Error::WrongPin {
-                tries_left: Some(7)
-            }
-        );
-        assert!(err.to_string().contains("7 tries left"), "{err}");
-
-        let recipient = enroll(&mut key, RP, Some(&pin("123456"))).unwrap();
-        let env = sealed_to(&[recipient]);
-        // Opening needs no PIN; a PIN at hand is not sent, so the secret is
-        // the one sealed to (CredRandomWithoutUV both times).
-        let opened = open(&env, CONTEXT, &mut Fido2Unwrapper::new(&mut key)).unwrap();
-        assert_eq!(opened.expose(), SECRET);
-        let mut with_pin = Fido2Unwrapper::new(&mut key).with_pin(pin("123456"));
-        assert_eq!(open(&env, CONTEXT, &mut with_pin).unwrap().expose(), SECRET);
-    }
-
-    #[test]
     fn the_pin_changes_the_secret_as_on_a_ctap21_key() {
         let mut key = SoftwareAuthenticator::new().with_pin(pin("123456"));
         let id = key.make_hmac_credential(RP, Some(&pin("123456"))).unwrap();
@@ -1165,45 +1041,6 @@ mod tests {
             .hmac_secret(RP, &id, &salt, Some(&pin("123456")))
             .unwrap();
         assert_ne!(*without, *with);
-    }
-
-    #[test]
-    fn a_key_requiring_its_pin_gets_it_from_the_unwrapper() {
-        let mut key = SoftwareAuthenticator::new().require_pin(pin("2468"));
-        let env = sealed_to(&[enroll(&mut key, RP, Some(&pin("2468"))).unwrap()]);
-
-        let err = open(&env, CONTEXT, &mut Fido2Unwrapper::new(&mut key)).unwrap_err();
-        match &err {
-            OpenError::Token { message, .. } => assert!(message.contains("PIN"), "{message}"),
-            other => panic!("{other:?}"),
-        }
-
-        let asked = Rc::new(RefCell::new(Vec::new()));
-        let log = asked.clone();
-        let mut unwrapper = Fido2Unwrapper::new(&mut key).with_pin_prompt(Box::new(move |who| {
-            log.borrow_mut().push(who.to_string());
-            Some(pin("2468"))
-        }));
-        assert_eq!(
-            open(&env, CONTEXT, &mut unwrapper).unwrap().expose(),
-            SECRET
-        );
-        assert_eq!(*asked.borrow(), ["software FIDO2 authenticator"]);
-        // Kept once it worked: a second item does not ask again.
-        assert_eq!(
-            open(&env, CONTEXT, &mut unwrapper).unwrap().expose(),
-            SECRET
-        );
-        assert_eq!(asked.borrow().len(), 1);
-
-        let mut wrong = Fido2Unwrapper::new(&mut key).with_pin(pin("1111"));
-        let err = open(&env, CONTEXT, &mut wrong).unwrap_err();
-        match &err {
-            OpenError::Token { message, .. } => {
-                assert!(message.contains("wrong PIN"), "{message}")
-            }
-            other => panic!("{other:?}"),
-        }
     }
 
     #[test]
@@ -1342,8 +1179,9 @@ mod tests {
                         let made = hid.make_hmac_credential(RP, None);
                         let secret = hid.hmac_secret(RP, &[1; 16], &[2; 32], None).map(|_| ());
                         let unwrapped = Fido2Unwrapper::new(&mut hid)
-                            .fido2_secret(RP, &[1; 16], &[2; 32])
-                            .map(|s| s.is_some());
+                            .find_secret(RP, &[1; 16], &[2; 32])
+                            .map(|s| s.is_some())
+                            .map_err(|e| e.to_string());
                         format!(
                             "discover {discovered:?}: {discovered}\nmake {made:?}\n\
                              secret {secret:?}\nunwrap {unwrapped:?}\nnotified {}\n",
@@ -1378,7 +1216,7 @@ mod tests {
         let output = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "token::fido2::tests::child_entry",
+                "fido2::tests::child_entry",
                 "--include-ignored",
                 "--nocapture",
                 "--test-threads=1",

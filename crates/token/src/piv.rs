@@ -20,8 +20,7 @@
 //! - Nothing is deleted or overwritten on any error; key generation refuses
 //!   an occupied slot.
 
-use crate::envelope::Unwrapper;
-use crate::token::apdu::{self, tlv, KeyInfo, TokenError, Version};
+use crate::apdu::{self, tlv, KeyInfo, TokenError, Version};
 use der::Decode;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use std::collections::HashMap;
@@ -62,7 +61,7 @@ const OID_POLICY: &str = "1.3.6.1.4.1.41482.3.8";
 const OID_FORM_FACTOR: &str = "1.3.6.1.4.1.41482.3.9";
 const OID_COMMON_NAME: &str = "2.5.4.3";
 
-pub use crate::token::attest::{
+pub use crate::attest::{
     TrustedRoots, ATTESTATION_INTERMEDIATES_VAR, ATTESTATION_ROOTS_VAR, YUBICO_PIV_ROOT_CA_PEM,
 };
 
@@ -335,7 +334,7 @@ pub enum PivError {
 }
 
 /// "1 try", "N tries".
-pub(crate) fn tries(n: u8) -> String {
+pub fn tries(n: u8) -> String {
     match n {
         1 => "1 try".to_string(),
         n => format!("{n} tries"),
@@ -1455,7 +1454,7 @@ impl PivToken {
         &mut self,
         slot: u8,
         ephemeral: &p256::PublicKey,
-        touch: &dyn Fn(crate::token::TouchEvent),
+        touch: &dyn Fn(crate::TouchEvent),
     ) -> Result<Zeroizing<[u8; 32]>, PivError> {
         let serial = self.serial;
         let id = key_slot(slot)?;
@@ -1471,15 +1470,15 @@ impl PivToken {
                 .is_none_or(|t| t.elapsed() >= TOUCH_CACHE),
         };
         if needs_touch {
-            touch(crate::token::TouchEvent::Waiting {
+            touch(crate::TouchEvent::Waiting {
                 serial,
-                timeout: crate::token::TOUCH_TIMEOUT,
+                timeout: crate::TOUCH_TIMEOUT,
             });
         }
         let point = ephemeral.to_encoded_point(false);
         let answer = ykpiv::decrypt_data(self.yk()?, point.as_bytes(), AlgorithmId::EccP256, id);
         if needs_touch {
-            touch(crate::token::TouchEvent::Done {
+            touch(crate::TouchEvent::Done {
                 serial,
                 touched: answer.is_ok(),
             });
@@ -1781,7 +1780,7 @@ pub struct PivUnwrapper<'a> {
     notify: Box<dyn Fn(&str) + 'a>,
     /// Shows the card's waits for a touch; by default one line through
     /// `notify`, until the caller says what the touch is for.
-    touch: Box<dyn Fn(crate::token::TouchEvent) + 'a>,
+    touch: Box<dyn Fn(crate::TouchEvent) + 'a>,
     tokens: HashMap<u32, PivToken>,
     /// Slot keys and policies recorded at enrollment, by (serial, slot).
     recorded: HashMap<(u32, u8), SlotInfo>,
@@ -1800,7 +1799,7 @@ impl<'a> PivUnwrapper<'a> {
             wrong_pin: Box::new(|_, _, _| {}),
             notify: Box::new(notify),
             touch: Box::new(move |e| {
-                if let crate::token::TouchEvent::Waiting { serial, .. } = e {
+                if let crate::TouchEvent::Waiting { serial, .. } = e {
                     plain(&format!("Touch your YubiKey {serial}…"));
                 }
             }),
@@ -1811,7 +1810,7 @@ impl<'a> PivUnwrapper<'a> {
 
     /// `touch` shows each wait for a touch (with what it is for, which
     /// only the caller knows), instead of the plain line through `notify`.
-    pub fn on_touch(mut self, touch: impl Fn(crate::token::TouchEvent) + 'a) -> Self {
+    pub fn on_touch(mut self, touch: impl Fn(crate::TouchEvent) + 'a) -> Self {
         self.touch = Box::new(touch);
         self
     }
@@ -1853,7 +1852,10 @@ impl<'a> PivUnwrapper<'a> {
         Ok(self.tokens.get_mut(&serial))
     }
 
-    fn ecdh(
+    /// ECDH of `ephemeral` with the key in `slot` of key `serial`, which
+    /// must still be `public_key`: the shared x-coordinate, or `Ok(None)`
+    /// when that key is not plugged in.
+    pub fn ecdh(
         &mut self,
         serial: u32,
         slot: u8,
@@ -1946,19 +1948,6 @@ pub fn slot_mismatch(serial: u32, slot: u8, public_key: &p256::PublicKey) -> Opt
         Ok(Some(_)) => Some(PivError::KeyMismatch { serial, slot }),
         Ok(None) => Some(PivError::SlotEmpty { serial, slot }),
         Err(_) => None,
-    }
-}
-
-impl Unwrapper for PivUnwrapper<'_> {
-    fn piv_ecdh(
-        &mut self,
-        serial: u32,
-        slot: u8,
-        public_key: &p256::PublicKey,
-        ephemeral: &p256::PublicKey,
-    ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
-        self.ecdh(serial, slot, public_key, ephemeral)
-            .map_err(|e| e.with_hint())
     }
 }
 

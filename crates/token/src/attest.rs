@@ -29,7 +29,7 @@
 //! certificate itself is not held to a window: Yubico's carry the F9's
 //! open-ended one and only state the key and its policies.
 
-use crate::token::piv::PivError;
+use crate::piv::PivError;
 use der::{Decode, DecodePem, Encode};
 use std::ffi::OsStr;
 use std::fmt;

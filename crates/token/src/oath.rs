@@ -13,7 +13,6 @@ use super::apdu::{
     self, establish, find_by_serial, tlv, Apdu, Connected, MoreData, Sw, TokenError, Transaction,
     Version,
 };
-use crate::mfa::DeviceCodes;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256, Sha512};
 use std::time::Duration;
@@ -606,7 +605,7 @@ pub struct TokenCodes<'a> {
     wait: Duration,
     touch_notice_after: Duration,
     notify: Box<dyn Fn(&str) + 'a>,
-    touch: Option<Box<dyn Fn(crate::token::TouchEvent) + 'a>>,
+    touch: Option<Box<dyn Fn(crate::TouchEvent) + 'a>>,
 }
 
 impl<'a> TokenCodes<'a> {
@@ -626,7 +625,7 @@ impl<'a> TokenCodes<'a> {
 
     /// Shows the wait for a touch through `touch` (which knows what the
     /// code is for), instead of a plain line through `notify`.
-    pub fn on_touch(mut self, touch: Box<dyn Fn(crate::token::TouchEvent) + 'a>) -> TokenCodes<'a> {
+    pub fn on_touch(mut self, touch: Box<dyn Fn(crate::TouchEvent) + 'a>) -> TokenCodes<'a> {
         self.touch = Some(touch);
         self
     }
@@ -655,7 +654,8 @@ impl<'a> TokenCodes<'a> {
         self
     }
 
-    /// [`DeviceCodes::code`] with the typed error.
+    /// The code of `mfa_serial`'s credential for TOTP step `step`, or
+    /// `Ok(None)` when this key holds no credential for it.
     pub fn try_code(&self, mfa_serial: &str, step: u64) -> Result<Option<MfaCode>, TokenError> {
         let name = match &self.name {
             Some(n) => n.clone(),
@@ -689,16 +689,16 @@ impl<'a> TokenCodes<'a> {
             waited.set(true);
             match &self.touch {
                 // The card has been waiting since the CALCULATE went out.
-                Some(touch) => touch(crate::token::TouchEvent::Waiting {
+                Some(touch) => touch(crate::TouchEvent::Waiting {
                     serial,
-                    timeout: crate::token::TOUCH_TIMEOUT.saturating_sub(self.touch_notice_after),
+                    timeout: crate::TOUCH_TIMEOUT.saturating_sub(self.touch_notice_after),
                 }),
                 None => (self.notify)(&format!("Touch your YubiKey {serial} for the MFA code")),
             }
         };
         let result = session.calculate_notifying(&name, step, self.touch_notice_after, &notice);
         if let (true, Some(touch)) = (waited.get(), &self.touch) {
-            touch(crate::token::TouchEvent::Done {
+            touch(crate::TouchEvent::Done {
                 serial,
                 touched: result.is_ok(),
             });
@@ -708,15 +708,6 @@ impl<'a> TokenCodes<'a> {
             Err(TokenError::NoSuchCredential(_)) => Ok(None),
             Err(e) => Err(e),
         }
-    }
-}
-
-impl DeviceCodes for TokenCodes<'_> {
-    fn code(&self, mfa_serial: &str, step: u64) -> Result<Option<MfaCode>, String> {
-        self.try_code(mfa_serial, step).map_err(|e| match e.hint() {
-            Some(hint) => format!("{e} ({hint})"),
-            None => e.to_string(),
-        })
     }
 }
 

@@ -2,9 +2,14 @@
 //! (`apdu::find_by_serial`), a PC/SC transaction holding the selected
 //! applet, APDUs (chaining, `61xx`), TLV. `apdu` is shared by every applet;
 //! each applet keeps its byte-level protocol in its own file.
+//!
+//! This crate may use vault-base and hardware crates only: no AWS, no
+//! envelope, no store, no prompt (see README.md beside it).
+#![forbid(unsafe_code)]
 
 pub mod apdu;
 pub mod attest;
+#[cfg(feature = "fido2")]
 pub mod fido2;
 pub mod oath;
 pub mod piv;

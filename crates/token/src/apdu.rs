@@ -1315,7 +1315,7 @@ mod tests {
     /// The hint says what README's install table says, command for command.
     #[test]
     fn the_pcscd_hint_gives_the_commands_of_readmes_install_table() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         let hint = pcscd_fix();
         let commands: Vec<&str> = hint.split('`').skip(1).step_by(2).collect();
         assert!(commands.len() >= 4, "{hint}");
