@@ -18,13 +18,13 @@
 //! at a time, through a channel: so the provider's lock and single-STS-call
 //! guarantees hold as for any other vault process.
 
-use crate::creds::SessionCredentials;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime};
 use subtle::ConstantTimeEq;
+use vault_base::creds::SessionCredentials;
 use zeroize::Zeroizing;
 
 /// A request head longer than this is refused (431).

@@ -13,7 +13,7 @@ pub enum Error {
     #[error(transparent)]
     Provider(#[from] ProviderError),
     #[error(transparent)]
-    Prompt(#[from] crate::prompt::PromptError),
+    Prompt(#[from] vault_prompt::PromptError),
     #[error(transparent)]
     Cache(#[from] crate::session::CacheError),
     /// The hardware token: absent, PIN, touch, attestation, removed.
@@ -47,7 +47,7 @@ impl Error {
             Error::Config(e) => e.hint(),
             Error::Store(e) => e.hint().map(str::to_string),
             Error::Provider(e) => e.hint(),
-            Error::Prompt(crate::prompt::PromptError::Unavailable(_)) => Some(
+            Error::Prompt(vault_prompt::PromptError::Unavailable(_)) => Some(
                 "pass --mfa-token CODE, set mfa_process in the profile, or choose --prompt zenity|kdialog|osascript".into(),
             ),
             Error::Usage { hint, .. } | Error::Token { hint, .. } => hint.clone(),

@@ -9,12 +9,12 @@
 
 use crate::cli::{Cli, Command, SessionArgs};
 use crate::config::{self, ConfigFile};
-use crate::creds::Credentials;
 use crate::session::{CacheError, SessionCache};
 use clap::Parser;
 use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
+use vault_base::creds::Credentials;
 
 /// The target's cached credentials and their region, when a fresh enough
 /// session is cached: the config file and the cache, nothing else.

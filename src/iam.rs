@@ -4,11 +4,11 @@
 //! command that needs it.
 
 use crate::config::Profile;
-use crate::creds::{Credentials, LongTermKey};
 use aws_sdk_iam::config::retry::RetryConfig;
 use aws_sdk_iam::config::timeout::TimeoutConfig;
 use aws_sdk_iam::config::{BehaviorVersion, Region};
 use std::time::Duration;
+use vault_base::creds::{Credentials, LongTermKey};
 use vault_base::secret::SecretAccessKey;
 
 /// IAM is global; its endpoint signs for us-east-1 in the `aws` partition.

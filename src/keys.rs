@@ -3,16 +3,16 @@
 //! come from when a token holds the profile's OATH credential.
 
 use crate::app::App;
-use crate::creds::LongTermKey;
 use crate::envelope::{self, Envelope, OpenError, Recipient};
 use crate::mfa::DeviceCodes;
-use crate::prompt::Prompt;
 use crate::provider::ProviderError;
 use crate::store;
 use crate::tokens::{self, Tokens};
 use std::time::Duration;
+use vault_base::creds::LongTermKey;
 use vault_base::secret::{MfaCode, Passphrase};
 use vault_base::settings::env_var;
+use vault_prompt::Prompt;
 use vault_token::piv::{tries, PinPolicy, PivUnwrapper, SlotInfo, TouchPolicy};
 
 /// PINs a YubiKey refused, remembered so that no vault process sends one
@@ -270,7 +270,7 @@ pub fn open_sealed(
         |serial, tries| pin_for(prompt, serial, tries, &guard),
         |m: &str| prompt.notify(m),
     )
-    .on_touch(crate::prompt::touch_events(prompt, sealed.purpose.clone()))
+    .on_touch(vault_prompt::touch_events(prompt, sealed.purpose.clone()))
     .on_wrong_pin(|serial, pin, _| guard.refused(serial, pin));
     for (serial, slot, info) in &recorded {
         piv = piv.with_recorded_slot(*serial, *slot, info.clone());
@@ -488,7 +488,7 @@ impl DeviceCodes for TokenMfa<'_> {
         let prompt = self.prompt;
         let codes =
             vault_token::oath::TokenCodes::new(serial, Box::new(move |m: &str| prompt.notify(m)))
-                .on_touch(Box::new(crate::prompt::touch_events(
+                .on_touch(Box::new(vault_prompt::touch_events(
                     prompt,
                     format!("for the MFA code of {mfa_serial}"),
                 )))
@@ -502,12 +502,12 @@ impl DeviceCodes for TokenMfa<'_> {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use crate::prompt::PromptError;
     use crate::session::{CacheError, CacheId, SessionCache};
     use std::cell::RefCell;
     use std::collections::BTreeMap;
     use std::rc::Rc;
     use vault_base::secret::{MfaCode, SecretBytes};
+    use vault_prompt::PromptError;
 
     #[derive(Default, Clone)]
     struct MemCache(Rc<RefCell<BTreeMap<CacheId, Vec<u8>>>>);

@@ -3,11 +3,11 @@
 //! And the rule AWS enforces: a TOTP code is accepted once, so vault never
 //! sends a code it already sent; it waits for the next one instead.
 
-use crate::prompt::{Prompt, PromptError};
 use crate::session::{self, MfaUse, SessionCache};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use vault_base::secret::MfaCode;
+use vault_prompt::{Prompt, PromptError};
 
 /// TOTP time step length AWS virtual MFA devices use.
 pub const STEP: u64 = 30;
@@ -179,7 +179,7 @@ pub fn obtain(
         // A code generator is deterministic per time step: a reused code
         // means the next step has not come yet, so wait for it.
         for attempt in 0..3 {
-            let code = crate::prompt::mfa_process(cmd)?;
+            let code = vault_prompt::mfa_process(cmd)?;
             let now = now_secs();
             if used_at(&rec, &code_hash(mfa_serial, &code), now).is_none() {
                 log::debug!(target: "vault", "MFA code from mfa_process");

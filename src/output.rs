@@ -1,11 +1,11 @@
 //! How credentials leave vault: the credential_process JSON object, the
 //! environment of an exec'd command, and `export` formats.
 
-use crate::creds::Credentials;
 use std::ffi::OsString;
 use std::time::SystemTime;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use vault_base::creds::Credentials;
 use zeroize::Zeroizing;
 
 pub fn rfc3339(t: SystemTime) -> String {
@@ -62,18 +62,6 @@ pub const KEEP_AWS: &[&str] = &[
     "AWS_USE_DUALSTACK_ENDPOINT",
 ];
 
-/// vault's own secrets that scripts may hand it in the environment: the
-/// file store's passphrase and the tokens' PINs. They are vault's, not the
-/// command's: a shell started by `vault exec` would pass them on to every
-/// program it runs.
-pub const VAULT_SECRETS: &[&str] = &[
-    crate::store::StoreOptions::PASSPHRASE_ENV,
-    "VAULT_PIN",
-    "VAULT_NEW_PIN",
-    "VAULT_NEW_PUK",
-    "VAULT_FIDO2_PIN",
-];
-
 /// One line on stdout for the commands that list things (`list`,
 /// `hw status`). A reader that goes away early (`vault list | head`,
 /// `grep -q`) ends the output quietly, as with any Unix filter, instead of
@@ -101,18 +89,8 @@ macro_rules! outln {
     };
 }
 
-/// Takes vault's own secrets out of the environment of a helper program
-/// vault starts (mfa_process, a credential_process source, a dialog, the
-/// browser opener): they are vault's, and such programs need none of them.
-pub fn without_vault_secrets(cmd: &mut std::process::Command) -> &mut std::process::Command {
-    for k in VAULT_SECRETS {
-        cmd.env_remove(k);
-    }
-    cmd
-}
-
 fn keep_inherited(name: &str) -> bool {
-    if VAULT_SECRETS.contains(&name) {
+    if vault_base::settings::VAULT_SECRETS.contains(&name) {
         return false;
     }
     !name.starts_with("AWS_")
@@ -269,8 +247,8 @@ pub fn ini_section(c: &Credentials, region: Option<&str>, profile: &str) -> Zero
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::creds::SessionCredentials;
     use std::time::{Duration, UNIX_EPOCH};
+    use vault_base::creds::SessionCredentials;
     use vault_base::secret::{SecretAccessKey, SessionToken};
 
     fn creds() -> Credentials {
@@ -334,7 +312,7 @@ mod tests {
         assert_eq!(get("AWS_VAULT").as_deref(), Some("dev"));
         assert_eq!(get("AWS_REGION").as_deref(), Some("eu-west-1"));
         assert_eq!(get("PATH").as_deref(), Some("/bin"));
-        for secret in VAULT_SECRETS {
+        for secret in vault_base::settings::VAULT_SECRETS {
             assert_eq!(get(secret), None, "{secret} reached the command");
         }
         assert_eq!(get("VAULT_BACKEND").as_deref(), Some("file"));

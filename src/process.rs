@@ -3,10 +3,10 @@
 //! AWS SDKs' credential_process JSON (`Version` 1, `AccessKeyId`,
 //! `SecretAccessKey`, optional `SessionToken` and RFC 3339 `Expiration`).
 
-use crate::creds::{Credentials, LongTermKey, SessionCredentials};
 use serde::Deserialize;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use vault_base::creds::{Credentials, LongTermKey, SessionCredentials};
 use vault_base::secret::{SecretAccessKey, SessionToken};
 use zeroize::Zeroizing;
 
@@ -36,7 +36,7 @@ impl Drop for Output {
 /// Runs `command` and parses what it prints; the error says what went
 /// wrong in words that follow "credential_process of profile P".
 pub fn credential_process(command: &str) -> Result<Credentials, String> {
-    let out = crate::output::without_vault_secrets(&mut Command::new("sh"))
+    let out = vault_base::settings::without_vault_secrets(&mut Command::new("sh"))
         .arg("-c")
         .arg(command)
         .stdin(Stdio::null())

@@ -8,13 +8,13 @@
 //! it holds it: of N processes started at once, one calls STS (and asks for
 //! one code), the others wait and reuse its result.
 
-use crate::creds::{Credentials, LongTermKey};
 use crate::mfa::{self, MfaError, MfaSources};
 use crate::session::{self, CacheError, CacheId, CachedSession, SessionCache, SessionKind};
 use crate::sts::{self, Endpoint, Sts, StsCalls, StsError};
 use std::cell::OnceCell;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
+use vault_base::creds::{Credentials, LongTermKey};
 use vault_base::lock::Lock;
 
 /// AWS caps a role assumed with role credentials (role chaining) at one hour.
@@ -608,13 +608,13 @@ mod tests {
     use super::*;
     use crate::cli::SessionArgs;
     use crate::config::ConfigFile;
-    use crate::creds::{LongTermKey, SessionCredentials};
     use crate::mfa::MfaError;
-    use crate::prompt::{Prompt, PromptError};
     use crate::session::{CacheError, SessionCache};
     use std::cell::RefCell;
     use std::collections::BTreeMap;
+    use vault_base::creds::{LongTermKey, SessionCredentials};
     use vault_base::secret::{MfaCode, Passphrase, SecretAccessKey, SecretBytes, SessionToken};
+    use vault_prompt::{Prompt, PromptError};
 
     #[derive(Default)]
     struct MemCache(RefCell<BTreeMap<CacheId, Vec<u8>>>);

@@ -7,11 +7,11 @@
 //! keyring cannot be used (macOS, Windows, containers whose seccomp profile
 //! forbids keyctl) they go to the profile's store instead.
 
-use crate::creds::SessionCredentials;
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use vault_base::creds::SessionCredentials;
 use vault_base::secret::{SecretAccessKey, SecretBytes, SessionToken};
 use zeroize::Zeroizing;
 

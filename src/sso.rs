@@ -17,12 +17,12 @@
 //! browser through [`SignInUi`].
 
 use crate::config::SsoSettings;
-use crate::creds::SessionCredentials;
 use crate::session::{self, CacheId, SessionCache};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use vault_base::creds::SessionCredentials;
 use vault_base::secret::{SecretAccessKey, SecretBytes, SessionToken};
 use zeroize::Zeroizing;
 

@@ -1,10 +1,10 @@
 //! STS calls through aws-sdk-sts. The SDK and its async runtime are only
 //! started here, so a cache hit never pays for them.
 
-use crate::creds::{Credentials, SessionCredentials};
 use aws_sdk_sts::config::timeout::TimeoutConfig;
 use aws_sdk_sts::config::{BehaviorVersion, Region};
 use std::time::{Duration, SystemTime};
+use vault_base::creds::{Credentials, SessionCredentials};
 use vault_base::secret::{MfaCode, SecretAccessKey, SessionToken};
 
 /// How long one STS call may take in all, retries included, unless

@@ -427,7 +427,7 @@ fn execs_environment_is_documented_from_the_source() {
     for name in vault::docs::EXEC_SETS
         .iter()
         .chain(vault::output::KEEP_AWS)
-        .chain(vault::output::VAULT_SECRETS)
+        .chain(vault_base::settings::VAULT_SECRETS)
     {
         assert!(env.contains(name), "{name} not in ENVIRONMENT");
     }

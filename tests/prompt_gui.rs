@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vault::prompt::{driver, PromptError, PromptKind};
+use vault_prompt::{driver, PromptError, PromptKind};
 
 const CHILD: &str = "VAULT_PROMPT_TEST_CHILD";
 const OUT: &str = "VAULT_PROMPT_TEST_OUT";

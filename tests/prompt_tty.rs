@@ -12,7 +12,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
-use vault::prompt::{driver, PromptError, PromptKind, TouchRequest};
+use vault_prompt::{driver, PromptError, PromptKind, TouchRequest};
 
 const CHILD: &str = "VAULT_PROMPT_TEST_CHILD";
 const OUT: &str = "VAULT_PROMPT_TEST_OUT";

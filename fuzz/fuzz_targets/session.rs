@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::time::SystemTime;
-use vault::creds::Credentials;
+use vault_base::creds::Credentials;
 use vault::session::{self, CacheId};
 
 fuzz_target!(|data: &[u8]| {

@@ -2,12 +2,12 @@
 
 use crate::app::App;
 use crate::cli::AddArgs;
-use crate::creds::LongTermKey;
 use crate::error::Error;
-use crate::prompt::PromptError;
 use crate::store;
+use vault_base::creds::LongTermKey;
 use vault_base::secret::SecretAccessKey;
 use vault_base::settings::env_var;
+use vault_prompt::PromptError;
 
 fn check_key_id(id: &str) -> Result<(), Error> {
     let ok = (16..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric());

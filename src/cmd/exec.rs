@@ -3,12 +3,12 @@
 
 use crate::app::App;
 use crate::cli::ExecArgs;
-use crate::creds::{Credentials, SessionCredentials};
 use crate::ecs;
 use crate::error::Error;
 use crate::output;
 use std::ffi::OsString;
 use std::io::Write;
+use vault_base::creds::{Credentials, SessionCredentials};
 use vault_base::settings::env_var;
 
 /// A vault shell inside a vault shell would stack one profile's credentials

@@ -527,7 +527,7 @@ fn unwrapper<'a>(app: &'a App, serial: u32, pin: &'a Passphrase, purpose: &str) 
             move |_, _| Ok(pin.clone()),
             move |m: &str| app.prompt().notify(m),
         )
-        .on_touch(crate::prompt::touch_events(
+        .on_touch(vault_prompt::touch_events(
             app.prompt(),
             purpose.to_string(),
         )),
@@ -683,7 +683,7 @@ fn open_now(app: &App, env: &envelope::Envelope, item: &str, profile: &str) -> O
         |serial, tries| pin_for(prompt, serial, tries, &guard),
         |m: &str| prompt.notify(m),
     )
-    .on_touch(crate::prompt::touch_events(
+    .on_touch(vault_prompt::touch_events(
         prompt,
         format!("to unlock profile {profile}'s key and add the backup key"),
     ))
@@ -858,7 +858,7 @@ fn load_totp(
     // The card's code must equal the seed's, or the seed was mistyped.
     let now = crate::mfa::now_secs();
     let step = now / crate::mfa::STEP;
-    let touch = app.prompt().touch(&crate::prompt::TouchRequest {
+    let touch = app.prompt().touch(&vault_prompt::TouchRequest {
         serial,
         purpose: "to check the MFA code it now holds".to_string(),
         timeout: vault_token::TOUCH_TIMEOUT,

@@ -26,12 +26,12 @@
 use crate::app::App;
 use crate::cli::{EnrollArgs, SessionArgs};
 use crate::config;
-use crate::creds::Credentials;
 use crate::error::Error;
 use crate::iam::{self, Iam, IamError};
 use crate::sts::Sts;
 use crate::tokens::{OathRecord, Tokens};
 use std::time::Duration;
+use vault_base::creds::Credentials;
 use vault_base::secret::{MfaCode, SecretBytes};
 use vault_token::oath::{self, Algorithm, OathSession, TOUCH_NOTICE_AFTER};
 use zeroize::Zeroizing;
@@ -318,7 +318,7 @@ fn load_seed(
         let mut codes = Vec::with_capacity(2);
         for (i, s) in [step, step + 1].into_iter().enumerate() {
             let which = if i == 0 { "first" } else { "second" };
-            let touch = crate::prompt::touch_events(
+            let touch = vault_prompt::touch_events(
                 app.prompt(),
                 format!("for the {which} of the two codes that enable the MFA device"),
             );

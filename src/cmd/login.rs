@@ -14,12 +14,12 @@
 use crate::app::App;
 use crate::cli::LoginArgs;
 use crate::config;
-use crate::creds::{Credentials, SessionCredentials};
 use crate::error::Error;
 use crate::provider::ROLE_CHAINING_MAX;
 use crate::sts::Sts;
 use std::io::Write;
 use std::time::{Duration, SystemTime};
+use vault_base::creds::{Credentials, SessionCredentials};
 use vault_base::settings::env_var;
 use zeroize::Zeroizing;
 
@@ -305,16 +305,17 @@ pub(crate) fn open_in_browser(url: &str) -> Result<(), String> {
     #[cfg(not(any(target_os = "macos", windows)))]
     let (program, pre): (&str, &[&str]) = ("xdg-open", &[]);
     log::debug!(target: "vault", "opening the sign-in URL with {program}");
-    let status = crate::output::without_vault_secrets(&mut std::process::Command::new(program))
-        .args(pre)
-        .arg(url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => format!("{program} not found"),
-            _ => format!("{program}: {e}"),
-        })?;
+    let status =
+        vault_base::settings::without_vault_secrets(&mut std::process::Command::new(program))
+            .args(pre)
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => format!("{program} not found"),
+                _ => format!("{program}: {e}"),
+            })?;
     if status.success() {
         Ok(())
     } else {

@@ -64,7 +64,7 @@ fn sections() -> String {
          so are {}.",
         docs::EXEC_SETS.join(", "),
         crate::output::KEEP_AWS.join(", "),
-        crate::output::VAULT_SECRETS.join(", "),
+        vault_base::settings::VAULT_SECRETS.join(", "),
     ))]);
 
     roff.control("SH", ["FILES"]);

@@ -20,13 +20,13 @@ pub mod sso_populate;
 use crate::app::App;
 use crate::cli::SessionArgs;
 use crate::config::{self, ProfileChain};
-use crate::creds::Credentials;
 use crate::error::Error;
 use crate::mfa::MfaSources;
 use crate::provider::{Options, Provider, RootSource};
 use crate::store;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use vault_base::creds::Credentials;
 
 /// A profile's credentials and the region they are for.
 pub struct Resolved {
@@ -94,7 +94,7 @@ pub(crate) struct SsoUi {
     /// The device-code notification on screen, closed when the sign-in
     /// is over (this UI dropped), so no stale code stays up.
     #[cfg(target_os = "linux")]
-    shown: RefCell<Option<(crate::prompt::Desktop, u32)>>,
+    shown: RefCell<Option<(vault_prompt::Desktop, u32)>>,
 }
 
 /// How long a device-code notification may stay up by itself: the usual
@@ -105,7 +105,7 @@ const DEVICE_CODE_SHOWN_MS: i32 = 600_000;
 impl SsoUi {
     #[cfg(target_os = "linux")]
     fn show_device_code(&self, code: &str) {
-        let Some(desktop) = crate::prompt::Desktop::connect() else {
+        let Some(desktop) = vault_prompt::Desktop::connect() else {
             return;
         };
         // Plain text only: notification services may read the body as
@@ -236,7 +236,7 @@ pub fn credentials_via(
     // Checked first, so a malformed --mfa-token fails the same whether or
     // not a cached session would have made it unnecessary.
     let token_flag = match &args.mfa_token {
-        Some(t) => Some(crate::prompt::validate_mfa_code(t)?),
+        Some(t) => Some(vault_prompt::validate_mfa_code(t)?),
         None => None,
     };
     if let Some(d) = args.duration {
@@ -362,7 +362,7 @@ pub fn confirm(
     }
     let answer = app.prompt().text(question).map_err(|e| match e {
         // The generic hint for a missing prompt is about MFA codes.
-        crate::prompt::PromptError::Unavailable(reason) => Error::usage(
+        vault_prompt::PromptError::Unavailable(reason) => Error::usage(
             format!("cannot ask for confirmation: {reason}"),
             Some(format!("`{force_hint}` goes ahead without asking")),
         ),

@@ -24,7 +24,6 @@
 use crate::app::App;
 use crate::cli::{RotateArgs, SessionArgs};
 use crate::config;
-use crate::creds::{Credentials, LongTermKey};
 use crate::envelope::{self, Envelope, RecipientId};
 use crate::error::Error;
 use crate::iam::{self, Iam, IamError, KeyInfo};
@@ -36,6 +35,7 @@ use crate::store;
 use crate::sts::Sts;
 use crate::tokens::{self, Tokens};
 use std::time::{Duration, Instant};
+use vault_base::creds::{Credentials, LongTermKey};
 use vault_base::lock::Lock;
 use vault_base::secret::mask_key_id as mask;
 use vault_base::settings::env_var;
@@ -355,7 +355,7 @@ fn home_of(app: &App, profile: &str) -> Result<Home, Error> {
 
 pub fn run(app: &App, args: &RotateArgs) -> Result<(), Error> {
     let token_flag = match &args.mfa_token {
-        Some(t) => Some(crate::prompt::validate_mfa_code(t)?),
+        Some(t) => Some(vault_prompt::validate_mfa_code(t)?),
         None => None,
     };
     let profile = args.profile.as_str();

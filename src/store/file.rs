@@ -28,7 +28,6 @@
 //! be rebuilt from any item if it is lost.
 
 use super::{check_item, Backend, Store, StoreError, StoreOptions};
-use crate::prompt::Prompt;
 use argon2::{Algorithm, Argon2, Block, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
@@ -38,6 +37,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use vault_base::secret::{Passphrase, SecretBytes};
+use vault_prompt::Prompt;
 use zeroize::{Zeroize, Zeroizing};
 
 const BACKEND: &str = "file";
@@ -240,7 +240,7 @@ fn ask_passphrase(
     dir: &Path,
     new_store: bool,
 ) -> Result<Passphrase, StoreError> {
-    let no_prompt = |e: crate::prompt::PromptError| StoreError::Unavailable {
+    let no_prompt = |e: vault_prompt::PromptError| StoreError::Unavailable {
         backend: BACKEND,
         detail: format!("its passphrase is needed and could not be asked for: {e}"),
         hint: "set VAULT_FILE_PASSPHRASE, or run vault where it can prompt".to_string(),
@@ -689,11 +689,11 @@ fn io_error(doing: &str, path: &Path, e: io::Error) -> StoreError {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use crate::prompt::PromptError;
     use std::cell::RefCell;
     #[cfg(unix)]
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use vault_base::secret::MfaCode;
+    use vault_prompt::PromptError;
 
     /// Argon2id at its cheapest, so tests do not spend seconds per store.
     const CHEAP: KdfParams = KdfParams {

@@ -3,10 +3,10 @@
 //! headless machines. Items are named byte strings; what goes in them is
 //! decided by the callers (`key/PROFILE` for long-term IAM keys).
 
-use crate::creds::{LongTermKey, StoredKey};
-use crate::prompt::Prompt;
 use std::path::PathBuf;
+use vault_base::creds::LongTermKey;
 use vault_base::secret::{Passphrase, SecretAccessKey, SecretBytes};
+use vault_prompt::Prompt;
 
 mod entries;
 pub mod file;
@@ -131,7 +131,7 @@ pub struct StoreOptions {
 
 impl StoreOptions {
     pub const DEFAULT_SERVICE: &'static str = "vault";
-    pub const PASSPHRASE_ENV: &'static str = "VAULT_FILE_PASSPHRASE";
+    pub const PASSPHRASE_ENV: &'static str = vault_base::settings::FILE_PASSPHRASE;
 
     /// vault's defaults: service `vault`, the file store under the XDG data
     /// directory, the passphrase from `VAULT_FILE_PASSPHRASE`.
@@ -277,6 +277,20 @@ pub fn key_profiles(store: &dyn Store) -> Result<Vec<String>, StoreError> {
         .collect();
     names.sort();
     Ok(names)
+}
+
+/// The stored form of a long-term key (inside a store item, never on disk in clear).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredKey {
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+impl Drop for StoredKey {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.secret_access_key.zeroize();
+    }
 }
 
 #[cfg(test)]

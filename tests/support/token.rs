@@ -6,7 +6,7 @@
 use super::vyk::TestKey;
 use super::{Cmd, Run, TestEnv};
 use std::path::PathBuf;
-use vault::prompt::{Prompt, PromptError};
+use vault_prompt::{Prompt, PromptError};
 
 /// A key's new PIN and PUK, random for each key, never the factory ones.
 pub struct Secrets {

@@ -12,8 +12,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
-use vault::creds::{Credentials, LongTermKey, SessionCredentials};
 use vault::session::{CacheId, CachedSession, SessionKind};
+use vault_base::creds::{Credentials, LongTermKey, SessionCredentials};
 use vault_base::secret::{SecretAccessKey, SessionToken};
 
 const SECRET: &[u8] = b"zeroizeCanarySecretAccessKey/0123456789+ab";

@@ -2,6 +2,7 @@
 //! knows nothing of AWS, tokens or stores.
 //!
 //! - [`secret`]: one type per kind of secret (zeroized, never `Display`);
+//! - [`creds`]: AWS credentials as values of those types;
 //! - [`paths`]: the XDG folders, absolute or not at all;
 //! - [`atomic`]: the one way vault writes a file (owner-only temporary,
 //!   fsync of file and folder, rename);
@@ -14,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod atomic;
+pub mod creds;
 pub mod harden;
 pub mod lock;
 pub mod paths;

@@ -121,7 +121,7 @@ impl Session {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "pinentry".into());
         let mut cmd = Command::new(&p.program);
-        crate::output::without_vault_secrets(&mut cmd);
+        vault_base::settings::without_vault_secrets(&mut cmd);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

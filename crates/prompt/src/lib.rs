@@ -6,6 +6,11 @@
 //! A driver is handed out only when it can work here: the terminal when
 //! /dev/tty opens, a dialog when its program is on PATH. `driver` is the one
 //! place that decides, so "why was I not asked?" has one answer.
+//!
+//! This crate may use vault-base and vault-token's `TouchEvent` only: the
+//! layers that ask (stores, MFA, the commands) depend on it, never the
+//! other way round.
+#![forbid(unsafe_code)]
 
 #[cfg(target_os = "linux")]
 pub mod desktop;
@@ -395,7 +400,7 @@ pub fn validate_mfa_code(s: &str) -> Result<MfaCode, PromptError> {
 /// "touch your key" from ykman reaches the user; its stdin is closed so it
 /// cannot steal the input of a vault run inside a pipeline.
 pub fn mfa_process(command: &str) -> Result<MfaCode, PromptError> {
-    let out = crate::output::without_vault_secrets(&mut Command::new("sh"))
+    let out = vault_base::settings::without_vault_secrets(&mut Command::new("sh"))
         .arg("-c")
         .arg(command)
         .stdin(Stdio::null())

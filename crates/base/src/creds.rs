@@ -1,9 +1,8 @@
 //! Credentials as vault hands them around: long-term IAM keys from a store,
 //! temporary STS credentials from a provider or the session cache.
 
-use serde::{Deserialize, Serialize};
+use crate::secret::{SecretAccessKey, SessionToken};
 use std::time::{Duration, SystemTime};
-use vault_base::secret::{SecretAccessKey, SessionToken};
 
 /// A long-term IAM user access key, as kept in a store.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,19 +61,5 @@ impl Credentials {
             Credentials::Session(s) => Some(s.expiration),
             Credentials::LongTerm(_) => None,
         }
-    }
-}
-
-/// The stored form of a long-term key (inside a store item, never on disk in clear).
-#[derive(Serialize, Deserialize)]
-pub(crate) struct StoredKey {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-}
-
-impl Drop for StoredKey {
-    fn drop(&mut self) {
-        use zeroize::Zeroize;
-        self.secret_access_key.zeroize();
     }
 }
