@@ -5,12 +5,12 @@
 use crate::config::{self, ConfigFile};
 use crate::error::Error;
 use crate::session::SessionCache;
-use crate::store::{self, Backend, Store, StoreOptions};
 use std::cell::OnceCell;
 use std::time::Duration;
 use vault_base::secret::{MfaCode, Passphrase};
 use vault_base::settings::env_var;
 use vault_prompt::{self as prompt, Prompt, PromptError, PromptKind};
+use vault_secrets::store::{self, Backend, Store, StoreOptions};
 
 /// aws-vault reuses a session while more than 5 minutes remain.
 pub const DEFAULT_MIN_REMAINING: Duration = Duration::from_secs(300);

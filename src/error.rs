@@ -9,7 +9,7 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] vault_secrets::store::StoreError),
     #[error(transparent)]
     Provider(#[from] ProviderError),
     #[error(transparent)]

@@ -3,16 +3,16 @@
 //! come from when a token holds the profile's OATH credential.
 
 use crate::app::App;
-use crate::envelope::{self, Envelope, OpenError, Recipient};
 use crate::mfa::DeviceCodes;
 use crate::provider::ProviderError;
-use crate::store;
-use crate::tokens::{self, Tokens};
 use std::time::Duration;
 use vault_base::creds::LongTermKey;
 use vault_base::secret::{MfaCode, Passphrase};
 use vault_base::settings::env_var;
 use vault_prompt::Prompt;
+use vault_secrets::enrolled::{self, Tokens};
+use vault_secrets::envelope::{self, Envelope, OpenError, Recipient};
+use vault_secrets::store;
 use vault_token::piv::{tries, PinPolicy, PivUnwrapper, SlotInfo, TouchPolicy};
 
 /// PINs a YubiKey refused, remembered so that no vault process sends one
@@ -168,7 +168,7 @@ pub fn piv_recipients(t: &Tokens) -> Result<Vec<Recipient>, String> {
     // Primary keys first: an envelope is opened with its first entry whose
     // key is plugged in, and with both at hand the everyday key is the one
     // to ask for a PIN and a touch, not the backup.
-    let mut records: Vec<&crate::tokens::TokenRecord> = t.tokens.iter().collect();
+    let mut records: Vec<&vault_secrets::enrolled::TokenRecord> = t.tokens.iter().collect();
     records.sort_by_key(|r| r.role == "backup");
     let mut out = Vec::new();
     for rec in records {
@@ -189,7 +189,7 @@ pub fn piv_recipients(t: &Tokens) -> Result<Vec<Recipient>, String> {
 /// The long-term key of `profile`: unwrapped from its envelope when it has
 /// one, else from the store.
 pub fn load(app: &App, profile: &str) -> Result<Option<LongTermKey>, ProviderError> {
-    let envelope = tokens::read_envelope(profile).map_err(|e| token_error(e, None))?;
+    let envelope = enrolled::read_envelope(profile).map_err(|e| token_error(e, None))?;
     let Some(bytes) = envelope else {
         return Ok(store::get_key(app.store().map_err(store_err)?, profile)?);
     };
@@ -202,7 +202,7 @@ pub fn load(app: &App, profile: &str) -> Result<Option<LongTermKey>, ProviderErr
         token_error(
             format!(
                 "the envelope of profile \"{profile}\" ({}) is damaged: {e}",
-                tokens::envelope_file(profile).display()
+                enrolled::envelope_file(profile).display()
             ),
             Some(hint),
         )
@@ -445,7 +445,7 @@ fn reseal_pending(profile: &str, secret: &vault_base::secret::SecretBytes) {
     }
     // A FIDO2 entry cannot be re-made without its key's touch; such
     // envelopes keep their recipients.
-    let fido2 = tokens::read_envelope(profile)
+    let fido2 = enrolled::read_envelope(profile)
         .ok()
         .flatten()
         .and_then(|b| Envelope::decode(&b).ok())
@@ -462,7 +462,7 @@ fn reseal_pending(profile: &str, secret: &vault_base::secret::SecretBytes) {
     };
     match envelope::seal(secret, &recipients, &store::key_item(profile)) {
         Ok(env) => {
-            if tokens::write_envelope(profile, &env.encode()).is_ok() {
+            if enrolled::write_envelope(profile, &env.encode()).is_ok() {
                 t.pending_backup.retain(|p| p != profile);
                 let _ = t.save();
                 log::debug!(target: "vault", "added the pending backup key to {profile}'s envelope");

@@ -90,7 +90,7 @@ pub enum ProviderError {
     #[error("credential_process of profile {profile:?} {problem}")]
     Process { profile: String, problem: String },
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] vault_secrets::store::StoreError),
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error(transparent)]

@@ -7,12 +7,12 @@
 //! keyring cannot be used (macOS, Windows, containers whose seccomp profile
 //! forbids keyctl) they go to the profile's store instead.
 
-use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use vault_base::creds::SessionCredentials;
 use vault_base::secret::{SecretAccessKey, SecretBytes, SessionToken};
+use vault_secrets::store::{Store, StoreError};
 use zeroize::Zeroizing;
 
 /// Identifies one cache entry: a hash of everything that makes two STS

@@ -78,7 +78,7 @@ fn sorted(ids: &[&str]) -> Vec<String> {
 /// The access key ID in the test's keychain for `profile`, read through
 /// the library from the Secret Service directly.
 fn stored_id(t: &TestEnv, profile: &str) -> Option<String> {
-    vault::store::get_key(token::keychain(t).as_ref(), profile)
+    vault_secrets::store::get_key(token::keychain(t).as_ref(), profile)
         .unwrap_or_else(|e| panic!("read the keychain: {e}"))
         .map(|k| k.access_key_id)
 }

@@ -16,11 +16,11 @@ use rand_chacha::ChaCha20Rng;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, UNIX_EPOCH};
-use vault::envelope::{self, SoftwareFido2, SoftwarePiv};
 use vault::session::{CachedSession, SessionKind};
-use vault::store::file::{encode_with_key, KdfParams};
 use vault_base::creds::{LongTermKey, SessionCredentials};
 use vault_base::secret::{SecretAccessKey, SecretBytes, SessionToken};
+use vault_secrets::envelope::{self, SoftwareFido2, SoftwarePiv};
+use vault_secrets::store::file::{encode_with_key, KdfParams};
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
 use x509_cert::ext::AsExtension;
 use x509_cert::name::Name;
@@ -109,7 +109,7 @@ fn files() -> Vec<(String, Vec<u8>)> {
         access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
         secret_access_key: SecretAccessKey::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
     };
-    let secret = vault::store::encode_key(&key);
+    let secret = vault_secrets::store::encode_key(&key);
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let both = envelope::seal_with_rng(
         &secret,
@@ -261,7 +261,7 @@ fn files() -> Vec<(String, Vec<u8>)> {
     seed(
         "file_store",
         "name",
-        vault::store::file::item_file_name(CONTEXT).into_bytes(),
+        vault_secrets::store::file::item_file_name(CONTEXT).into_bytes(),
     );
 
     // tokens: tokens.json with every kind of record.
@@ -513,13 +513,17 @@ fn the_seeds_are_accepted_by_their_parsers() {
         assert!(!config.profile_names().is_empty());
     }
     for name in ["piv-and-fido2", "piv", "unknown-kind"] {
-        vault::envelope::Envelope::decode(get(&format!("corpus/envelope/seed-{name}"))).unwrap();
-    }
-    let (params, _, plain) =
-        vault::store::file::decode_with_key(get("corpus/file_store/seed-item"), &FILE_KEY, CONTEXT)
+        vault_secrets::envelope::Envelope::decode(get(&format!("corpus/envelope/seed-{name}")))
             .unwrap();
+    }
+    let (params, _, plain) = vault_secrets::store::file::decode_with_key(
+        get("corpus/file_store/seed-item"),
+        &FILE_KEY,
+        CONTEXT,
+    )
+    .unwrap();
     assert_eq!(params, KdfParams::DEFAULT);
-    vault::store::decode_key(CONTEXT, &SecretBytes::new(plain.expose().to_vec())).unwrap();
+    vault_secrets::store::decode_key(CONTEXT, &SecretBytes::new(plain.expose().to_vec())).unwrap();
     vault::session::decode(&fuzz_session_id(), get("corpus/session/seed-entry")).unwrap();
     vault_token::oath::parse_select(get("corpus/oath/seed-select-locked")).unwrap();
     assert_eq!(

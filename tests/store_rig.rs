@@ -14,11 +14,11 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
-use vault::store::file::{FileStore, KdfParams, CHECK_FILE};
-use vault::store::{self, Backend, Store, StoreError, StoreOptions};
 use vault_base::creds::LongTermKey;
 use vault_base::secret::{MfaCode, Passphrase, SecretAccessKey, SecretBytes};
 use vault_prompt::{Prompt, PromptError};
+use vault_secrets::store::file::{FileStore, KdfParams, CHECK_FILE};
+use vault_secrets::store::{self, Backend, Store, StoreError, StoreOptions};
 
 /// Set in a copy of this binary that a test starts as its second process.
 const CHILD: &str = "VAULT_STORE_RIG_CHILD";

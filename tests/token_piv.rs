@@ -19,8 +19,8 @@ use std::ffi::OsStr;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use support::vyk::{rig_env, TestKey};
-use vault::envelope::{self, Recipient, Unwrapper};
 use vault_base::secret::{Passphrase, SecretBytes};
+use vault_secrets::envelope::{self, Recipient, Unwrapper};
 use vault_token::apdu::TokenError;
 use vault_token::piv::{
     ManagementKey, Origin, PinPolicy, PinStatus, PivError, PivToken, PivUnwrapper, SlotInfo,

@@ -10,7 +10,7 @@ use p256::PublicKey;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use std::sync::{Mutex, OnceLock};
-use vault::envelope::{self, Envelope, SoftwareFido2, SoftwarePiv, Unwrapper};
+use vault_secrets::envelope::{self, Envelope, SoftwareFido2, SoftwarePiv, Unwrapper};
 use zeroize::Zeroizing;
 
 /// The context the seed envelopes are sealed with.

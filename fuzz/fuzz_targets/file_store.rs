@@ -9,8 +9,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use vault_base::secret::SecretBytes;
-use vault::store::file::{decode_with_key, encode_with_key, item_name_of, NONCE_LEN};
-use vault::store::{decode_key, key_item};
+use vault_secrets::store::file::{decode_with_key, encode_with_key, item_name_of, NONCE_LEN};
+use vault_secrets::store::{decode_key, key_item};
 
 /// The seed files' key and item.
 const KEY: [u8; 32] = [0x42; 32];
@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = decode_key(&key_item("fuzz"), &SecretBytes::new(data.to_vec()));
     if let Ok(name) = std::str::from_utf8(data) {
         if let Some(item) = item_name_of(name) {
-            assert_eq!(vault::store::file::item_file_name(&item), name);
+            assert_eq!(vault_secrets::store::file::item_file_name(&item), name);
         }
     }
 });

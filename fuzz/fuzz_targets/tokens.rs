@@ -6,9 +6,9 @@
 use libfuzzer_sys::fuzz_target;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use vault::envelope;
+use vault_secrets::envelope;
 use vault_base::secret::SecretBytes;
-use vault::tokens::Tokens;
+use vault_secrets::enrolled::Tokens;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(t) = serde_json::from_slice::<Tokens>(data) else {

@@ -3,11 +3,11 @@
 use crate::app::App;
 use crate::cli::AddArgs;
 use crate::error::Error;
-use crate::store;
 use vault_base::creds::LongTermKey;
 use vault_base::secret::SecretAccessKey;
 use vault_base::settings::env_var;
 use vault_prompt::PromptError;
+use vault_secrets::store;
 
 fn check_key_id(id: &str) -> Result<(), Error> {
     let ok = (16..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric());
@@ -126,7 +126,8 @@ pub fn run(app: &App, args: &AddArgs) -> Result<(), Error> {
     store::set_key(store, &args.profile, &key)?;
     if wrapped {
         // The envelope holds the old key and would be used before the store.
-        crate::tokens::delete_envelope(&args.profile).map_err(|e| Error::Other(e.to_string()))?;
+        vault_secrets::enrolled::delete_envelope(&args.profile)
+            .map_err(|e| Error::Other(e.to_string()))?;
         eprintln!(
             "Deleted the envelope of the old key; `vault hw enroll --profile {}` seals the new one \
              to the YubiKey.",

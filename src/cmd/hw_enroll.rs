@@ -10,14 +10,14 @@
 
 use crate::app::App;
 use crate::cli::{EnrollArgs, TouchArg};
-use crate::envelope;
 use crate::error::Error;
 use crate::keys::{pin_for, piv_recipients};
-use crate::store;
-use crate::tokens::{self, OathRecord, PivSlotRecord, TokenRecord, Tokens};
 use std::io::{BufRead, IsTerminal};
 use vault_base::secret::{Passphrase, SecretBytes};
 use vault_base::settings::env_var;
+use vault_secrets::enrolled::{self, OathRecord, PivSlotRecord, TokenRecord, Tokens};
+use vault_secrets::envelope;
+use vault_secrets::store;
 use vault_token::oath::{self, Algorithm, OathSession};
 use vault_token::piv::{PinPolicy, PivToken, PivUnwrapper, TouchPolicy};
 use zeroize::Zeroizing;
@@ -267,7 +267,7 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
             ));
             // Until it is attested, the key is recorded as abandoned, so a
             // refusal (or a crash) leaves a slot the next run reuses.
-            let abandoned = tokens::AbandonedSlot {
+            let abandoned = enrolled::AbandonedSlot {
                 serial,
                 slot,
                 public_key: hex::encode(public_key.to_sec1_bytes()),
@@ -403,7 +403,7 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
     t.save().map_err(|e| token_err(e, None))?;
     say(&format!(
         "Recorded YubiKey {serial} in {}.",
-        tokens::tokens_path().display()
+        enrolled::tokens_path().display()
     ));
 
     // 3. A backup becomes a recipient of every envelope.
@@ -414,7 +414,7 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
     // 4. A profile's key into an envelope (one already wrapped is kept
     // when only its MFA device is being created).
     if let Some(profile) = &args.profile {
-        let wrapped = tokens::read_envelope(profile)
+        let wrapped = enrolled::read_envelope(profile)
             .map_err(|e| token_err(e, None))?
             .is_some();
         if mfa_device.is_some() && wrapped {
@@ -545,7 +545,7 @@ fn wrap_profile(
     let item = store::key_item(profile);
     let store = app.store()?;
     let Some(key) = store::get_key(store, profile)? else {
-        if tokens::read_envelope(profile)
+        if enrolled::read_envelope(profile)
             .map_err(|e| token_err(e, None))?
             .is_some()
         {
@@ -586,8 +586,8 @@ fn wrap_profile(
             None,
         ));
     }
-    tokens::write_envelope(profile, &bytes).map_err(|e| token_err(e, None))?;
-    if tokens::read_envelope(profile)
+    enrolled::write_envelope(profile, &bytes).map_err(|e| token_err(e, None))?;
+    if enrolled::read_envelope(profile)
         .map_err(|e| token_err(e, None))?
         .as_deref()
         != Some(bytes.as_slice())
@@ -626,9 +626,9 @@ fn wrap_profile(
 /// at their next unwrap.
 fn add_backup(app: &App, t: &mut Tokens, backup: u32, _tok: &mut PivToken) -> Result<(), Error> {
     let recipients = piv_recipients(t).map_err(|e| token_err(e, None))?;
-    for profile in tokens::envelope_profiles() {
+    for profile in enrolled::envelope_profiles() {
         let Some(bytes) =
-            tokens::read_envelope(profile.as_str()).map_err(|e| token_err(e, None))?
+            enrolled::read_envelope(profile.as_str()).map_err(|e| token_err(e, None))?
         else {
             continue;
         };
@@ -657,7 +657,8 @@ fn add_backup(app: &App, t: &mut Tokens, backup: u32, _tok: &mut PivToken) -> Re
             Some(secret) => {
                 let env =
                     envelope::seal(&secret, &recipients, &item).map_err(|e| token_err(e, None))?;
-                tokens::write_envelope(&profile, &env.encode()).map_err(|e| token_err(e, None))?;
+                enrolled::write_envelope(&profile, &env.encode())
+                    .map_err(|e| token_err(e, None))?;
                 eprintln!("Added YubiKey {backup} to profile \"{profile}\"'s envelope.");
             }
             None => {

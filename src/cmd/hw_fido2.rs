@@ -6,12 +6,12 @@
 
 use crate::app::App;
 use crate::cli::EnrollArgs;
-use crate::envelope;
 use crate::error::Error;
-use crate::store;
-use crate::tokens;
 use vault_base::secret::Passphrase;
 use vault_base::settings::env_var;
+use vault_secrets::enrolled;
+use vault_secrets::envelope;
+use vault_secrets::store;
 use vault_token::fido2::{self, Fido2Unwrapper, HidAuthenticator};
 
 /// The relying party vault's credentials are made for; never a web origin.
@@ -66,7 +66,7 @@ pub fn enroll(app: &App, args: &EnrollArgs) -> Result<(), Error> {
             "the new envelope opened to different bytes; nothing was changed",
         ));
     }
-    tokens::write_envelope(profile, &bytes).map_err(err)?;
+    enrolled::write_envelope(profile, &bytes).map_err(err)?;
     if args.keep_keychain_copy {
         eprintln!(
             "Wrapped profile \"{profile}\"'s key with the security key; kept the store's copy."

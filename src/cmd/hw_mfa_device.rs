@@ -29,10 +29,10 @@ use crate::config;
 use crate::error::Error;
 use crate::iam::{self, Iam, IamError};
 use crate::sts::Sts;
-use crate::tokens::{OathRecord, Tokens};
 use std::time::Duration;
 use vault_base::creds::Credentials;
 use vault_base::secret::{MfaCode, SecretBytes};
+use vault_secrets::enrolled::{OathRecord, Tokens};
 use vault_token::oath::{self, Algorithm, OathSession, TOUCH_NOTICE_AFTER};
 use zeroize::Zeroizing;
 

@@ -3,12 +3,12 @@
 
 use crate::app::App;
 use crate::cli::StatusArgs;
-use crate::envelope::{Envelope, RecipientId};
 use crate::error::Error;
-use crate::tokens::{self, Tokens};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use vault_secrets::enrolled::{self, Tokens};
+use vault_secrets::envelope::{Envelope, RecipientId};
 use vault_token::piv::{PinStatus, PivToken};
 
 fn pin_json(s: &Result<PinStatus, String>) -> Value {
@@ -44,8 +44,8 @@ pub fn run(_app: &App, args: &StatusArgs) -> Result<(), Error> {
     };
     // Which profiles each serial unlocks.
     let mut users: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-    for profile in tokens::envelope_profiles() {
-        let Ok(Some(bytes)) = tokens::read_envelope(&profile) else {
+    for profile in enrolled::envelope_profiles() {
+        let Ok(Some(bytes)) = enrolled::read_envelope(&profile) else {
             continue;
         };
         let Ok(env) = Envelope::decode(&bytes) else {

@@ -4,9 +4,9 @@ use crate::app::App;
 use crate::cli::ListArgs;
 use crate::error::Error;
 use crate::session;
-use crate::store;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
+use vault_secrets::store;
 
 pub fn human(d: Duration) -> String {
     let s = d.as_secs();
@@ -29,20 +29,22 @@ pub fn run(app: &App, args: &ListArgs) -> Result<(), Error> {
     let mut stored = store::key_profiles(app.store()?)?;
     // Token-backed profiles: their key is in an envelope, named by its keys.
     let mut wrapped: BTreeMap<String, String> = BTreeMap::new();
-    for p in crate::tokens::envelope_profiles() {
-        let by = crate::tokens::read_envelope(&p)
+    for p in vault_secrets::enrolled::envelope_profiles() {
+        let by = vault_secrets::enrolled::read_envelope(&p)
             .ok()
             .flatten()
-            .and_then(|b| crate::envelope::Envelope::decode(&b).ok())
+            .and_then(|b| vault_secrets::envelope::Envelope::decode(&b).ok())
             .map(|e| {
                 e.recipients()
                     .iter()
                     .map(|r| match r {
-                        crate::envelope::RecipientId::Piv { serial, .. } => {
+                        vault_secrets::envelope::RecipientId::Piv { serial, .. } => {
                             format!("YubiKey {serial}")
                         }
-                        crate::envelope::RecipientId::Fido2 { .. } => "FIDO2 key".to_string(),
-                        crate::envelope::RecipientId::Unknown { .. } => "token".to_string(),
+                        vault_secrets::envelope::RecipientId::Fido2 { .. } => {
+                            "FIDO2 key".to_string()
+                        }
+                        vault_secrets::envelope::RecipientId::Unknown { .. } => "token".to_string(),
                     })
                     .collect::<Vec<_>>()
                     .join("+")

@@ -23,10 +23,10 @@ use crate::config::{self, ProfileChain};
 use crate::error::Error;
 use crate::mfa::MfaSources;
 use crate::provider::{Options, Provider, RootSource};
-use crate::store;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use vault_base::creds::Credentials;
+use vault_secrets::store;
 
 /// A profile's credentials and the region they are for.
 pub struct Resolved {
@@ -43,7 +43,7 @@ pub fn stored_key_check(app: &App) -> impl Fn(&str) -> bool + '_ {
             return *v;
         }
         // A token-backed profile's key is in its envelope, not the store.
-        let has = matches!(crate::tokens::read_envelope(name), Ok(Some(_)))
+        let has = matches!(vault_secrets::enrolled::read_envelope(name), Ok(Some(_)))
             || app
                 .store()
                 .ok()
@@ -185,10 +185,11 @@ impl crate::sso::Keep for StoreKeep<'_> {
         let Some(bytes) = store.get(item).map_err(|e| e.to_string())? else {
             return Ok(None);
         };
-        if !crate::envelope::is_envelope(bytes.expose()) {
+        if !vault_secrets::envelope::is_envelope(bytes.expose()) {
             return Ok(Some(bytes));
         }
-        let env = crate::envelope::Envelope::decode(bytes.expose()).map_err(|e| e.to_string())?;
+        let env =
+            vault_secrets::envelope::Envelope::decode(bytes.expose()).map_err(|e| e.to_string())?;
         match crate::keys::open_sealed(self.0, &env, item, &kept_sign_in()) {
             Ok(secret) => Ok(Some(secret)),
             Err(crate::keys::Unsealed::NoToken(wanted)) => Err(format!(
@@ -206,12 +207,13 @@ impl crate::sso::Keep for StoreKeep<'_> {
         let store = self.0.store().map_err(|e| e.to_string())?;
         // A tokens.json that cannot be read keeps nothing: the sign-in
         // must not land in clear because the record of the keys is damaged.
-        let tokens = crate::tokens::Tokens::load().map_err(|e| e.to_string())?;
+        let tokens = vault_secrets::enrolled::Tokens::load().map_err(|e| e.to_string())?;
         let recipients = crate::keys::piv_recipients(&tokens)?;
         if recipients.is_empty() {
             return store.set(item, value).map_err(|e| e.to_string());
         }
-        let env = crate::envelope::seal(value, &recipients, item).map_err(|e| e.to_string())?;
+        let env =
+            vault_secrets::envelope::seal(value, &recipients, item).map_err(|e| e.to_string())?;
         store
             .set(item, &vault_base::secret::SecretBytes::new(env.encode()))
             .map_err(|e| e.to_string())
@@ -381,7 +383,7 @@ pub fn confirm(
 
 /// Whether `profile`'s IAM key is sealed to a token (an envelope exists).
 pub fn token_backed(profile: &str) -> Result<bool, Error> {
-    Ok(crate::tokens::read_envelope(profile)
+    Ok(vault_secrets::enrolled::read_envelope(profile)
         .map_err(|e| Error::Other(e.to_string()))?
         .is_some())
 }

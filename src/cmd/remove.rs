@@ -3,11 +3,11 @@
 use crate::app::App;
 use crate::cli::RemoveArgs;
 use crate::error::Error;
-use crate::store;
+use vault_secrets::store;
 
 pub fn run(app: &App, args: &RemoveArgs) -> Result<(), Error> {
     let store = app.store()?;
-    let wrapped = crate::tokens::read_envelope(&args.profile)
+    let wrapped = vault_secrets::enrolled::read_envelope(&args.profile)
         .map_err(|e| Error::Other(e.to_string()))?
         .is_some();
     let in_store = store::get_key(store, &args.profile)?.is_some();
@@ -61,7 +61,8 @@ pub fn run(app: &App, args: &RemoveArgs) -> Result<(), Error> {
     store.delete(&store::key_item(&args.profile))?;
     if wrapped {
         // The envelope is useless without the token, but it is this profile's key.
-        crate::tokens::delete_envelope(&args.profile).map_err(|e| Error::Other(e.to_string()))?;
+        vault_secrets::enrolled::delete_envelope(&args.profile)
+            .map_err(|e| Error::Other(e.to_string()))?;
     }
     println!("Deleted credentials of profile \"{}\".", args.profile);
     if cleared > 0 {

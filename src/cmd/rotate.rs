@@ -24,21 +24,21 @@
 use crate::app::App;
 use crate::cli::{RotateArgs, SessionArgs};
 use crate::config;
-use crate::envelope::{self, Envelope, RecipientId};
 use crate::error::Error;
 use crate::iam::{self, Iam, IamError, KeyInfo};
 use crate::keys::{piv_recipients, TokenMfa};
 use crate::mfa::MfaSources;
 use crate::provider::{Options, Provider, ProviderError};
 use crate::session::CacheId;
-use crate::store;
 use crate::sts::Sts;
-use crate::tokens::{self, Tokens};
 use std::time::{Duration, Instant};
 use vault_base::creds::{Credentials, LongTermKey};
 use vault_base::lock::Lock;
 use vault_base::secret::mask_key_id as mask;
 use vault_base::settings::env_var;
+use vault_secrets::enrolled::{self, Tokens};
+use vault_secrets::envelope::{self, Envelope, RecipientId};
+use vault_secrets::store;
 
 /// How long a new key may take to be accepted by STS: IAM is eventually
 /// consistent, and a new key usually works within seconds.
@@ -177,8 +177,8 @@ impl Rotation<'_> {
                 if decoded.recipients().len() != recipients.len() {
                     return Err("the new envelope does not hold every recipient".into());
                 }
-                tokens::write_envelope(self.profile, &bytes).map_err(|e| e.to_string())?;
-                let back = tokens::read_envelope(self.profile).map_err(|e| e.to_string())?;
+                enrolled::write_envelope(self.profile, &bytes).map_err(|e| e.to_string())?;
+                let back = enrolled::read_envelope(self.profile).map_err(|e| e.to_string())?;
                 if back.as_deref() != Some(bytes.as_slice()) {
                     return Err("the envelope did not read back as written".into());
                 }
@@ -221,7 +221,7 @@ impl Rotation<'_> {
                 old_bytes,
                 store_copy,
             } => {
-                tokens::write_envelope(self.profile, old_bytes).map_err(|e| e.to_string())?;
+                enrolled::write_envelope(self.profile, old_bytes).map_err(|e| e.to_string())?;
                 if *store_copy {
                     store::set_key(store()?, self.profile, self.old).map_err(|e| e.to_string())?;
                 }
@@ -325,7 +325,8 @@ fn home_of(app: &App, profile: &str) -> Result<Home, Error> {
         message: e,
         hint: None,
     };
-    let Some(bytes) = tokens::read_envelope(profile).map_err(|e| token_err(e.to_string()))? else {
+    let Some(bytes) = enrolled::read_envelope(profile).map_err(|e| token_err(e.to_string()))?
+    else {
         return Ok(Home::Store);
     };
     let env = Envelope::decode(&bytes).map_err(|e| Error::Token {
@@ -387,7 +388,7 @@ pub fn run(app: &App, args: &RotateArgs) -> Result<(), Error> {
     // Opening the envelope may have re-sealed it for a pending backup:
     // what is put back on failure is the envelope as it is now.
     if let Home::Envelope { old_bytes, .. } = &mut home {
-        if let Ok(Some(b)) = tokens::read_envelope(profile) {
+        if let Ok(Some(b)) = enrolled::read_envelope(profile) {
             *old_bytes = b;
         }
     }

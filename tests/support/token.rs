@@ -125,20 +125,20 @@ impl Prompt for NoPrompt {
 /// The test's keychain service, opened through the library: the Secret
 /// Service asked directly, not through `vault` (`vault list` also lists
 /// token-backed profiles).
-pub fn keychain(t: &TestEnv) -> Box<dyn vault::store::Store> {
-    let opts = vault::store::StoreOptions {
+pub fn keychain(t: &TestEnv) -> Box<dyn vault_secrets::store::Store> {
+    let opts = vault_secrets::store::StoreOptions {
         service: t.service.clone(),
         file_dir: t.dir.join("unused-file-store"),
         passphrase_env: None,
     };
-    vault::store::open(vault::store::Backend::Keychain, &opts, &NoPrompt)
+    vault_secrets::store::open(vault_secrets::store::Backend::Keychain, &opts, &NoPrompt)
         .unwrap_or_else(|e| panic!("open the keychain: {e}"))
 }
 
 /// The bytes the test's keychain service holds for `profile`'s key.
 pub fn stored(t: &TestEnv, profile: &str) -> Option<Vec<u8>> {
     keychain(t)
-        .get(&vault::store::key_item(profile))
+        .get(&vault_secrets::store::key_item(profile))
         .unwrap_or_else(|e| panic!("read the keychain: {e}"))
         .map(|b| b.expose().to_vec())
 }

@@ -161,8 +161,8 @@ fn formatting_and_encoding_secrets_frees_no_copy_of_them() {
                     access_key_id: "AKIAZEROIZETEST00001".into(),
                     secret_access_key: SecretAccessKey::new(text(SECRET)),
                 };
-                let bytes = vault::store::encode_key(&key);
-                let back = vault::store::decode_key("key/p", &bytes).unwrap();
+                let bytes = vault_secrets::store::encode_key(&key);
+                let back = vault_secrets::store::decode_key("key/p", &bytes).unwrap();
                 assert_eq!(back, key);
             }),
         ),

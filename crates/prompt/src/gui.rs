@@ -163,20 +163,19 @@ impl Dialog {
     /// program adds.
     fn ask(&self, label: &str, entry: Entry) -> Result<Zeroizing<String>, PromptError> {
         let name = self.tool.program();
-        let out: Output = vault_base::settings::without_vault_secrets(&mut Command::new(
-            &self.program,
-        ))
-        .args(self.ask_args(label, entry))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| {
-            PromptError::Io(format!(
+        let out: Output =
+            vault_base::settings::without_vault_secrets(&mut Command::new(&self.program))
+                .args(self.ask_args(label, entry))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .output()
+                .map_err(|e| {
+                    PromptError::Io(format!(
                 "cannot run {name} ({}): {e}; check it is installed, or choose another --prompt",
                 self.program.display()
             ))
-        })?;
+                })?;
         let stdout = Zeroizing::new(out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() {

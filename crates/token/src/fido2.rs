@@ -1,7 +1,7 @@
 //! FIDO2 security keys as envelope recipients, through the hmac-secret
 //! extension: a credential made once, then for a 32-byte salt the key
 //! returns HMAC-SHA-256(CredRandom, salt) after a touch. That output is the
-//! IKM of the envelope's FIDO2 entry (`src/envelope.rs`).
+//! IKM of the envelope's FIDO2 entry (`crates/secrets/src/envelope.rs`).
 //!
 //! The rest of vault sees only [`Fido2Authenticator`]; [`HidAuthenticator`]
 //! is the one implementation over USB HID (the `ctap-hid-fido2` crate) and
