@@ -2,13 +2,13 @@
 //! the session cache, the prompt. A cache hit opens only the config and
 //! the cache; the store and the prompt are opened when first needed.
 
-use crate::config::{self, ConfigFile};
 use crate::error::Error;
-use crate::session::SessionCache;
 use std::cell::OnceCell;
 use std::time::Duration;
 use vault_base::secret::{MfaCode, Passphrase};
 use vault_base::settings::env_var;
+use vault_profile::config::{self, ConfigFile};
+use vault_profile::session::SessionCache;
 use vault_prompt::{self as prompt, Prompt, PromptError, PromptKind};
 use vault_secrets::store::{self, Backend, Store, StoreOptions};
 
@@ -160,14 +160,14 @@ impl App {
     /// The session cache: the kernel keyring where it works, else the store.
     pub fn cache(&self) -> Result<Box<dyn SessionCache>, Error> {
         #[cfg(target_os = "linux")]
-        match crate::session::kernel::KernelCache::open() {
+        match vault_profile::session::kernel::KernelCache::open() {
             Ok(k) => return Ok(Box::new(k)),
             Err(e) => {
                 log::debug!(target: "vault", "kernel keyring unavailable ({e}); caching sessions in the {} store", self.backend.name())
             }
         }
         let store = store::open(self.backend, &Self::store_options(), &self.prompt)?;
-        Ok(Box::new(crate::session::StoreCache::new(store)))
+        Ok(Box::new(crate::store_cache::StoreCache::new(store)))
     }
 
     /// How much validity a cached session must have left to be reused.
@@ -175,7 +175,7 @@ impl App {
         // aws-vault's name for the same knob, when vault's is not set.
         env_var("VAULT_MIN_REMAINING")
             .or_else(|| env_var("AWS_MIN_TTL"))
-            .and_then(|v| crate::cli::parse_duration(&v).ok())
+            .and_then(|v| vault_base::settings::parse_duration(&v).ok())
             .unwrap_or(DEFAULT_MIN_REMAINING)
     }
 }

@@ -81,7 +81,7 @@ pub fn credentials_json(c: &SessionCredentials) -> Zeroizing<String> {
             access_key_id: &c.access_key_id,
             secret_access_key: c.secret_access_key.expose(),
             token: c.session_token.expose(),
-            expiration: crate::output::rfc3339(c.expiration),
+            expiration: vault_profile::output::rfc3339(c.expiration),
         },
         false,
     )

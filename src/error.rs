@@ -7,7 +7,7 @@ use crate::provider::ProviderError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] vault_profile::config::ConfigError),
     #[error(transparent)]
     Store(#[from] vault_secrets::store::StoreError),
     #[error(transparent)]
@@ -15,7 +15,7 @@ pub enum Error {
     #[error(transparent)]
     Prompt(#[from] vault_prompt::PromptError),
     #[error(transparent)]
-    Cache(#[from] crate::session::CacheError),
+    Cache(#[from] vault_profile::session::CacheError),
     /// The hardware token: absent, PIN, touch, attestation, removed.
     #[error("{message}")]
     Token {

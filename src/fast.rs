@@ -8,13 +8,14 @@
 //! beside it, which links everything and redoes the lookup first.
 
 use crate::cli::{Cli, Command, SessionArgs};
-use crate::config::{self, ConfigFile};
-use crate::session::{CacheError, SessionCache};
 use clap::Parser;
 use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 use vault_base::creds::Credentials;
+use vault_profile::config::{self, ConfigFile};
+use vault_profile::plan::SessionOptions;
+use vault_profile::session::{CacheError, SessionCache};
 
 /// The target's cached credentials and their region, when a fresh enough
 /// session is cached: the config file and the cache, nothing else.
@@ -26,7 +27,7 @@ use vault_base::creds::Credentials;
 pub fn lookup(
     cfg: &ConfigFile,
     profile: &str,
-    args: &SessionArgs,
+    args: &SessionOptions,
     cache: &dyn SessionCache,
     min_remaining: Duration,
 ) -> Result<Option<(Credentials, Option<String>)>, CacheError> {
@@ -38,19 +39,19 @@ pub fn lookup(
     };
     // Keys first, as the full lookup decides; a root with a
     // credential_process and no stored keys caches under the other plan.
-    let mut roots = vec![crate::provider::RootSource::Keys];
+    let mut roots = vec![vault_profile::plan::RootSource::Keys];
     if let Ok(Some(sso)) = cfg.sso(chain.root()) {
-        roots.push(crate::provider::RootSource::Sso(sso));
+        roots.push(vault_profile::plan::RootSource::Sso(sso));
     }
     if let Some(command) = &chain.root().credential_process {
-        roots.push(crate::provider::RootSource::Process {
+        roots.push(vault_profile::plan::RootSource::Process {
             command: command.clone(),
         });
     }
     for root in roots {
-        let plan = crate::plan::build(&chain, args, &config::process_env, root);
-        if let Some(c) = crate::provider::cached(&plan, cache, min_remaining)? {
-            return Ok(Some((c, crate::plan::region(&chain, args))));
+        let plan = vault_profile::plan::build(&chain, args, &config::process_env, root);
+        if let Some(c) = vault_profile::plan::cached(&plan, cache, min_remaining)? {
+            return Ok(Some((c, vault_profile::plan::region(&chain, args))));
         }
     }
     Ok(None)
@@ -113,9 +114,15 @@ fn serve(a: &crate::cli::ExecArgs) -> Option<ExitCode> {
     let cfg = ConfigFile::load(config::default_path()).ok()?;
     let cache = kernel_cache()?;
     let min_remaining = crate::app::App::min_remaining();
-    let (creds, region) = lookup(&cfg, &a.profile, &a.session, cache.as_ref(), min_remaining)
-        .ok()
-        .flatten()?;
+    let (creds, region) = lookup(
+        &cfg,
+        &a.profile,
+        &a.session.options(),
+        cache.as_ref(),
+        min_remaining,
+    )
+    .ok()
+    .flatten()?;
     Some(
         match crate::cmd::exec::deliver(a, &creds, region.as_deref()) {
             Ok(code) => code,
@@ -126,7 +133,7 @@ fn serve(a: &crate::cli::ExecArgs) -> Option<ExitCode> {
 
 #[cfg(target_os = "linux")]
 fn kernel_cache() -> Option<Box<dyn SessionCache>> {
-    crate::session::kernel::KernelCache::open()
+    vault_profile::session::kernel::KernelCache::open()
         .ok()
         .map(|k| Box::new(k) as Box<dyn SessionCache>)
 }

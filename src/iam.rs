@@ -3,13 +3,13 @@
 //! `sts.rs`). Like the STS client, it is only started by the
 //! command that needs it.
 
-use crate::config::Profile;
 use aws_sdk_iam::config::retry::RetryConfig;
 use aws_sdk_iam::config::timeout::TimeoutConfig;
 use aws_sdk_iam::config::{BehaviorVersion, Region};
 use std::time::Duration;
 use vault_base::creds::{Credentials, LongTermKey};
 use vault_base::secret::SecretAccessKey;
+use vault_profile::config::Profile;
 
 /// IAM is global; its endpoint signs for us-east-1 in the `aws` partition.
 const GLOBAL_REGION: &str = "us-east-1";

@@ -21,7 +21,7 @@ use vault_token::piv::{tries, PinPolicy, PivUnwrapper, SlotInfo, TouchPolicy};
 /// without a backup is lost. Kept as salted SHA-256 hashes in the session
 /// cache (memory only, private to this uid), never on disk.
 pub struct PinGuard {
-    cache: Option<Box<dyn crate::session::SessionCache>>,
+    cache: Option<Box<dyn vault_profile::session::SessionCache>>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Default)]
@@ -41,12 +41,12 @@ impl PinGuard {
     }
 
     /// A guard keeping its record in `cache`.
-    pub fn with_cache(cache: Box<dyn crate::session::SessionCache>) -> PinGuard {
+    pub fn with_cache(cache: Box<dyn vault_profile::session::SessionCache>) -> PinGuard {
         PinGuard { cache: Some(cache) }
     }
 
-    fn id(serial: u32) -> crate::session::CacheId {
-        crate::session::mfa_record_id(&format!("piv-pin-refused:{serial}"))
+    fn id(serial: u32) -> vault_profile::session::CacheId {
+        vault_profile::session::mfa_record_id(&format!("piv-pin-refused:{serial}"))
     }
 
     fn load(&self, serial: u32) -> RefusedPins {
@@ -152,7 +152,7 @@ pub fn pin_for(
 /// How long an exec waits for a token-backed profile's key to be inserted.
 pub fn token_wait() -> Duration {
     env_var("VAULT_TOKEN_WAIT")
-        .and_then(|v| crate::cli::parse_duration(&v).ok())
+        .and_then(|v| vault_base::settings::parse_duration(&v).ok())
         .unwrap_or(Duration::from_secs(15))
 }
 
@@ -502,11 +502,11 @@ impl DeviceCodes for TokenMfa<'_> {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use crate::session::{CacheError, CacheId, SessionCache};
     use std::cell::RefCell;
     use std::collections::BTreeMap;
     use std::rc::Rc;
     use vault_base::secret::{MfaCode, SecretBytes};
+    use vault_profile::session::{CacheError, CacheId, SessionCache};
     use vault_prompt::PromptError;
 
     #[derive(Default, Clone)]

@@ -3,10 +3,10 @@
 //! And the rule AWS enforces: a TOTP code is accepted once, so vault never
 //! sends a code it already sent; it waits for the next one instead.
 
-use crate::session::{self, MfaUse, SessionCache};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use vault_base::secret::MfaCode;
+use vault_profile::session::{self, MfaUse, SessionCache};
 use vault_prompt::{Prompt, PromptError};
 
 /// TOTP time step length AWS virtual MFA devices use.

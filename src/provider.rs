@@ -9,78 +9,16 @@
 //! one code), the others wait and reuse its result.
 
 use crate::mfa::{self, MfaError, MfaSources};
-use crate::session::{self, CacheError, CacheId, CachedSession, SessionCache, SessionKind};
-use crate::sts::{self, Endpoint, Sts, StsCalls, StsError};
+use crate::sts::{Sts, StsCalls, StsError};
 use std::cell::OnceCell;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 use vault_base::creds::{Credentials, LongTermKey};
 use vault_base::lock::Lock;
-
-/// AWS caps a role assumed with role credentials (role chaining) at one hour.
-pub const ROLE_CHAINING_MAX: Duration = Duration::from_secs(3600);
-
-/// Where the root profile's own credentials come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RootSource {
-    /// Its long-term key, from its envelope or the store.
-    Keys,
-    /// The output of its `credential_process` (it has no stored key).
-    Process { command: String },
-    /// Role credentials from IAM Identity Center (its `sso_*` settings).
-    Sso(crate::config::SsoSettings),
-}
-
-/// Where a profile's SSO role credentials are cached: per sign-in, account
-/// and role, so profiles naming the same role share them.
-fn sso_cache_id(s: &crate::config::SsoSettings) -> CacheId {
-    CacheId::new(&[
-        "sso",
-        s.session.as_deref().unwrap_or(""),
-        &s.start_url,
-        &s.region,
-        &s.account_id,
-        &s.role_name,
-    ])
-}
-
-/// Where the output of `profile`'s `credential_process` is cached.
-fn process_cache_id(profile: &str, command: &str) -> CacheId {
-    CacheId::new(&["credential_process", profile, command])
-}
-
-/// What to do to get credentials for a profile, derived from its config.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    /// The profile whose credentials start the chain.
-    pub root_profile: String,
-    pub root: RootSource,
-    pub endpoint: Endpoint,
-    /// GetSessionToken on the root keys first (off with `--no-session`).
-    pub session: Option<SessionStep>,
-    /// Roles to assume, in order, each with the previous step's credentials.
-    pub roles: Vec<RoleStep>,
-}
-
-#[derive(Debug, Clone)]
-pub struct SessionStep {
-    pub profile: String,
-    pub mfa_serial: Option<String>,
-    pub mfa_process: Option<String>,
-    pub duration: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct RoleStep {
-    pub profile: String,
-    pub request: sts::AssumeRole,
-    /// Whether `role_session_name` was configured (a generated one must not
-    /// split the cache).
-    pub session_name_fixed: bool,
-    /// MFA sent with AssumeRole itself: only when no MFA session precedes it.
-    pub mfa_serial: Option<String>,
-    pub mfa_process: Option<String>,
-}
+use vault_profile::plan::{
+    process_cache_id, sso_cache_id, Endpoint, Plan, RootSource, ROLE_CHAINING_MAX,
+};
+use vault_profile::session::{self, CacheError, CacheId, CachedSession, SessionCache, SessionKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
@@ -171,111 +109,6 @@ pub struct Provider<'a> {
         crate::sso::Flow,
         Option<&'a dyn crate::sso::Keep>,
     )>,
-}
-
-impl Plan {
-    fn session_id(&self) -> Option<CacheId> {
-        self.session.as_ref().map(|s| {
-            CacheId::new(&[
-                "GetSessionToken",
-                &self.root_profile,
-                s.mfa_serial.as_deref().unwrap_or(""),
-                self.endpoint.url.as_deref().unwrap_or(""),
-            ])
-        })
-    }
-
-    /// The cache id of role `i`, which depends on everything before it.
-    fn role_id(&self, i: usize) -> CacheId {
-        let prev = if i == 0 {
-            self.session_id()
-                .map(|id| id.as_str().to_string())
-                .unwrap_or_else(|| self.root_id_str())
-        } else {
-            self.role_id(i - 1).as_str().to_string()
-        };
-        let r = &self.roles[i];
-        let tags: Vec<String> = r
-            .request
-            .tags
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let name = if r.session_name_fixed {
-            r.request.session_name.as_str()
-        } else {
-            ""
-        };
-        CacheId::new(&[
-            "AssumeRole",
-            &prev,
-            &r.request.role_arn,
-            name,
-            r.request.external_id.as_deref().unwrap_or(""),
-            &tags.join(","),
-            &r.request.transitive_tag_keys.join(","),
-            r.request.source_identity.as_deref().unwrap_or(""),
-            r.mfa_serial.as_deref().unwrap_or(""),
-            self.endpoint.url.as_deref().unwrap_or(""),
-        ])
-    }
-
-    /// What the first role's id builds on when no session precedes it.
-    fn root_id_str(&self) -> String {
-        match &self.root {
-            RootSource::Keys => format!("keys:{}", self.root_profile),
-            RootSource::Process { .. } | RootSource::Sso(_) => self
-                .process_id()
-                .map(|id| id.as_str().to_string())
-                .unwrap_or_default(),
-        }
-    }
-
-    /// The cache id of the root's own temporary credentials: its
-    /// `credential_process` output or its SSO role credentials.
-    fn process_id(&self) -> Option<CacheId> {
-        match &self.root {
-            RootSource::Process { command } => Some(process_cache_id(&self.root_profile, command)),
-            RootSource::Sso(s) => Some(sso_cache_id(s)),
-            RootSource::Keys => None,
-        }
-    }
-
-    /// The id of the entry that answers for the target, if it is cached at all.
-    pub fn target_id(&self) -> Option<CacheId> {
-        if self.roles.is_empty() {
-            self.session_id().or_else(|| self.process_id())
-        } else {
-            Some(self.role_id(self.roles.len() - 1))
-        }
-    }
-
-    /// Every cache id this plan uses (for `vault clear PROFILE`).
-    pub fn all_ids(&self) -> Vec<CacheId> {
-        let mut ids: Vec<CacheId> = self.session_id().into_iter().collect();
-        ids.extend(self.process_id());
-        ids.extend((0..self.roles.len()).map(|i| self.role_id(i)));
-        ids
-    }
-}
-
-/// Looks up the target's credentials in the cache only: the fast path of
-/// `vault exec --json`, which must not start the store, the SDK or a runtime.
-pub fn cached(
-    plan: &Plan,
-    cache: &dyn SessionCache,
-    min_remaining: Duration,
-) -> Result<Option<Credentials>, CacheError> {
-    let Some(id) = plan.target_id() else {
-        return Ok(None);
-    };
-    Ok(session::get(cache, &id)?
-        .filter(|s| s.creds.remaining(SystemTime::now()) > min_remaining)
-        .map(|s| {
-            log::debug!(target: "vault", "using cached {} session of {} ({} s left)",
-                s.kind.label(), s.profile, s.creds.remaining(SystemTime::now()).as_secs());
-            Credentials::Session(s.creds)
-        }))
 }
 
 impl<'a> Provider<'a> {
@@ -371,7 +204,7 @@ impl<'a> Provider<'a> {
     fn sso_role(
         &self,
         plan: &Plan,
-        settings: &crate::config::SsoSettings,
+        settings: &vault_profile::config::SsoSettings,
     ) -> Result<Credentials, ProviderError> {
         let id = sso_cache_id(settings);
         if let Some(s) = self.fresh(&id)? {
@@ -387,7 +220,8 @@ impl<'a> Provider<'a> {
             source,
         };
         let endpoints =
-            crate::sso::endpoints(&settings.region, &crate::config::process_env).map_err(fail)?;
+            crate::sso::endpoints(&settings.region, &vault_profile::config::process_env)
+                .map_err(fail)?;
         let (ui, flow, keep) = self.sso.ok_or_else(|| {
             fail(crate::sso::SsoError::Callback(
                 "this command cannot sign in to IAM Identity Center".into(),
@@ -606,14 +440,14 @@ mod tests {
     //! happens to an MFA code. Every decision here is also exercised
     //! end to end against the rig's strict STS (tests/cli_*.rs).
     use super::*;
-    use crate::cli::SessionArgs;
-    use crate::config::ConfigFile;
     use crate::mfa::MfaError;
-    use crate::session::{CacheError, SessionCache};
     use std::cell::RefCell;
     use std::collections::BTreeMap;
     use vault_base::creds::{LongTermKey, SessionCredentials};
     use vault_base::secret::{MfaCode, Passphrase, SecretAccessKey, SecretBytes, SessionToken};
+    use vault_profile::config::ConfigFile;
+    use vault_profile::plan::SessionOptions;
+    use vault_profile::session::{CacheError, SessionCache};
     use vault_prompt::{Prompt, PromptError};
 
     #[derive(Default)]
@@ -710,7 +544,7 @@ mod tests {
         fn assume_role(
             &self,
             creds: &Credentials,
-            role: &sts::AssumeRole,
+            role: &crate::sts::AssumeRole,
             mfa: Option<(&str, &MfaCode)>,
         ) -> Result<SessionCredentials, StsError> {
             self.answer((
@@ -729,14 +563,14 @@ mod tests {
         let cfg = ConfigFile::parse(config, "config").unwrap();
         let none = |_: &str| None;
         let chain = cfg.resolve_with(profile, &none, &|n| n == "u").unwrap();
-        let args = SessionArgs {
+        let args = SessionOptions {
             duration: duration.map(Duration::from_secs),
             no_session: false,
             region: None,
             mfa_token: None,
         };
-        let root = crate::plan::root_source(&chain, true);
-        crate::plan::build(&chain, &args, &none, root)
+        let root = vault_profile::plan::root_source(&chain, true);
+        vault_profile::plan::build(&chain, &args, &none, root)
     }
 
     /// Runs `f` with a provider over `cache` and `sts`, the stored key of

@@ -16,14 +16,14 @@
 //! This module never prints: the command layer shows the URL and opens the
 //! browser through [`SignInUi`].
 
-use crate::config::SsoSettings;
-use crate::session::{self, CacheId, SessionCache};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use vault_base::creds::SessionCredentials;
 use vault_base::secret::{SecretAccessKey, SecretBytes, SessionToken};
+use vault_profile::config::SsoSettings;
+use vault_profile::session::{self, CacheId, SessionCache};
 use zeroize::Zeroizing;
 
 /// The grant a device-code client polls with.

@@ -6,6 +6,7 @@ use aws_sdk_sts::config::{BehaviorVersion, Region};
 use std::time::{Duration, SystemTime};
 use vault_base::creds::{Credentials, SessionCredentials};
 use vault_base::secret::{MfaCode, SecretAccessKey, SessionToken};
+pub use vault_profile::plan::{AssumeRole, Endpoint};
 
 /// How long one STS call may take in all, retries included, unless
 /// `VAULT_STS_TIMEOUT` (Go-style: `10s`, `1m`) says otherwise. Without a
@@ -18,7 +19,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 /// `VAULT_STS_TIMEOUT`, else [`DEFAULT_TIMEOUT`].
 pub fn timeout() -> Duration {
     vault_base::settings::env_var("VAULT_STS_TIMEOUT")
-        .and_then(|v| crate::cli::parse_duration(&v).ok())
+        .and_then(|v| vault_base::settings::parse_duration(&v).ok())
         .filter(|d| !d.is_zero())
         .unwrap_or(DEFAULT_TIMEOUT)
 }
@@ -29,15 +30,6 @@ fn seconds(d: Duration) -> String {
     } else {
         format!("{:.1} s", d.as_secs_f64())
     }
-}
-
-/// Where STS is reached.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub region: String,
-    /// An explicit endpoint (`AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL`,
-    /// `endpoint_url`); otherwise the SDK's regional endpoint.
-    pub url: Option<String>,
 }
 
 /// Whether `url` may carry vault's requests: https anywhere, plain http
@@ -68,17 +60,6 @@ pub fn check_endpoint(url: &str) -> Result<(), String> {
             "{url} is neither https:// nor http:// to this machine"
         )),
     }
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct AssumeRole {
-    pub role_arn: String,
-    pub session_name: String,
-    pub external_id: Option<String>,
-    pub duration: Duration,
-    pub tags: Vec<(String, String)>,
-    pub transitive_tag_keys: Vec<String>,
-    pub source_identity: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

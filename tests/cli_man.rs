@@ -265,8 +265,13 @@ fn every_aws_variable_vault_reads_is_documented() {
 /// `("key", SectionKind…)`.
 fn config_keys_read() -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
-    for file in ["config/resolve.rs", "config/sso.rs", "cmd/sso_populate.rs"] {
-        let text = std::fs::read_to_string(src().join(file)).unwrap();
+    let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/profile/src");
+    for file in [
+        profile.join("config/resolve.rs"),
+        profile.join("config/sso.rs"),
+        src().join("cmd/sso_populate.rs"),
+    ] {
+        let text = std::fs::read_to_string(file).unwrap();
         let code = text.split("#[cfg(test)]").next().unwrap();
         for call in ["take(\"", "get(\"", "const MARK: &str = \""] {
             for piece in code.split(call).skip(1) {
@@ -389,7 +394,10 @@ fn files_exit_statuses_and_examples_are_documented() {
 #[test]
 fn execs_environment_is_documented_from_the_source() {
     // output.rs's code, not its unit tests' inherited examples.
-    let text = std::fs::read_to_string(src().join("output.rs")).unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/profile/src/output.rs"),
+    )
+    .unwrap();
     let code = text.split("#[cfg(test)]").next().unwrap();
     let named: BTreeSet<String> = code
         .split('"')
@@ -406,7 +414,7 @@ fn execs_environment_is_documented_from_the_source() {
     assert!(named.contains("AWS_SESSION_TOKEN"), "{named:?}");
     let known: BTreeSet<String> = vault::docs::EXEC_SETS
         .iter()
-        .chain(vault::output::KEEP_AWS)
+        .chain(vault_profile::output::KEEP_AWS)
         .chain(vault::docs::ENV_VARS.iter().map(|(n, _)| n))
         .map(|s| s.to_string())
         .collect();
@@ -426,7 +434,7 @@ fn execs_environment_is_documented_from_the_source() {
         .replace("\\-", "-");
     for name in vault::docs::EXEC_SETS
         .iter()
-        .chain(vault::output::KEEP_AWS)
+        .chain(vault_profile::output::KEEP_AWS)
         .chain(vault_base::settings::VAULT_SECRETS)
     {
         assert!(env.contains(name), "{name} not in ENVIRONMENT");

@@ -405,17 +405,16 @@ fn keyring_entries(t: &TestEnv) -> Vec<KernelEntry> {
 
 /// Every session entry of the world's keyring must decode as a complete,
 /// unexpired session with a kernel timeout; returns their credentials.
-fn complete_sessions(t: &TestEnv) -> Vec<vault::session::CachedSession> {
+fn complete_sessions(t: &TestEnv) -> Vec<vault_profile::session::CachedSession> {
     let entries = keyring_entries(t);
     let mut sessions = Vec::new();
     for e in &entries {
         if e.description.starts_with("vault:session:") {
-            let id =
-                vault::session::CacheId::from_qualified(e.description.trim_start_matches("vault:"))
-                    .unwrap_or_else(|| {
-                        panic!("cache entry with a malformed name: {}", e.description)
-                    });
-            let s = vault::session::decode(&id, &e.payload).unwrap_or_else(|err| {
+            let id = vault_profile::session::CacheId::from_qualified(
+                e.description.trim_start_matches("vault:"),
+            )
+            .unwrap_or_else(|| panic!("cache entry with a malformed name: {}", e.description));
+            let s = vault_profile::session::decode(&id, &e.payload).unwrap_or_else(|err| {
                 panic!(
                     "cache entry {} is not a complete session ({err}): {:?}",
                     e.description,
@@ -455,7 +454,7 @@ fn complete_sessions(t: &TestEnv) -> Vec<vault::session::CachedSession> {
 /// The world's cache holds two complete sessions: p's MFA session and r's
 /// role session, the one every surviving caller got.
 fn cache_holds(t: &TestEnv, creds: &JsonCreds) {
-    use vault::session::SessionKind;
+    use vault_profile::session::SessionKind;
     let cached = complete_sessions(t);
     let kinds: Vec<(SessionKind, &str)> = cached
         .iter()

@@ -16,9 +16,9 @@ use rand_chacha::ChaCha20Rng;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, UNIX_EPOCH};
-use vault::session::{CachedSession, SessionKind};
 use vault_base::creds::{LongTermKey, SessionCredentials};
 use vault_base::secret::{SecretAccessKey, SecretBytes, SessionToken};
+use vault_profile::session::{CachedSession, SessionKind};
 use vault_secrets::envelope::{self, SoftwareFido2, SoftwarePiv};
 use vault_secrets::store::file::{encode_with_key, KdfParams};
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
@@ -225,7 +225,7 @@ fn files() -> Vec<(String, Vec<u8>)> {
     seed(
         "session",
         "entry",
-        vault::session::encode(&fuzz_session_id(), &session)
+        vault_profile::session::encode(&fuzz_session_id(), &session)
             .expose()
             .to_vec(),
     );
@@ -498,8 +498,9 @@ fn seeds_are_what_the_code_makes() {
 }
 
 /// The id the session fuzz target decodes entries under.
-fn fuzz_session_id() -> vault::session::CacheId {
-    vault::session::CacheId::from_qualified("session:00000000000000000000000000000000").unwrap()
+fn fuzz_session_id() -> vault_profile::session::CacheId {
+    vault_profile::session::CacheId::from_qualified("session:00000000000000000000000000000000")
+        .unwrap()
 }
 
 #[test]
@@ -507,9 +508,11 @@ fn the_seeds_are_accepted_by_their_parsers() {
     let files: std::collections::BTreeMap<String, Vec<u8>> = files().into_iter().collect();
     let get = |p: &str| &files[p][..];
     for name in ["readme", "busy"] {
-        let config =
-            vault::config::ConfigFile::parse_bytes(get(&format!("corpus/config/seed-{name}")), "c")
-                .unwrap();
+        let config = vault_profile::config::ConfigFile::parse_bytes(
+            get(&format!("corpus/config/seed-{name}")),
+            "c",
+        )
+        .unwrap();
         assert!(!config.profile_names().is_empty());
     }
     for name in ["piv-and-fido2", "piv", "unknown-kind"] {
@@ -524,7 +527,7 @@ fn the_seeds_are_accepted_by_their_parsers() {
     .unwrap();
     assert_eq!(params, KdfParams::DEFAULT);
     vault_secrets::store::decode_key(CONTEXT, &SecretBytes::new(plain.expose().to_vec())).unwrap();
-    vault::session::decode(&fuzz_session_id(), get("corpus/session/seed-entry")).unwrap();
+    vault_profile::session::decode(&fuzz_session_id(), get("corpus/session/seed-entry")).unwrap();
     vault_token::oath::parse_select(get("corpus/oath/seed-select-locked")).unwrap();
     assert_eq!(
         vault_token::oath::parse_list(get("corpus/oath/seed-list"))

@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use vault::cli::SessionArgs;
-use vault::config::ConfigFile;
+use vault_profile::config::ConfigFile;
 
 const FILE: &str = "~/.aws/config";
 
@@ -66,11 +66,11 @@ fuzz_target!(|data: &[u8]| {
                         .map(|e| (e.to_string(), e.hint()));
                     let _ = chain.sts_endpoint();
                     for has_keys in [true, false] {
-                        let root = vault::plan::root_source(&chain, has_keys);
-                        let plan = vault::plan::build(&chain, &args, &some_env, root);
+                        let root = vault_profile::plan::root_source(&chain, has_keys);
+                        let plan = vault_profile::plan::build(&chain, &args, &some_env, root);
                         let _ = (plan.target_id(), plan.all_ids());
                     }
-                    let _ = vault::plan::region(&chain, &args);
+                    let _ = vault_profile::plan::region(&chain, &args);
                 }
                 Err(e) => {
                     let _ = (e.to_string(), e.hint());

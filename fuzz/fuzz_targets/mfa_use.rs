@@ -9,7 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use vault::mfa::{self, STEP};
-use vault::session::MfaUse;
+use vault_profile::session::MfaUse;
 
 fuzz_target!(|data: &[u8]| {
     let Some((now, json)) = data.split_first_chunk::<8>() else {

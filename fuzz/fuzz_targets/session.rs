@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use std::time::SystemTime;
 use vault_base::creds::Credentials;
-use vault::session::{self, CacheId};
+use vault_profile::session::{self, CacheId};
 
 fuzz_target!(|data: &[u8]| {
     // Entries name the id they were written under; the seeds use this one.
@@ -20,9 +20,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = s.creds.remaining(SystemTime::now());
         let _ = s.kind.label();
         // What `vault exec --json`, `--ecs-server` and `vault list` make of it.
-        let _ = vault::output::rfc3339(s.creds.expiration);
+        let _ = vault_profile::output::rfc3339(s.creds.expiration);
         let _ = vault::ecs::credentials_json(&s.creds);
-        let _ = vault::output::credential_process_json(&Credentials::Session(s.creds.clone()));
+        let _ = vault_profile::output::credential_process_json(&Credentials::Session(s.creds.clone()));
     }
     let name = String::from_utf8_lossy(data);
     if let Some(id) = CacheId::from_qualified(&name) {

@@ -5,7 +5,7 @@
 use crate::app::App;
 use crate::cli::ClearArgs;
 use crate::error::Error;
-use crate::session;
+use vault_profile::session;
 
 pub fn run(app: &App, args: &ClearArgs) -> Result<(), Error> {
     let cache = app.cache()?;
@@ -58,13 +58,13 @@ pub fn run(app: &App, args: &ClearArgs) -> Result<(), Error> {
 /// The SSO settings of `profile` itself, when it is an SSO profile; a
 /// profile chained on one keeps the sign-in (as with aws-vault, clearing a
 /// role's sessions does not sign its source out).
-fn sso_of(app: &App, profile: &str) -> Result<Option<crate::config::SsoSettings>, Error> {
+fn sso_of(app: &App, profile: &str) -> Result<Option<vault_profile::config::SsoSettings>, Error> {
     let Ok(cfg) = app.config() else {
         return Ok(None);
     };
     let Ok(chain) = cfg.resolve_with(
         profile,
-        &crate::config::process_env,
+        &vault_profile::config::process_env,
         &super::stored_key_check(app),
     ) else {
         return Ok(None);
@@ -125,7 +125,7 @@ fn source_of(app: &App, profile: &str) -> String {
         .and_then(|cfg| {
             cfg.resolve_with(
                 profile,
-                &crate::config::process_env,
+                &vault_profile::config::process_env,
                 &super::stored_key_check(app),
             )
             .ok()

@@ -36,7 +36,8 @@ pub const PROFILES_ARG: &str = "__complete-profiles";
 /// store, token or prompt), and a config it cannot read is no names
 /// rather than an error in the middle of the user's command line.
 pub fn profiles() -> std::process::ExitCode {
-    let Ok(config) = crate::config::ConfigFile::load(crate::config::default_path()) else {
+    let Ok(config) = vault_profile::config::ConfigFile::load(vault_profile::config::default_path())
+    else {
         return std::process::ExitCode::SUCCESS;
     };
     let mut text = String::new();

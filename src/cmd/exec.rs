@@ -5,11 +5,11 @@ use crate::app::App;
 use crate::cli::ExecArgs;
 use crate::ecs;
 use crate::error::Error;
-use crate::output;
 use std::ffi::OsString;
 use std::io::Write;
 use vault_base::creds::{Credentials, SessionCredentials};
 use vault_base::settings::env_var;
+use vault_profile::output;
 
 /// A vault shell inside a vault shell would stack one profile's credentials
 /// on another's; aws-vault refuses it too.
@@ -93,7 +93,10 @@ fn run_with_ecs_server(app: &App, args: &ExecArgs) -> Result<std::process::ExitC
     // starts), or, with --lazy, only a check that the profile can work.
     let (first, region) = if args.lazy {
         let (chain, _) = super::resolve_chain(app, &args.profile)?;
-        (None, crate::plan::region(&chain, &args.session))
+        (
+            None,
+            vault_profile::plan::region(&chain, &args.session.options()),
+        )
     } else {
         let r = super::credentials(app, &args.profile, &session)?;
         (Some(session_only(r.creds)?), r.region)

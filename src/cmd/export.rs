@@ -3,8 +3,8 @@
 use crate::app::App;
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::error::Error;
-use crate::output;
 use std::io::Write;
+use vault_profile::output;
 
 pub fn run(app: &App, args: &ExportArgs) -> Result<(), Error> {
     super::exec::refuse_nesting()?;

@@ -899,7 +899,8 @@ fn load_totp(
 
     // Record mfa_serial in the profile when it had none.
     if let (Some(p), None) = (&args.profile, &profile_mfa) {
-        let mut cfg = crate::config::ConfigFile::load(crate::config::default_path())?;
+        let mut cfg =
+            vault_profile::config::ConfigFile::load(vault_profile::config::default_path())?;
         cfg.set_value(p, "mfa_serial", &mfa_serial)?;
         // Last of all, so a config that cannot be written (read-only,
         // full) costs only this line, which the user can add by hand.

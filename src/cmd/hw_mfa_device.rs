@@ -24,14 +24,14 @@
 //!    profile.
 
 use crate::app::App;
-use crate::cli::{EnrollArgs, SessionArgs};
-use crate::config;
+use crate::cli::EnrollArgs;
 use crate::error::Error;
 use crate::iam::{self, Iam, IamError};
 use crate::sts::Sts;
 use std::time::Duration;
 use vault_base::creds::Credentials;
 use vault_base::secret::{MfaCode, SecretBytes};
+use vault_profile::config;
 use vault_secrets::enrolled::{OathRecord, Tokens};
 use vault_token::oath::{self, Algorithm, OathSession, TOUCH_NOTICE_AFTER};
 use zeroize::Zeroizing;
@@ -112,17 +112,17 @@ pub fn prepare(app: &App, args: &EnrollArgs) -> Result<Prepared, Error> {
         )
     })?;
     let creds = Credentials::LongTerm(key);
-    let no_args = SessionArgs {
+    let no_args = vault_profile::plan::SessionOptions {
         duration: None,
         no_session: true,
         region: None,
         mfa_token: None,
     };
-    let plan = crate::plan::build(
+    let plan = vault_profile::plan::build(
         &chain,
         &no_args,
         &config::process_env,
-        crate::provider::RootSource::Keys,
+        vault_profile::plan::RootSource::Keys,
     );
     let sts = Sts::new(plan.endpoint.clone()).map_err(crate::provider::ProviderError::from)?;
     let arn = sts.caller_arn(&creds).map_err(|e| {

@@ -134,19 +134,19 @@ pub fn run(_app: &App, args: &StatusArgs) -> Result<(), Error> {
             "enrolled": enrolled_json,
             "pending_backup": t.pending_backup,
         });
-        crate::outln!("{v}");
+        vault_profile::outln!("{v}");
         return Ok(());
     }
-    crate::outln!("Keys present:");
+    vault_profile::outln!("Keys present:");
     if present_text.is_empty() {
-        crate::outln!("  none");
+        vault_profile::outln!("  none");
     }
     for l in present_text {
-        crate::outln!("{l}");
+        vault_profile::outln!("{l}");
     }
-    crate::outln!("Enrolled:");
+    vault_profile::outln!("Enrolled:");
     if t.tokens.is_empty() {
-        crate::outln!("  none (vault hw enroll puts a key into service)");
+        vault_profile::outln!("  none (vault hw enroll puts a key into service)");
     }
     for r in &t.tokens {
         let here = if present.iter().any(|k| k.serial == Some(r.serial)) {
@@ -154,9 +154,9 @@ pub fn run(_app: &App, args: &StatusArgs) -> Result<(), Error> {
         } else {
             "absent"
         };
-        crate::outln!("  YubiKey {} ({}, {here})", r.serial, r.role);
+        vault_profile::outln!("  YubiKey {} ({}, {here})", r.serial, r.role);
         if let Some(p) = &r.piv {
-            crate::outln!(
+            vault_profile::outln!(
                 "    PIV slot {:02x}: P-256, PIN {}, touch {}, {}",
                 p.slot,
                 p.pin_policy,
@@ -169,7 +169,7 @@ pub fn run(_app: &App, args: &StatusArgs) -> Result<(), Error> {
             );
         }
         let profiles = users.get(&r.serial).cloned().unwrap_or_default();
-        crate::outln!(
+        vault_profile::outln!(
             "    profiles: {}",
             if profiles.is_empty() {
                 "-".to_string()
@@ -178,7 +178,7 @@ pub fn run(_app: &App, args: &StatusArgs) -> Result<(), Error> {
             }
         );
         for o in &r.oath {
-            crate::outln!(
+            vault_profile::outln!(
                 "    OATH: {} for {}{}",
                 o.name,
                 o.mfa_serial,
@@ -187,7 +187,7 @@ pub fn run(_app: &App, args: &StatusArgs) -> Result<(), Error> {
         }
     }
     if !t.pending_backup.is_empty() {
-        crate::outln!(
+        vault_profile::outln!(
             "Backup key not yet in the envelopes of: {} (added at their next unwrap)",
             t.pending_backup.join(", ")
         );

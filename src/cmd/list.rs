@@ -3,9 +3,9 @@
 use crate::app::App;
 use crate::cli::ListArgs;
 use crate::error::Error;
-use crate::session;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
+use vault_profile::session;
 use vault_secrets::store;
 
 pub fn human(d: Duration) -> String {
@@ -22,7 +22,7 @@ pub fn run(app: &App, args: &ListArgs) -> Result<(), Error> {
     let mut profiles: Vec<String> = cfg.profile_names().iter().map(|s| s.to_string()).collect();
     if args.profiles {
         for p in profiles {
-            crate::outln!("{p}");
+            vault_profile::outln!("{p}");
         }
         return Ok(());
     }
@@ -58,7 +58,7 @@ pub fn run(app: &App, args: &ListArgs) -> Result<(), Error> {
     stored.sort();
     if args.credentials {
         for p in stored {
-            crate::outln!("{p}");
+            vault_profile::outln!("{p}");
         }
         return Ok(());
     }
@@ -75,7 +75,7 @@ pub fn run(app: &App, args: &ListArgs) -> Result<(), Error> {
     if args.sessions {
         for (p, list) in &sessions {
             for s in list {
-                crate::outln!("{p}\t{s}");
+                vault_profile::outln!("{p}\t{s}");
             }
         }
         return Ok(());
@@ -85,8 +85,8 @@ pub fn run(app: &App, args: &ListArgs) -> Result<(), Error> {
             profiles.push(p.clone());
         }
     }
-    crate::outln!("{:<24} {:<24} Sessions", "Profile", "Credentials");
-    crate::outln!("{:<24} {:<24} ========", "=======", "===========");
+    vault_profile::outln!("{:<24} {:<24} Sessions", "Profile", "Credentials");
+    vault_profile::outln!("{:<24} {:<24} ========", "=======", "===========");
     for p in &profiles {
         let creds = match wrapped.get(p) {
             Some(by) => by.as_str(),
@@ -97,7 +97,7 @@ pub fn run(app: &App, args: &ListArgs) -> Result<(), Error> {
             .get(p)
             .map(|v| v.join(", "))
             .unwrap_or_else(|| "-".into());
-        crate::outln!("{p:<24} {creds:<24} {sess}");
+        vault_profile::outln!("{p:<24} {creds:<24} {sess}");
     }
     Ok(())
 }

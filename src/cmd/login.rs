@@ -13,14 +13,14 @@
 
 use crate::app::App;
 use crate::cli::LoginArgs;
-use crate::config;
 use crate::error::Error;
-use crate::provider::ROLE_CHAINING_MAX;
 use crate::sts::Sts;
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 use vault_base::creds::{Credentials, SessionCredentials};
 use vault_base::settings::env_var;
+use vault_profile::config;
+use vault_profile::plan::ROLE_CHAINING_MAX;
 use zeroize::Zeroizing;
 
 /// Overrides the federation endpoint (`https://signin.aws.amazon.com/federation`
@@ -36,8 +36,9 @@ pub fn run(app: &App, args: &LoginArgs) -> Result<(), Error> {
         super::check_duration(d)?;
     }
     let (chain, root) = super::resolve_chain(app, &args.profile)?;
-    let plan = crate::plan::build(&chain, &args.session, &config::process_env, root);
-    let region = crate::plan::region(&chain, &args.session);
+    let plan =
+        vault_profile::plan::build(&chain, &args.session.options(), &config::process_env, root);
+    let region = vault_profile::plan::region(&chain, &args.session.options());
     if let Some(r) = &region {
         check_region(r)?;
     }
@@ -46,7 +47,7 @@ pub fn run(app: &App, args: &LoginArgs) -> Result<(), Error> {
 
     // A user's key gets a federation token; an SSO or credential_process
     // root already gives a role session, as a role profile does.
-    let from_keys = matches!(plan.root, crate::provider::RootSource::Keys);
+    let from_keys = matches!(plan.root, vault_profile::plan::RootSource::Keys);
     let (creds, session_duration) = if plan.roles.is_empty() && from_keys {
         (federation_session(app, &plan, args)?, None)
     } else {
@@ -95,7 +96,7 @@ pub fn run(app: &App, args: &LoginArgs) -> Result<(), Error> {
 /// would give a console that closes minutes later.
 fn federation_session(
     app: &App,
-    plan: &crate::provider::Plan,
+    plan: &vault_profile::plan::Plan,
     args: &LoginArgs,
 ) -> Result<SessionCredentials, Error> {
     if plan
@@ -124,9 +125,9 @@ fn federation_session(
         .duration
         .or_else(|| {
             vault_base::settings::env_var("AWS_FEDERATION_TOKEN_TTL")
-                .and_then(|v| crate::cli::parse_duration(&v).ok())
+                .and_then(|v| vault_base::settings::parse_duration(&v).ok())
         })
-        .unwrap_or(crate::plan::DEFAULT_DURATION);
+        .unwrap_or(vault_profile::plan::DEFAULT_DURATION);
     log::debug!(target: "vault", "calling GetFederationToken as {name} for {} s", duration.as_secs());
     sts.get_federation_token(&key, &name, duration)
         .map_err(sts_err)

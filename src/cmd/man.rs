@@ -63,7 +63,7 @@ fn sections() -> String {
          of the keys). Every other AWS_* variable it would inherit is removed, except {}; \
          so are {}.",
         docs::EXEC_SETS.join(", "),
-        crate::output::KEEP_AWS.join(", "),
+        vault_profile::output::KEEP_AWS.join(", "),
         vault_base::settings::VAULT_SECRETS.join(", "),
     ))]);
 

@@ -19,13 +19,14 @@ pub mod sso_populate;
 
 use crate::app::App;
 use crate::cli::SessionArgs;
-use crate::config::{self, ProfileChain};
 use crate::error::Error;
 use crate::mfa::MfaSources;
-use crate::provider::{Options, Provider, RootSource};
+use crate::provider::{Options, Provider};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use vault_base::creds::Credentials;
+use vault_profile::config::{self, ProfileChain};
+use vault_profile::plan::RootSource;
 use vault_secrets::store;
 
 /// A profile's credentials and the region they are for.
@@ -76,7 +77,7 @@ pub fn resolve_chain(app: &App, profile: &str) -> Result<(ProfileChain, RootSour
             return Err(e.into());
         }
     }
-    let source = crate::plan::root_source(&chain, root_has_keys);
+    let source = vault_profile::plan::root_source(&chain, root_has_keys);
     Ok((chain, source))
 }
 
@@ -247,15 +248,19 @@ pub fn credentials_via(
     let cache = app.cache()?;
     let min_remaining = App::min_remaining();
 
-    if let Some((creds, region)) =
-        crate::fast::lookup(app.config()?, profile, args, cache.as_ref(), min_remaining)?
-    {
+    if let Some((creds, region)) = crate::fast::lookup(
+        app.config()?,
+        profile,
+        &args.options(),
+        cache.as_ref(),
+        min_remaining,
+    )? {
         return Ok(Resolved { creds, region });
     }
 
     let (chain, root) = resolve_chain(app, profile)?;
     log::debug!(target: "vault", "profile chain: {chain}");
-    let plan = crate::plan::build(&chain, args, &config::process_env, root);
+    let plan = vault_profile::plan::build(&chain, &args.options(), &config::process_env, root);
     let keys = |name: &str| crate::keys::load(app, name);
     let token_mfa = crate::keys::TokenMfa {
         prompt: app.prompt(),
@@ -282,7 +287,7 @@ pub fn credentials_via(
     }
     Ok(Resolved {
         creds,
-        region: crate::plan::region(&chain, args),
+        region: vault_profile::plan::region(&chain, &args.options()),
     })
 }
 
@@ -302,7 +307,7 @@ fn check_duration(d: std::time::Duration) -> Result<(), Error> {
 
 /// Cache ids of every plan that starts from `profile`'s keys or passes
 /// through it, for `add`, `remove` and `clear PROFILE`.
-pub fn session_ids_involving(app: &App, profile: &str) -> Vec<crate::session::CacheId> {
+pub fn session_ids_involving(app: &App, profile: &str) -> Vec<vault_profile::session::CacheId> {
     let Ok(cfg) = app.config() else {
         return Vec::new();
     };
@@ -320,18 +325,23 @@ pub fn session_ids_involving(app: &App, profile: &str) -> Vec<crate::session::Ca
             continue;
         }
         for no_session in [false, true] {
-            let args = SessionArgs {
+            let args = vault_profile::plan::SessionOptions {
                 duration: None,
                 no_session,
                 region: None,
                 mfa_token: None,
             };
-            let mut roots = vec![RootSource::Keys, crate::plan::root_source(&chain, false)];
+            let mut roots = vec![
+                RootSource::Keys,
+                vault_profile::plan::root_source(&chain, false),
+            ];
             if let Ok(Some(sso)) = cfg.sso(chain.root()) {
                 roots.push(RootSource::Sso(sso));
             }
             for root in roots {
-                ids.extend(crate::plan::build(&chain, &args, &config::process_env, root).all_ids());
+                ids.extend(
+                    vault_profile::plan::build(&chain, &args, &config::process_env, root).all_ids(),
+                );
             }
         }
     }

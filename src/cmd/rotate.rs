@@ -22,20 +22,20 @@
 //! that exist in AWS afterwards, and which one is stored.
 
 use crate::app::App;
-use crate::cli::{RotateArgs, SessionArgs};
-use crate::config;
+use crate::cli::RotateArgs;
 use crate::error::Error;
 use crate::iam::{self, Iam, IamError, KeyInfo};
 use crate::keys::{piv_recipients, TokenMfa};
 use crate::mfa::MfaSources;
 use crate::provider::{Options, Provider, ProviderError};
-use crate::session::CacheId;
 use crate::sts::Sts;
 use std::time::{Duration, Instant};
 use vault_base::creds::{Credentials, LongTermKey};
 use vault_base::lock::Lock;
 use vault_base::secret::mask_key_id as mask;
 use vault_base::settings::env_var;
+use vault_profile::config;
+use vault_profile::session::CacheId;
 use vault_secrets::enrolled::{self, Tokens};
 use vault_secrets::envelope::{self, Envelope, RecipientId};
 use vault_secrets::store;
@@ -44,7 +44,7 @@ use vault_secrets::store;
 /// consistent, and a new key usually works within seconds.
 fn propagation_wait() -> Duration {
     env_var("VAULT_ROTATE_WAIT")
-        .and_then(|v| crate::cli::parse_duration(&v).ok())
+        .and_then(|v| vault_base::settings::parse_duration(&v).ok())
         .unwrap_or(Duration::from_secs(30))
 }
 
@@ -393,17 +393,17 @@ pub fn run(app: &App, args: &RotateArgs) -> Result<(), Error> {
         }
     }
 
-    let session_args = SessionArgs {
+    let session_args = vault_profile::plan::SessionOptions {
         duration: None,
         no_session: args.no_session,
         region: None,
         mfa_token: None,
     };
-    let mut plan = crate::plan::build(
+    let mut plan = vault_profile::plan::build(
         &chain,
         &session_args,
         &config::process_env,
-        crate::provider::RootSource::Keys,
+        vault_profile::plan::RootSource::Keys,
     );
     // Only the profile's own session: a role it may assume is not needed.
     plan.roles.clear();

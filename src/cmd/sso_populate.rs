@@ -9,10 +9,10 @@
 
 use crate::app::App;
 use crate::cli::PopulateArgs;
-use crate::config::{self, ConfigFile};
 use crate::error::Error;
 use crate::provider::ProviderError;
 use crate::sso::{self, Assignment, SignIn};
+use vault_profile::config::{self, ConfigFile};
 
 /// The mark on profiles vault wrote.
 const MARK: &str = "vault_sso_populated";

@@ -12,9 +12,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
-use vault::session::{CacheId, CachedSession, SessionKind};
 use vault_base::creds::{Credentials, LongTermKey, SessionCredentials};
 use vault_base::secret::{SecretAccessKey, SessionToken};
+use vault_profile::session::{CacheId, CachedSession, SessionKind};
 
 const SECRET: &[u8] = b"zeroizeCanarySecretAccessKey/0123456789+ab";
 const TOKEN: &[u8] = b"zeroizeCanarySessionToken/FwoGZXIvYXdzEJr//////////wEaDPQ=";
@@ -108,13 +108,13 @@ fn formatting_and_encoding_secrets_frees_no_copy_of_them() {
         (
             "credential_process JSON",
             Box::new(|| {
-                let out = vault::output::credential_process_json(&creds);
+                let out = vault_profile::output::credential_process_json(&creds);
                 assert!(out.contains("\"AccessKeyId\""), "{}", out.len());
             }),
         ),
         (
             "credential_process JSON of a long-term key",
-            Box::new(|| drop(vault::output::credential_process_json(&long_term))),
+            Box::new(|| drop(vault_profile::output::credential_process_json(&long_term))),
         ),
         (
             "ECS credentials object",
@@ -123,7 +123,7 @@ fn formatting_and_encoding_secrets_frees_no_copy_of_them() {
         (
             "export --format env",
             Box::new(|| {
-                drop(vault::output::env_lines(
+                drop(vault_profile::output::env_lines(
                     &creds,
                     Some("eu-west-1"),
                     "p",
@@ -134,7 +134,7 @@ fn formatting_and_encoding_secrets_frees_no_copy_of_them() {
         (
             "export --format export-env",
             Box::new(|| {
-                drop(vault::output::env_lines(
+                drop(vault_profile::output::env_lines(
                     &creds,
                     Some("eu-west-1"),
                     "p",
@@ -144,13 +144,19 @@ fn formatting_and_encoding_secrets_frees_no_copy_of_them() {
         ),
         (
             "export --format ini",
-            Box::new(|| drop(vault::output::ini_section(&creds, Some("eu-west-1"), "p"))),
+            Box::new(|| {
+                drop(vault_profile::output::ini_section(
+                    &creds,
+                    Some("eu-west-1"),
+                    "p",
+                ))
+            }),
         ),
         (
             "session cache entry, encoded and decoded",
             Box::new(|| {
-                let bytes = vault::session::encode(&id, &cached);
-                let back = vault::session::decode(&id, bytes.expose()).unwrap();
+                let bytes = vault_profile::session::encode(&id, &cached);
+                let back = vault_profile::session::decode(&id, bytes.expose()).unwrap();
                 assert_eq!(back.creds, cached.creds);
             }),
         ),

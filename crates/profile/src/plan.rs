@@ -26,11 +26,21 @@
 //!   else `AWS_SESSION_TOKEN_TTL` (the key profile itself) or
 //!   `AWS_CHAINED_SESSION_TOKEN_TTL` (as the source of roles), else 12 h.
 
-use crate::cli::SessionArgs;
 use crate::config::{Profile, ProfileChain};
-use crate::provider::{Plan, RoleStep, RootSource, SessionStep, ROLE_CHAINING_MAX};
-use crate::sts::{AssumeRole, Endpoint};
-use std::time::Duration;
+use crate::session::{self, CacheError, CacheId, SessionCache};
+use std::time::{Duration, SystemTime};
+use vault_base::creds::Credentials;
+
+/// What the command line may override of a profile's plan (`--duration`,
+/// `--no-session`, `--region`, `--mfa-token`): the CLI's `SessionOptions`
+/// without clap.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    pub duration: Option<Duration>,
+    pub no_session: bool,
+    pub region: Option<String>,
+    pub mfa_token: Option<String>,
+}
 
 /// A role session's length when nothing says otherwise (aws-vault's
 /// `DefaultSessionDuration`; also STS's own default for AssumeRole).
@@ -47,12 +57,12 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 /// aws-vault's TTL variables hold Go durations (`12h`, `90m`); vault's
 /// parser also takes plain seconds.
 fn env_duration(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<Duration> {
-    env(name).and_then(|v| crate::cli::parse_duration(&v).ok())
+    env(name).and_then(|v| vault_base::settings::parse_duration(&v).ok())
 }
 
 /// The region credentials are for: `--region`, else the target's (which
 /// already honours AWS_REGION / AWS_DEFAULT_REGION), else the root's.
-pub fn region(chain: &ProfileChain, args: &SessionArgs) -> Option<String> {
+pub fn region(chain: &ProfileChain, args: &SessionOptions) -> Option<String> {
     args.region
         .clone()
         .or_else(|| chain.target().region.clone())
@@ -97,7 +107,7 @@ pub fn root_source(chain: &ProfileChain, has_stored_keys: bool) -> RootSource {
 
 fn role_duration(
     link: &Profile,
-    args: &SessionArgs,
+    args: &SessionOptions,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Duration {
     args.duration
@@ -108,7 +118,7 @@ fn role_duration(
 
 pub fn build(
     chain: &ProfileChain,
-    args: &SessionArgs,
+    args: &SessionOptions,
     env: &dyn Fn(&str) -> Option<String>,
     root: RootSource,
 ) -> Plan {
@@ -174,10 +184,15 @@ pub fn build(
                 profile: link.name.clone(),
                 request: AssumeRole {
                     role_arn: link.role_arn.clone().unwrap_or_default(),
-                    session_name: link
-                        .role_session_name
-                        .clone()
-                        .unwrap_or_else(|| format!("vault-{}", crate::mfa::now_secs())),
+                    session_name: link.role_session_name.clone().unwrap_or_else(|| {
+                        format!(
+                            "vault-{}",
+                            SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map(|d| d.as_secs())
+                                .unwrap_or(0)
+                        )
+                    }),
                     external_id: link.external_id.clone(),
                     duration: role_duration(link, args, env),
                     tags: link
@@ -212,6 +227,196 @@ pub fn build(
 /// steps vault must plan. Each names the upstream test or documentation it
 /// follows, or says where vault differs on purpose. The same cases run
 /// black-box against the rig's strict STS in `tests/aws_vault_conformance.rs`.
+/// Where STS is reached.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub region: String,
+    /// An explicit endpoint (`AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL`,
+    /// `endpoint_url`); otherwise the SDK's regional endpoint.
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    pub session_name: String,
+    pub external_id: Option<String>,
+    pub duration: Duration,
+    pub tags: Vec<(String, String)>,
+    pub transitive_tag_keys: Vec<String>,
+    pub source_identity: Option<String>,
+}
+
+/// AWS caps a role assumed with role credentials (role chaining) at one hour.
+pub const ROLE_CHAINING_MAX: Duration = Duration::from_secs(3600);
+
+/// Where the root profile's own credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootSource {
+    /// Its long-term key, from its envelope or the store.
+    Keys,
+    /// The output of its `credential_process` (it has no stored key).
+    Process { command: String },
+    /// Role credentials from IAM Identity Center (its `sso_*` settings).
+    Sso(crate::config::SsoSettings),
+}
+
+/// Where a profile's SSO role credentials are cached: per sign-in, account
+/// and role, so profiles naming the same role share them.
+pub fn sso_cache_id(s: &crate::config::SsoSettings) -> CacheId {
+    CacheId::new(&[
+        "sso",
+        s.session.as_deref().unwrap_or(""),
+        &s.start_url,
+        &s.region,
+        &s.account_id,
+        &s.role_name,
+    ])
+}
+
+/// Where the output of `profile`'s `credential_process` is cached.
+pub fn process_cache_id(profile: &str, command: &str) -> CacheId {
+    CacheId::new(&["credential_process", profile, command])
+}
+
+/// What to do to get credentials for a profile, derived from its config.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The profile whose credentials start the chain.
+    pub root_profile: String,
+    pub root: RootSource,
+    pub endpoint: Endpoint,
+    /// GetSessionToken on the root keys first (off with `--no-session`).
+    pub session: Option<SessionStep>,
+    /// Roles to assume, in order, each with the previous step's credentials.
+    pub roles: Vec<RoleStep>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionStep {
+    pub profile: String,
+    pub mfa_serial: Option<String>,
+    pub mfa_process: Option<String>,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleStep {
+    pub profile: String,
+    pub request: AssumeRole,
+    /// Whether `role_session_name` was configured (a generated one must not
+    /// split the cache).
+    pub session_name_fixed: bool,
+    /// MFA sent with AssumeRole itself: only when no MFA session precedes it.
+    pub mfa_serial: Option<String>,
+    pub mfa_process: Option<String>,
+}
+
+impl Plan {
+    pub fn session_id(&self) -> Option<CacheId> {
+        self.session.as_ref().map(|s| {
+            CacheId::new(&[
+                "GetSessionToken",
+                &self.root_profile,
+                s.mfa_serial.as_deref().unwrap_or(""),
+                self.endpoint.url.as_deref().unwrap_or(""),
+            ])
+        })
+    }
+
+    /// The cache id of role `i`, which depends on everything before it.
+    pub fn role_id(&self, i: usize) -> CacheId {
+        let prev = if i == 0 {
+            self.session_id()
+                .map(|id| id.as_str().to_string())
+                .unwrap_or_else(|| self.root_id_str())
+        } else {
+            self.role_id(i - 1).as_str().to_string()
+        };
+        let r = &self.roles[i];
+        let tags: Vec<String> = r
+            .request
+            .tags
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let name = if r.session_name_fixed {
+            r.request.session_name.as_str()
+        } else {
+            ""
+        };
+        CacheId::new(&[
+            "AssumeRole",
+            &prev,
+            &r.request.role_arn,
+            name,
+            r.request.external_id.as_deref().unwrap_or(""),
+            &tags.join(","),
+            &r.request.transitive_tag_keys.join(","),
+            r.request.source_identity.as_deref().unwrap_or(""),
+            r.mfa_serial.as_deref().unwrap_or(""),
+            self.endpoint.url.as_deref().unwrap_or(""),
+        ])
+    }
+
+    /// What the first role's id builds on when no session precedes it.
+    fn root_id_str(&self) -> String {
+        match &self.root {
+            RootSource::Keys => format!("keys:{}", self.root_profile),
+            RootSource::Process { .. } | RootSource::Sso(_) => self
+                .process_id()
+                .map(|id| id.as_str().to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The cache id of the root's own temporary credentials: its
+    /// `credential_process` output or its SSO role credentials.
+    pub fn process_id(&self) -> Option<CacheId> {
+        match &self.root {
+            RootSource::Process { command } => Some(process_cache_id(&self.root_profile, command)),
+            RootSource::Sso(s) => Some(sso_cache_id(s)),
+            RootSource::Keys => None,
+        }
+    }
+
+    /// The id of the entry that answers for the target, if it is cached at all.
+    pub fn target_id(&self) -> Option<CacheId> {
+        if self.roles.is_empty() {
+            self.session_id().or_else(|| self.process_id())
+        } else {
+            Some(self.role_id(self.roles.len() - 1))
+        }
+    }
+
+    /// Every cache id this plan uses (for `vault clear PROFILE`).
+    pub fn all_ids(&self) -> Vec<CacheId> {
+        let mut ids: Vec<CacheId> = self.session_id().into_iter().collect();
+        ids.extend(self.process_id());
+        ids.extend((0..self.roles.len()).map(|i| self.role_id(i)));
+        ids
+    }
+}
+
+/// Looks up the target's credentials in the cache only: the fast path of
+/// `vault exec --json`, which must not start the store, the SDK or a runtime.
+pub fn cached(
+    plan: &Plan,
+    cache: &dyn SessionCache,
+    min_remaining: Duration,
+) -> Result<Option<Credentials>, CacheError> {
+    let Some(id) = plan.target_id() else {
+        return Ok(None);
+    };
+    Ok(session::get(cache, &id)?
+        .filter(|s| s.creds.remaining(SystemTime::now()) > min_remaining)
+        .map(|s| {
+            log::debug!(target: "vault", "using cached {} session of {} ({} s left)",
+                s.kind.label(), s.profile, s.creds.remaining(SystemTime::now()).as_secs());
+            Credentials::Session(s.creds)
+        }))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
@@ -258,7 +463,7 @@ mod tests {
         let chain = cfg
             .resolve_with(c.profile, &env, &|n| c.keys.contains(&n))
             .unwrap();
-        let args = SessionArgs {
+        let args = SessionOptions {
             duration: c.duration.map(Duration::from_secs),
             no_session: c.no_session,
             region: None,
@@ -575,7 +780,7 @@ mod tests {
     fn the_two_roots_never_share_a_cache_entry() {
         let cfg = ConfigFile::parse("[profile ext]\ncredential_process = x\n", "config").unwrap();
         let chain = cfg.resolve("ext", &|_| None).unwrap();
-        let args = SessionArgs {
+        let args = SessionOptions {
             duration: None,
             no_session: false,
             region: None,

@@ -12,7 +12,6 @@ use sha2::{Digest, Sha256};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use vault_base::creds::SessionCredentials;
 use vault_base::secret::{SecretAccessKey, SecretBytes, SessionToken};
-use vault_secrets::store::{Store, StoreError};
 use zeroize::Zeroizing;
 
 /// Identifies one cache entry: a hash of everything that makes two STS
@@ -210,8 +209,10 @@ pub fn decode(id: &CacheId, bytes: &[u8]) -> Result<CachedSession, String> {
 pub enum CacheError {
     #[error("session cache: {0}")]
     Kernel(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// The store that holds the cache where there is no kernel keyring
+    /// (its own message, hint included).
+    #[error("{0}")]
+    Store(String),
 }
 
 /// Where sessions are cached.
@@ -514,52 +515,6 @@ pub mod kernel {
             }
             Ok(ids)
         }
-    }
-}
-
-/// Entries as items `session/ID` in a store, for systems without a kernel
-/// keyring. Expiry is checked on read.
-pub struct StoreCache {
-    store: Box<dyn Store>,
-}
-
-impl StoreCache {
-    pub fn new(store: Box<dyn Store>) -> StoreCache {
-        StoreCache { store }
-    }
-}
-
-const STORE_PREFIX: &str = "cache/";
-
-impl SessionCache for StoreCache {
-    fn name(&self) -> &'static str {
-        "store"
-    }
-    fn get_raw(&self, id: &CacheId) -> Result<Option<SecretBytes>, CacheError> {
-        Ok(self
-            .store
-            .get(&format!("{STORE_PREFIX}{}", id.qualified()))?)
-    }
-    fn put_raw(&self, id: &CacheId, value: &SecretBytes, _ttl: Duration) -> Result<(), CacheError> {
-        Ok(self
-            .store
-            .set(&format!("{STORE_PREFIX}{}", id.qualified()), value)?)
-    }
-    fn remove(&self, id: &CacheId) -> Result<bool, CacheError> {
-        Ok(self
-            .store
-            .delete(&format!("{STORE_PREFIX}{}", id.qualified()))?)
-    }
-    fn ids(&self) -> Result<Vec<CacheId>, CacheError> {
-        Ok(self
-            .store
-            .list()?
-            .iter()
-            .filter_map(|i| {
-                i.strip_prefix(STORE_PREFIX)
-                    .and_then(CacheId::from_qualified)
-            })
-            .collect())
     }
 }
 
