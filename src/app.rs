@@ -12,8 +12,7 @@ use vault_profile::session::SessionCache;
 use vault_prompt::{self as prompt, Prompt, PromptError, PromptKind};
 use vault_secrets::store::{self, Backend, Store, StoreOptions};
 
-/// aws-vault reuses a session while more than 5 minutes remain.
-pub const DEFAULT_MIN_REMAINING: Duration = Duration::from_secs(300);
+pub use vault_profile::session::DEFAULT_MIN_REMAINING;
 
 pub struct App {
     pub backend: Backend,
@@ -172,10 +171,6 @@ impl App {
 
     /// How much validity a cached session must have left to be reused.
     pub fn min_remaining() -> Duration {
-        // aws-vault's name for the same knob, when vault's is not set.
-        env_var("VAULT_MIN_REMAINING")
-            .or_else(|| env_var("AWS_MIN_TTL"))
-            .and_then(|v| vault_base::settings::parse_duration(&v).ok())
-            .unwrap_or(DEFAULT_MIN_REMAINING)
+        vault_profile::session::min_remaining()
     }
 }

@@ -4,9 +4,9 @@
 use clap::Parser;
 use std::process::ExitCode;
 use vault::app::App;
-use vault::cli::{Cli, Command, HwCommand};
 use vault::cmd;
 use vault::error::Error;
+use vault_fast::cli::{Cli, Command, HwCommand};
 
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     // Generated from the clap definitions alone: no store, config or token.
@@ -27,7 +27,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Rotate(a) => cmd::rotate::run(&app, a)?,
         Command::Hw(HwCommand::Enroll(a)) => cmd::hw_enroll::run(&app, a)?,
         Command::Hw(HwCommand::Status(a)) => cmd::hw_status::run(&app, a)?,
-        Command::Sso(vault::cli::SsoCommand::Populate(a)) => cmd::sso_populate::run(&app, a)?,
+        Command::Sso(vault_fast::cli::SsoCommand::Populate(a)) => cmd::sso_populate::run(&app, a)?,
         Command::Completion(_) | Command::Man => {}
     }
     Ok(ExitCode::SUCCESS)

@@ -56,6 +56,15 @@ impl Error {
     }
 }
 
+impl From<vault_fast::Failure> for Error {
+    fn from(f: vault_fast::Failure) -> Error {
+        Error::Usage {
+            message: f.message,
+            hint: f.hint,
+        }
+    }
+}
+
 /// Prints `e` the one way vault reports errors, and gives the exit status.
 pub fn report(e: &Error) -> std::process::ExitCode {
     eprintln!("vault: {e}");

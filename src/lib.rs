@@ -6,12 +6,10 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
-pub mod cli;
 pub mod cmd;
 pub mod docs;
 pub mod ecs;
 pub mod error;
-pub mod fast;
 pub mod http;
 pub mod iam;
 pub mod keys;

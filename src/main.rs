@@ -1,4 +1,4 @@
-//! `vault`: the cache-hit path of `vault exec` (see `vault::fast`), and
+//! `vault`: the cache-hit path of `vault exec` (the vault-fast crate), and
 //! for everything else, `vault-core` in its place.
 #![forbid(unsafe_code)]
 use std::ffi::OsString;
@@ -8,10 +8,10 @@ fn main() -> ExitCode {
     vault_base::harden::process();
     let argv: Vec<OsString> = std::env::args_os().collect();
     // Asked for at every <TAB>: answered here, without starting vault-core.
-    if argv.len() == 2 && argv[1] == vault::cmd::completion::PROFILES_ARG {
-        return vault::cmd::completion::profiles();
+    if argv.len() == 2 && argv[1] == vault_fast::PROFILES_ARG {
+        return vault_fast::complete_profiles();
     }
-    if let Some(code) = vault::fast::run(&argv) {
+    if let Some(code) = vault_fast::run(&argv) {
         return code;
     }
     let core = std::env::current_exe()

@@ -125,7 +125,7 @@ fn leaves(cmd: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)
 fn every_command_and_option_of_the_cli_is_documented() {
     let page = page();
     let (text, _) = rendered(&page);
-    let mut cli = vault::cli::Cli::command();
+    let mut cli = vault_fast::cli::Cli::command();
     cli.build();
     let mut commands = Vec::new();
     leaves(&cli, "vault", &mut commands);

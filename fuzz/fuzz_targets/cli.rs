@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::time::{Instant, SystemTime};
-use vault::cli::{parse_duration, parse_slot};
+use vault_fast::cli::{parse_duration, parse_slot};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {

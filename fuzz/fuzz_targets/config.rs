@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vault::cli::SessionArgs;
+use vault_fast::cli::SessionArgs;
 use vault_profile::config::ConfigFile;
 
 const FILE: &str = "~/.aws/config";

@@ -1,11 +1,11 @@
 //! `vault add PROFILE`: store a long-term IAM access key.
 
 use crate::app::App;
-use crate::cli::AddArgs;
 use crate::error::Error;
 use vault_base::creds::LongTermKey;
 use vault_base::secret::SecretAccessKey;
 use vault_base::settings::env_var;
+use vault_fast::cli::AddArgs;
 use vault_prompt::PromptError;
 use vault_secrets::store;
 

@@ -3,8 +3,8 @@
 //! sign-in without a profile, the profile's own sso-session with one.
 
 use crate::app::App;
-use crate::cli::ClearArgs;
 use crate::error::Error;
+use vault_fast::cli::ClearArgs;
 use vault_profile::session;
 
 pub fn run(app: &App, args: &ClearArgs) -> Result<(), Error> {

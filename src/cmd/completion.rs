@@ -10,12 +10,12 @@
 //! command (`vault hw enroll` included) as a subsection with its usage,
 //! description and options.
 
-use crate::cli::{Cli, CompletionArgs};
 use crate::error::Error;
 use clap::{Arg, ArgAction, CommandFactory};
 use clap_complete::Shell;
 use clap_mangen::roff::{bold, italic, roman, Inline, Roff};
 use std::io::Write;
+use vault_fast::cli::{Cli, CompletionArgs};
 
 /// Prints the completion script for `args.shell`.
 pub fn run(args: &CompletionArgs) -> Result<(), Error> {
@@ -26,28 +26,7 @@ pub fn run(args: &CompletionArgs) -> Result<(), Error> {
 /// config (checked against `cli.rs` by a test).
 pub const PROFILE_COMMANDS: &[&str] = &["exec", "export", "login", "rotate", "remove", "clear"];
 
-/// What the scripts run to list profiles: `vault __complete-profiles`.
-/// Not a clap command (clap_complete would offer it, hidden or not): the
-/// binaries look for it before parsing.
-pub const PROFILES_ARG: &str = "__complete-profiles";
-
-/// `vault __complete-profiles`: the config's profile names, one a line.
-/// Called at every <TAB>, so it reads the config and nothing else (no
-/// store, token or prompt), and a config it cannot read is no names
-/// rather than an error in the middle of the user's command line.
-pub fn profiles() -> std::process::ExitCode {
-    let Ok(config) = vault_profile::config::ConfigFile::load(vault_profile::config::default_path())
-    else {
-        return std::process::ExitCode::SUCCESS;
-    };
-    let mut text = String::new();
-    for name in config.profile_names() {
-        text.push_str(name);
-        text.push('\n');
-    }
-    let _ = write_stdout(text.as_bytes());
-    std::process::ExitCode::SUCCESS
-}
+pub use vault_fast::{complete_profiles as profiles, PROFILES_ARG};
 
 /// clap's completion script for `shell`, with profile names added where
 /// vault knows how (bash, zsh, fish).

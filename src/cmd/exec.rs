@@ -2,13 +2,12 @@
 //! `vault exec PROFILE --ecs-server [--lazy] [-- CMD ARGS]`.
 
 use crate::app::App;
-use crate::cli::ExecArgs;
 use crate::ecs;
 use crate::error::Error;
-use std::ffi::OsString;
-use std::io::Write;
 use vault_base::creds::{Credentials, SessionCredentials};
 use vault_base::settings::env_var;
+use vault_fast::cli::ExecArgs;
+use vault_fast::exec::{command_line, deliver, exec_error};
 use vault_profile::output;
 
 /// A vault shell inside a vault shell would stack one profile's credentials
@@ -28,45 +27,13 @@ pub fn run(app: &App, args: &ExecArgs) -> Result<std::process::ExitCode, Error> 
     if args.ecs_server {
         return run_with_ecs_server(app, args);
     }
-    let r = super::credentials_via(app, &args.profile, &args.session, args.sso.flow())?;
-    deliver(args, &r.creds, r.region.as_deref())
-}
-
-/// Hands the credentials over: the credential_process JSON on stdout, or
-/// the command run in vault's place. Shared with the cache-hit path of the
-/// `vault` binary (`crate::fast`), so both behave the same.
-pub fn deliver(
-    args: &ExecArgs,
-    creds: &Credentials,
-    region: Option<&str>,
-) -> Result<std::process::ExitCode, Error> {
-    if args.json {
-        let line = output::credential_process_json(creds);
-        let mut out = std::io::stdout().lock();
-        out.write_all(line.as_bytes())
-            .and_then(|_| out.flush())
-            .map_err(|e| Error::Other(format!("cannot write to stdout: {e}")))?;
-        return Ok(std::process::ExitCode::SUCCESS);
-    }
-    let argv = command_line(args);
-    let env = output::child_env(std::env::vars_os(), creds, region, &args.profile);
-    let mut cmd = std::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..]).env_clear().envs(env);
-    log::debug!(target: "vault", "running {:?} with profile {}", argv[0], args.profile);
-    run_child(cmd, &argv[0])
-}
-
-/// The command to run: the one given, else `$SHELL`, else `/bin/sh`.
-fn command_line(args: &ExecArgs) -> Vec<OsString> {
-    let mut argv: Vec<OsString> = args.command.clone();
-    if argv.is_empty() {
-        argv.push(
-            std::env::var_os("SHELL")
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "/bin/sh".into()),
-        );
-    }
-    argv
+    let r = super::credentials_via(
+        app,
+        &args.profile,
+        &args.session,
+        crate::sso::Flow::from(&args.sso),
+    )?;
+    Ok(deliver(args, &r.creds, r.region.as_deref())?)
 }
 
 /// Temporary credentials only: SDKs require a token and an expiry from the
@@ -145,7 +112,9 @@ fn run_with_ecs_server(app: &App, args: &ExecArgs) -> Result<std::process::ExitC
     cmd.args(&argv[1..]).env_clear().envs(env);
     #[cfg(unix)]
     let signals = signals::catch()?;
-    let mut child = cmd.spawn().map_err(|e| exec_error(&argv[0], e))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::from(exec_error(&argv[0], e)))?;
     #[cfg(unix)]
     signals::forward(signals, &child)?;
     // The command's end is vault's, even while this thread waits for a
@@ -232,42 +201,5 @@ mod signals {
             })
             .map(|_| ())
             .map_err(|e| Error::Other(format!("cannot start a thread: {e}")))
-    }
-}
-
-#[cfg(unix)]
-fn run_child(
-    mut cmd: std::process::Command,
-    program: &OsString,
-) -> Result<std::process::ExitCode, Error> {
-    use std::os::unix::process::CommandExt;
-    // execve: the command takes vault's place, so its exit status and
-    // signals are the caller's to see, and nothing of vault stays in memory.
-    vault_base::harden::before_exec();
-    let err = cmd.exec();
-    vault_base::harden::after_failed_exec();
-    Err(exec_error(program, err))
-}
-
-#[cfg(not(unix))]
-fn run_child(
-    mut cmd: std::process::Command,
-    program: &OsString,
-) -> Result<std::process::ExitCode, Error> {
-    let status = cmd.status().map_err(|e| exec_error(program, e))?;
-    Ok(std::process::ExitCode::from(
-        status.code().unwrap_or(1).clamp(0, 255) as u8,
-    ))
-}
-
-fn exec_error(program: &OsString, e: std::io::Error) -> Error {
-    let name = program.to_string_lossy();
-    if e.kind() == std::io::ErrorKind::NotFound {
-        Error::usage(
-            format!("cannot run {name}: command not found"),
-            Some("check the command name and PATH".to_string()),
-        )
-    } else {
-        Error::Other(format!("cannot run {name}: {e}"))
     }
 }

@@ -1,14 +1,19 @@
 //! `vault export PROFILE --format env|export-env|json|ini`.
 
 use crate::app::App;
-use crate::cli::{ExportArgs, ExportFormat};
 use crate::error::Error;
 use std::io::Write;
+use vault_fast::cli::{ExportArgs, ExportFormat};
 use vault_profile::output;
 
 pub fn run(app: &App, args: &ExportArgs) -> Result<(), Error> {
     super::exec::refuse_nesting()?;
-    let r = super::credentials_via(app, &args.profile, &args.session, args.sso.flow())?;
+    let r = super::credentials_via(
+        app,
+        &args.profile,
+        &args.session,
+        crate::sso::Flow::from(&args.sso),
+    )?;
     let text = match args.format {
         ExportFormat::Json => output::credential_process_json(&r.creds),
         ExportFormat::Env => output::env_lines(&r.creds, r.region.as_deref(), &args.profile, false),

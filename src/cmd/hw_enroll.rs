@@ -9,12 +9,12 @@
 //! seed).
 
 use crate::app::App;
-use crate::cli::{EnrollArgs, TouchArg};
 use crate::error::Error;
 use crate::keys::{pin_for, piv_recipients};
 use std::io::{BufRead, IsTerminal};
 use vault_base::secret::{Passphrase, SecretBytes};
 use vault_base::settings::env_var;
+use vault_fast::cli::{EnrollArgs, TouchArg};
 use vault_secrets::enrolled::{self, OathRecord, PivSlotRecord, TokenRecord, Tokens};
 use vault_secrets::envelope;
 use vault_secrets::store;

@@ -5,10 +5,10 @@
 //! would need the key's hmac-secret output again, so backups are PIV keys.
 
 use crate::app::App;
-use crate::cli::EnrollArgs;
 use crate::error::Error;
 use vault_base::secret::Passphrase;
 use vault_base::settings::env_var;
+use vault_fast::cli::EnrollArgs;
 use vault_secrets::enrolled;
 use vault_secrets::envelope;
 use vault_secrets::store;

@@ -24,13 +24,13 @@
 //!    profile.
 
 use crate::app::App;
-use crate::cli::EnrollArgs;
 use crate::error::Error;
 use crate::iam::{self, Iam, IamError};
 use crate::sts::Sts;
 use std::time::Duration;
 use vault_base::creds::Credentials;
 use vault_base::secret::{MfaCode, SecretBytes};
+use vault_fast::cli::EnrollArgs;
 use vault_profile::config;
 use vault_secrets::enrolled::{OathRecord, Tokens};
 use vault_token::oath::{self, Algorithm, OathSession, TOUCH_NOTICE_AFTER};

@@ -2,11 +2,11 @@
 //! profiles and OATH credentials use each key, PIN tries left.
 
 use crate::app::App;
-use crate::cli::StatusArgs;
 use crate::error::Error;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use vault_fast::cli::StatusArgs;
 use vault_secrets::enrolled::{self, Tokens};
 use vault_secrets::envelope::{Envelope, RecipientId};
 use vault_token::piv::{PinStatus, PivToken};

@@ -1,10 +1,10 @@
 //! `vault list`: profiles, which have stored keys, and cached sessions.
 
 use crate::app::App;
-use crate::cli::ListArgs;
 use crate::error::Error;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
+use vault_fast::cli::ListArgs;
 use vault_profile::session;
 use vault_secrets::store;
 

@@ -12,13 +12,13 @@
 //! stdout and only when asked.
 
 use crate::app::App;
-use crate::cli::LoginArgs;
 use crate::error::Error;
 use crate::sts::Sts;
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 use vault_base::creds::{Credentials, SessionCredentials};
 use vault_base::settings::env_var;
+use vault_fast::cli::LoginArgs;
 use vault_profile::config;
 use vault_profile::plan::ROLE_CHAINING_MAX;
 use zeroize::Zeroizing;
@@ -51,7 +51,12 @@ pub fn run(app: &App, args: &LoginArgs) -> Result<(), Error> {
     let (creds, session_duration) = if plan.roles.is_empty() && from_keys {
         (federation_session(app, &plan, args)?, None)
     } else {
-        let r = super::credentials_via(app, &args.profile, &args.session, args.sso.flow())?;
+        let r = super::credentials_via(
+            app,
+            &args.profile,
+            &args.session,
+            crate::sso::Flow::from(&args.sso),
+        )?;
         let Credentials::Session(creds) = r.creds else {
             return Err(Error::Other(format!(
                 "profile {:?} gave a long-term key instead of a session, which the console does not take",

@@ -18,13 +18,13 @@ pub mod rotate;
 pub mod sso_populate;
 
 use crate::app::App;
-use crate::cli::SessionArgs;
 use crate::error::Error;
 use crate::mfa::MfaSources;
 use crate::provider::{Options, Provider};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use vault_base::creds::Credentials;
+use vault_fast::cli::SessionArgs;
 use vault_profile::config::{self, ProfileChain};
 use vault_profile::plan::RootSource;
 use vault_secrets::store;
@@ -248,7 +248,7 @@ pub fn credentials_via(
     let cache = app.cache()?;
     let min_remaining = App::min_remaining();
 
-    if let Some((creds, region)) = crate::fast::lookup(
+    if let Some((creds, region)) = vault_fast::lookup(
         app.config()?,
         profile,
         &args.options(),

@@ -1,8 +1,8 @@
 //! `vault remove PROFILE`: delete a stored key and its sessions.
 
 use crate::app::App;
-use crate::cli::RemoveArgs;
 use crate::error::Error;
+use vault_fast::cli::RemoveArgs;
 use vault_secrets::store;
 
 pub fn run(app: &App, args: &RemoveArgs) -> Result<(), Error> {

@@ -22,7 +22,6 @@
 //! that exist in AWS afterwards, and which one is stored.
 
 use crate::app::App;
-use crate::cli::RotateArgs;
 use crate::error::Error;
 use crate::iam::{self, Iam, IamError, KeyInfo};
 use crate::keys::{piv_recipients, TokenMfa};
@@ -34,6 +33,7 @@ use vault_base::creds::{Credentials, LongTermKey};
 use vault_base::lock::Lock;
 use vault_base::secret::mask_key_id as mask;
 use vault_base::settings::env_var;
+use vault_fast::cli::RotateArgs;
 use vault_profile::config;
 use vault_profile::session::CacheId;
 use vault_secrets::enrolled::{self, Tokens};

@@ -8,10 +8,10 @@
 //! listed, not deleted: they may have been edited since.
 
 use crate::app::App;
-use crate::cli::PopulateArgs;
 use crate::error::Error;
 use crate::provider::ProviderError;
 use crate::sso::{self, Assignment, SignIn};
+use vault_fast::cli::PopulateArgs;
 use vault_profile::config::{self, ConfigFile};
 
 /// The mark on profiles vault wrote.
@@ -35,7 +35,7 @@ pub fn run(app: &App, args: &PopulateArgs) -> Result<(), Error> {
         endpoints: &endpoints,
         cache: cache.as_ref(),
         ui: &ui,
-        flow: args.sso.flow(),
+        flow: crate::sso::Flow::from(&args.sso),
     };
     let assignments = {
         let id = sso::token_id(&settings);

@@ -205,6 +205,19 @@ pub fn decode(id: &CacheId, bytes: &[u8]) -> Result<CachedSession, String> {
     })
 }
 
+/// aws-vault reuses a session while more than 5 minutes remain.
+pub const DEFAULT_MIN_REMAINING: Duration = Duration::from_secs(300);
+
+/// How much validity a cached session must have left to be reused:
+/// `VAULT_MIN_REMAINING`, else aws-vault's `AWS_MIN_TTL`, else 5 minutes.
+pub fn min_remaining() -> Duration {
+    let var = vault_base::settings::env_var;
+    var("VAULT_MIN_REMAINING")
+        .or_else(|| var("AWS_MIN_TTL"))
+        .and_then(|v| vault_base::settings::parse_duration(&v).ok())
+        .unwrap_or(DEFAULT_MIN_REMAINING)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("session cache: {0}")]

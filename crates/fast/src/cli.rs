@@ -1,5 +1,5 @@
 //! The command line: clap definitions only. Each command's logic lives in
-//! its own file under `cmd/`.
+//! its own file under the `vault` crate's `cmd/`.
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 
@@ -278,16 +278,6 @@ pub struct SsoArgs {
     /// to this machine.
     #[arg(long)]
     pub use_device_code: bool,
-}
-
-impl SsoArgs {
-    pub fn flow(&self) -> crate::sso::Flow {
-        if self.use_device_code {
-            crate::sso::Flow::DeviceCode
-        } else {
-            crate::sso::Flow::AuthorizationCode
-        }
-    }
 }
 
 #[derive(Debug, Args)]

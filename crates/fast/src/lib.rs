@@ -1,4 +1,5 @@
-//! The cache-hit path of `vault exec`, run by the `vault` binary itself.
+//! The `vault` binary's crate: the command line's definition, and the
+//! cache-hit path of `vault exec`, which that binary serves by itself.
 //!
 //! `vault exec P --json` runs once per AWS CLI or SDK call, so a cache hit
 //! must cost little more than starting a process. The `vault` binary holds
@@ -6,6 +7,15 @@
 //! HID (libudev) library, starts no async runtime and no SDK. Anything else
 //! (a miss, another command, `--debug`) is handed to `vault-core`, installed
 //! beside it, which links everything and redoes the lookup first.
+//!
+//! It may use vault-base and vault-profile only, so what the binary links
+//! is decided by this crate's dependencies, not by the linker's pruning.
+//! The command line's definition lives here because both binaries must
+//! parse alike; vault-core's commands are in the `vault` crate above.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod exec;
 
 use crate::cli::{Cli, Command, SessionArgs};
 use clap::Parser;
@@ -113,7 +123,7 @@ fn serve(a: &crate::cli::ExecArgs) -> Option<ExitCode> {
     }
     let cfg = ConfigFile::load(config::default_path()).ok()?;
     let cache = kernel_cache()?;
-    let min_remaining = crate::app::App::min_remaining();
+    let min_remaining = vault_profile::session::min_remaining();
     let (creds, region) = lookup(
         &cfg,
         &a.profile,
@@ -123,12 +133,61 @@ fn serve(a: &crate::cli::ExecArgs) -> Option<ExitCode> {
     )
     .ok()
     .flatten()?;
-    Some(
-        match crate::cmd::exec::deliver(a, &creds, region.as_deref()) {
-            Ok(code) => code,
-            Err(e) => crate::error::report(&e),
-        },
-    )
+    Some(match exec::deliver(a, &creds, region.as_deref()) {
+        Ok(code) => code,
+        Err(e) => e.report(),
+    })
+}
+
+/// What went wrong handing credentials over, in the words vault-core
+/// would use: the message, and what to do next.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>, hint: Option<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            hint,
+        }
+    }
+
+    /// Prints it as vault reports every error, and gives the exit status.
+    pub fn report(&self) -> ExitCode {
+        eprintln!("vault: {}", self.message);
+        if let Some(h) = &self.hint {
+            eprintln!("vault: hint: {h}");
+        }
+        ExitCode::FAILURE
+    }
+}
+
+/// What the completion scripts run to list profiles: `vault
+/// __complete-profiles`. Not a clap command (clap_complete would offer it,
+/// hidden or not): the binaries look for it before parsing.
+pub const PROFILES_ARG: &str = "__complete-profiles";
+
+/// `vault __complete-profiles`: the config's profile names, one a line.
+/// Called at every <TAB>, so it reads the config and nothing else (no
+/// store, token or prompt), and a config it cannot read is no names
+/// rather than an error in the middle of the user's command line.
+pub fn complete_profiles() -> ExitCode {
+    use std::io::Write;
+    let Ok(config) = ConfigFile::load(config::default_path()) else {
+        return ExitCode::SUCCESS;
+    };
+    let mut text = String::new();
+    for name in config.profile_names() {
+        text.push_str(name);
+        text.push('\n');
+    }
+    // A closed pipe (the shell stopped reading) is no error worth a word.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    ExitCode::SUCCESS
 }
 
 #[cfg(target_os = "linux")]
