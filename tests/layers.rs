@@ -15,7 +15,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("vault-base", &[]),
     ("vault-token", &["vault-base"]),
     ("vault-prompt", &["vault-base", "vault-token"]),
-    ("vault-secrets", &["vault-base", "vault-token", "vault-prompt"]),
+    (
+        "vault-secrets",
+        &["vault-base", "vault-token", "vault-prompt"],
+    ),
     ("vault-profile", &["vault-base"]),
     ("vault-fast", &["vault-base", "vault-profile"]),
     (
