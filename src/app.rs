@@ -166,7 +166,7 @@ impl App {
             }
         }
         let store = store::open(self.backend, &Self::store_options(), &self.prompt)?;
-        Ok(Box::new(crate::store_cache::StoreCache::new(store)))
+        Ok(Box::new(vault_aws::store_cache::StoreCache::new(store)))
     }
 
     /// How much validity a cached session must have left to be reused.

@@ -2,7 +2,7 @@
 //! Every variant renders as "what happened" plus, where there is one, a
 //! hint line saying what to do next.
 
-use crate::provider::ProviderError;
+use vault_aws::provider::ProviderError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -3,9 +3,9 @@
 //! come from when a token holds the profile's OATH credential.
 
 use crate::app::App;
-use crate::mfa::DeviceCodes;
-use crate::provider::ProviderError;
 use std::time::Duration;
+use vault_aws::mfa::DeviceCodes;
+use vault_aws::provider::ProviderError;
 use vault_base::creds::LongTermKey;
 use vault_base::secret::{MfaCode, Passphrase};
 use vault_base::settings::env_var;

@@ -567,7 +567,7 @@ fn the_seeds_are_accepted_by_their_parsers() {
         vault::ecs::Verdict::Serve
     );
     assert!(matches!(
-        vault::sso::judge_callback(get("corpus/sso_callback/seed-redirect"), "fuzz-state"),
-        vault::sso::Callback::Code(_)
+        vault_aws::sso::judge_callback(get("corpus/sso_callback/seed-redirect"), "fuzz-state"),
+        vault_aws::sso::Callback::Code(_)
     ));
 }

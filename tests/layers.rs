@@ -22,6 +22,16 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("vault-profile", &["vault-base"]),
     ("vault-fast", &["vault-base", "vault-profile"]),
     (
+        "vault-aws",
+        &[
+            "vault-base",
+            "vault-token",
+            "vault-prompt",
+            "vault-secrets",
+            "vault-profile",
+        ],
+    ),
+    (
         "vault",
         &[
             "vault-base",
@@ -30,6 +40,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "vault-secrets",
             "vault-profile",
             "vault-fast",
+            "vault-aws",
         ],
     ),
 ];
@@ -65,6 +76,8 @@ const KEPT_OUT: &[(&str, &[&str])] = &[
         &["tokio", "aws-sdk-sts", "hyper", "keyring", "dbus", "clap"],
     ),
     ("vault-secrets", &["tokio", "aws-sdk-sts", "hyper", "clap"]),
+    // The AWS side takes no command-line type: the CLI converts.
+    ("vault-aws", &["clap"]),
 ];
 
 /// Normal (non-dev, non-build) dependencies of every package, by name.

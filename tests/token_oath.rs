@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use vault::mfa::DeviceCodes;
+use vault_aws::mfa::DeviceCodes;
 use vault_base::secret::{Passphrase, SecretBytes};
 use vault_token::apdu::{self, Connected, TokenError};
 use vault_token::oath::{self, Algorithm, OathSession, TokenCodes};

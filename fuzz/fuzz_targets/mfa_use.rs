@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vault::mfa::{self, STEP};
+use vault_aws::mfa::{self, STEP};
 use vault_profile::session::MfaUse;
 
 fuzz_target!(|data: &[u8]| {

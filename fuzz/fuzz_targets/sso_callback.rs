@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vault::sso::{judge_callback, Callback};
+use vault_aws::sso::{judge_callback, Callback};
 
 const STATE: &str = "fuzz-state";
 

@@ -28,9 +28,11 @@ pub fn run(app: &App, args: &ClearArgs) -> Result<(), Error> {
     let keep = super::StoreKeep(app);
     let signed_out = match &args.profile {
         Some(p) => match sso_of(app, p)? {
-            Some(settings) => {
-                usize::from(crate::sso::sign_out(cache.as_ref(), &settings, Some(&keep)))
-            }
+            Some(settings) => usize::from(vault_aws::sso::sign_out(
+                cache.as_ref(),
+                &settings,
+                Some(&keep),
+            )),
             None => 0,
         },
         None => {
@@ -41,7 +43,7 @@ pub fn run(app: &App, args: &ClearArgs) -> Result<(), Error> {
                 .ok()
                 .and_then(|s| s.list().ok())
                 .unwrap_or_default();
-            crate::sso::sign_out_all(cache.as_ref(), Some(&keep), &items)
+            vault_aws::sso::sign_out_all(cache.as_ref(), Some(&keep), &items)
         }
     };
     if signed_out > 0 {

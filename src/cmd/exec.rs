@@ -31,7 +31,7 @@ pub fn run(app: &App, args: &ExecArgs) -> Result<std::process::ExitCode, Error> 
         app,
         &args.profile,
         &args.session,
-        crate::sso::Flow::from(&args.sso),
+        super::sso_flow(&args.sso),
     )?;
     Ok(deliver(args, &r.creds, r.region.as_deref())?)
 }

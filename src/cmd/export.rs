@@ -12,7 +12,7 @@ pub fn run(app: &App, args: &ExportArgs) -> Result<(), Error> {
         app,
         &args.profile,
         &args.session,
-        crate::sso::Flow::from(&args.sso),
+        super::sso_flow(&args.sso),
     )?;
     let text = match args.format {
         ExportFormat::Json => output::credential_process_json(&r.creds),

@@ -857,8 +857,8 @@ fn load_totp(
         .map_err(|e| token_err(&e, e.hint()))?;
 
     // The card's code must equal the seed's, or the seed was mistyped.
-    let now = crate::mfa::now_secs();
-    let step = now / crate::mfa::STEP;
+    let now = vault_aws::mfa::now_secs();
+    let step = now / vault_aws::mfa::STEP;
     let touch = app.prompt().touch(&vault_prompt::TouchRequest {
         serial,
         purpose: "to check the MFA code it now holds".to_string(),
@@ -876,7 +876,7 @@ fn load_totp(
         None,
         String::new(),
     )
-    .generate(step * crate::mfa::STEP);
+    .generate(step * vault_aws::mfa::STEP);
     if from_card.expose() != expected {
         let _ = session.delete(&name);
         return Err(token_err(

@@ -25,9 +25,9 @@
 
 use crate::app::App;
 use crate::error::Error;
-use crate::iam::{self, Iam, IamError};
-use crate::sts::Sts;
 use std::time::Duration;
+use vault_aws::iam::{self, Iam, IamError};
+use vault_aws::sts::Sts;
 use vault_base::creds::Credentials;
 use vault_base::secret::{MfaCode, SecretBytes};
 use vault_fast::cli::EnrollArgs;
@@ -124,7 +124,7 @@ pub fn prepare(app: &App, args: &EnrollArgs) -> Result<Prepared, Error> {
         &config::process_env,
         vault_profile::plan::RootSource::Keys,
     );
-    let sts = Sts::new(plan.endpoint.clone()).map_err(crate::provider::ProviderError::from)?;
+    let sts = Sts::new(plan.endpoint.clone()).map_err(vault_aws::provider::ProviderError::from)?;
     let arn = sts.caller_arn(&creds).map_err(|e| {
         let hint = e.hint();
         fail(
@@ -219,15 +219,15 @@ pub fn create(
     let cache = app.cache().ok();
     if let Some(cache) = &cache {
         // Sent (or maybe sent): never again.
-        crate::mfa::mark_used(
+        vault_aws::mfa::mark_used(
             cache.as_ref(),
             &mfa_serial,
-            &crate::mfa::Code::for_step(code1, step),
+            &vault_aws::mfa::Code::for_step(code1, step),
         );
-        crate::mfa::mark_used(
+        vault_aws::mfa::mark_used(
             cache.as_ref(),
             &mfa_serial,
-            &crate::mfa::Code::for_step(code2, step + 1),
+            &vault_aws::mfa::Code::for_step(code2, step + 1),
         );
     }
     match enabled {
@@ -314,7 +314,7 @@ fn load_seed(
         .put(name, seed, Algorithm::Sha1, 6, true)
         .map_err(|e| token_err(&e, e.hint()))?;
     let codes = (|| {
-        let step = crate::mfa::now_secs() / crate::mfa::STEP;
+        let step = vault_aws::mfa::now_secs() / vault_aws::mfa::STEP;
         let mut codes = Vec::with_capacity(2);
         for (i, s) in [step, step + 1].into_iter().enumerate() {
             let which = if i == 0 { "first" } else { "second" };
@@ -407,12 +407,12 @@ fn rfc6238(seed: &SecretBytes, step: u64) -> MfaCode {
         totp_rs::Algorithm::SHA1,
         6,
         1,
-        crate::mfa::STEP,
+        vault_aws::mfa::STEP,
         seed.expose().to_vec(),
         None,
         String::new(),
     );
-    MfaCode::new(totp.generate(step * crate::mfa::STEP))
+    MfaCode::new(totp.generate(step * vault_aws::mfa::STEP))
 }
 
 /// RFC 4648 base32 (as `Base32StringSeed` is), case-insensitive, padding

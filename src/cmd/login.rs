@@ -13,9 +13,9 @@
 
 use crate::app::App;
 use crate::error::Error;
-use crate::sts::Sts;
 use std::io::Write;
 use std::time::{Duration, SystemTime};
+use vault_aws::sts::Sts;
 use vault_base::creds::{Credentials, SessionCredentials};
 use vault_base::settings::env_var;
 use vault_fast::cli::LoginArgs;
@@ -55,7 +55,7 @@ pub fn run(app: &App, args: &LoginArgs) -> Result<(), Error> {
             app,
             &args.profile,
             &args.session,
-            crate::sso::Flow::from(&args.sso),
+            super::sso_flow(&args.sso),
         )?;
         let Credentials::Session(creds) = r.creds else {
             return Err(Error::Other(format!(
@@ -115,16 +115,16 @@ fn federation_session(
         );
     }
     let key = crate::keys::load(app, &plan.root_profile)?.ok_or_else(|| {
-        crate::provider::ProviderError::NoStoredKey {
+        vault_aws::provider::ProviderError::NoStoredKey {
             profile: plan.root_profile.clone(),
         }
     })?;
     let key = Credentials::LongTerm(key);
-    let sts = Sts::new(plan.endpoint.clone()).map_err(crate::provider::ProviderError::from)?;
-    let sts_err = |e| Error::from(crate::provider::ProviderError::from(e));
+    let sts = Sts::new(plan.endpoint.clone()).map_err(vault_aws::provider::ProviderError::from)?;
+    let sts_err = |e| Error::from(vault_aws::provider::ProviderError::from(e));
     // As aws-vault does: the federated user is named after the IAM user.
     let arn = sts.caller_arn(&key).map_err(sts_err)?;
-    let name = crate::sts::federated_user_name(&arn, &plan.root_profile);
+    let name = vault_aws::sts::federated_user_name(&arn, &plan.root_profile);
     let duration = args
         .session
         .duration
@@ -292,7 +292,7 @@ fn signin_token(
 }
 
 fn http_get(url: &str) -> Result<(u16, Zeroizing<Vec<u8>>), String> {
-    crate::http::send(crate::http::Request {
+    vault_aws::http::send(vault_aws::http::Request {
         method: "GET",
         url,
         headers: &[],
@@ -381,7 +381,7 @@ mod tests {
 
     #[test]
     fn federated_user_names_fit_sts() {
-        use crate::sts::federated_user_name as name;
+        use vault_aws::sts::federated_user_name as name;
         assert_eq!(
             name("arn:aws:iam::123456789012:user/ops/alice", "p"),
             "alice"

@@ -19,10 +19,10 @@ pub mod sso_populate;
 
 use crate::app::App;
 use crate::error::Error;
-use crate::mfa::MfaSources;
-use crate::provider::{Options, Provider};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use vault_aws::mfa::MfaSources;
+use vault_aws::provider::{Options, Provider};
 use vault_base::creds::Credentials;
 use vault_fast::cli::SessionArgs;
 use vault_profile::config::{self, ProfileChain};
@@ -37,6 +37,16 @@ pub struct Resolved {
 
 /// Whether `name` has a long-term key in the store, remembered per name so
 /// a chain asks the keychain once per profile.
+/// `--use-device-code` asks for device authorization; the default is the
+/// authorization code flow, as the AWS CLI's now is.
+pub fn sso_flow(args: &vault_fast::cli::SsoArgs) -> vault_aws::sso::Flow {
+    if args.use_device_code {
+        vault_aws::sso::Flow::DeviceCode
+    } else {
+        vault_aws::sso::Flow::AuthorizationCode
+    }
+}
+
 pub fn stored_key_check(app: &App) -> impl Fn(&str) -> bool + '_ {
     let memo: RefCell<HashMap<String, bool>> = RefCell::new(HashMap::new());
     move |name: &str| {
@@ -82,7 +92,7 @@ pub fn resolve_chain(app: &App, profile: &str) -> Result<(ProfileChain, RootSour
 }
 
 pub fn credentials(app: &App, profile: &str, args: &SessionArgs) -> Result<Resolved, Error> {
-    credentials_via(app, profile, args, crate::sso::Flow::AuthorizationCode)
+    credentials_via(app, profile, args, vault_aws::sso::Flow::AuthorizationCode)
 }
 
 /// Shows an SSO sign-in: the URL (and the device code) on stderr, and the
@@ -141,7 +151,7 @@ impl Drop for SsoUi {
     }
 }
 
-impl crate::sso::SignInUi for SsoUi {
+impl vault_aws::sso::SignInUi for SsoUi {
     fn sign_in(&self, url: &str, user_code: Option<&str>) {
         if let Some(code) = user_code {
             eprintln!(
@@ -180,7 +190,7 @@ fn kept_sign_in() -> crate::keys::Sealed {
 /// memory-only cache is empty, i.e. after a reboot), and kept in the store
 /// as an envelope; with no key enrolled the store (the keychain) keeps them
 /// as they are.
-impl crate::sso::Keep for StoreKeep<'_> {
+impl vault_aws::sso::Keep for StoreKeep<'_> {
     fn load(&self, item: &str) -> Result<Option<vault_base::secret::SecretBytes>, String> {
         let store = self.0.store().map_err(|e| e.to_string())?;
         let Some(bytes) = store.get(item).map_err(|e| e.to_string())? else {
@@ -234,7 +244,7 @@ pub fn credentials_via(
     app: &App,
     profile: &str,
     args: &SessionArgs,
-    flow: crate::sso::Flow,
+    flow: vault_aws::sso::Flow,
 ) -> Result<Resolved, Error> {
     // Checked first, so a malformed --mfa-token fails the same whether or
     // not a cached session would have made it unnecessary.

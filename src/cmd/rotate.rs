@@ -23,12 +23,12 @@
 
 use crate::app::App;
 use crate::error::Error;
-use crate::iam::{self, Iam, IamError, KeyInfo};
 use crate::keys::{piv_recipients, TokenMfa};
-use crate::mfa::MfaSources;
-use crate::provider::{Options, Provider, ProviderError};
-use crate::sts::Sts;
 use std::time::{Duration, Instant};
+use vault_aws::iam::{self, Iam, IamError, KeyInfo};
+use vault_aws::mfa::MfaSources;
+use vault_aws::provider::{Options, Provider, ProviderError};
+use vault_aws::sts::Sts;
 use vault_base::creds::{Credentials, LongTermKey};
 use vault_base::lock::Lock;
 use vault_base::secret::mask_key_id as mask;

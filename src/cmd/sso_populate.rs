@@ -9,8 +9,8 @@
 
 use crate::app::App;
 use crate::error::Error;
-use crate::provider::ProviderError;
-use crate::sso::{self, Assignment, SignIn};
+use vault_aws::provider::ProviderError;
+use vault_aws::sso::{self, Assignment, SignIn};
 use vault_fast::cli::PopulateArgs;
 use vault_profile::config::{self, ConfigFile};
 
@@ -35,7 +35,7 @@ pub fn run(app: &App, args: &PopulateArgs) -> Result<(), Error> {
         endpoints: &endpoints,
         cache: cache.as_ref(),
         ui: &ui,
-        flow: crate::sso::Flow::from(&args.sso),
+        flow: super::sso_flow(&args.sso),
     };
     let assignments = {
         let id = sso::token_id(&settings);

@@ -1154,18 +1154,6 @@ fn form_decode(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `--use-device-code` asks for device authorization; the default is the
-/// authorization code flow, as the AWS CLI's now is.
-impl From<&vault_fast::cli::SsoArgs> for Flow {
-    fn from(args: &vault_fast::cli::SsoArgs) -> Flow {
-        if args.use_device_code {
-            Flow::DeviceCode
-        } else {
-            Flow::AuthorizationCode
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
