@@ -10,5 +10,5 @@ pub mod cmd;
 pub mod docs;
 pub mod ecs;
 pub mod error;
-pub mod keys;
 pub mod logging;
+pub mod unlock;

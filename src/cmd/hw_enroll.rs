@@ -10,7 +10,7 @@
 
 use crate::app::App;
 use crate::error::Error;
-use crate::keys::{pin_for, piv_recipients};
+use crate::unlock::{pin_for, piv_recipients};
 use std::io::{BufRead, IsTerminal};
 use vault_base::secret::{Passphrase, SecretBytes};
 use vault_base::settings::env_var;
@@ -183,12 +183,12 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
                 app.prompt(),
                 serial,
                 tries,
-                &crate::keys::PinGuard::new(app),
+                &crate::unlock::PinGuard::new(app),
             )
             .map_err(|e| token_err(e, None))?;
             if let Err(e) = tok.verify_pin(&pin) {
                 if matches!(e, vault_token::piv::PivError::WrongPin { .. }) {
-                    crate::keys::PinGuard::new(app).refused(serial, &pin);
+                    crate::unlock::PinGuard::new(app).refused(serial, &pin);
                 }
                 return Err(piv_err(e));
             }
@@ -679,7 +679,7 @@ fn add_backup(app: &App, t: &mut Tokens, backup: u32, _tok: &mut PivToken) -> Re
 /// open: the backup is then added at the envelope's next unwrap instead.
 fn open_now(app: &App, env: &envelope::Envelope, item: &str, profile: &str) -> Option<SecretBytes> {
     let prompt = app.prompt();
-    let guard = crate::keys::PinGuard::new(app);
+    let guard = crate::unlock::PinGuard::new(app);
     let mut u = PivUnwrapper::new(
         |serial, tries| pin_for(prompt, serial, tries, &guard),
         |m: &str| prompt.notify(m),

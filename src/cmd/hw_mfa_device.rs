@@ -102,7 +102,7 @@ pub fn prepare(app: &App, args: &EnrollArgs) -> Result<Prepared, Error> {
             ),
         ));
     }
-    let key = crate::keys::load(app, profile)?.ok_or_else(|| {
+    let key = crate::unlock::load(app, profile)?.ok_or_else(|| {
         fail(
             format!(
                 "no key for profile \"{profile}\" in the {} store",

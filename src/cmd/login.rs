@@ -114,7 +114,7 @@ fn federation_session(
             args.profile
         );
     }
-    let key = crate::keys::load(app, &plan.root_profile)?.ok_or_else(|| {
+    let key = crate::unlock::load(app, &plan.root_profile)?.ok_or_else(|| {
         vault_aws::provider::ProviderError::NoStoredKey {
             profile: plan.root_profile.clone(),
         }

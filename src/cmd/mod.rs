@@ -175,9 +175,9 @@ impl vault_aws::sso::SignInUi for SsoUi {
 pub(crate) struct StoreKeep<'a>(pub &'a App);
 
 /// What a kept sign-in is, for the messages of the unseal.
-fn kept_sign_in() -> crate::keys::Sealed {
+fn kept_sign_in() -> crate::unlock::Sealed {
     let renew = "to renew the IAM Identity Center sign-in".to_string();
-    crate::keys::Sealed {
+    crate::unlock::Sealed {
         what: "the kept IAM Identity Center sign-in".to_string(),
         waits_for: renew.clone(),
         purpose: renew,
@@ -201,9 +201,9 @@ impl vault_aws::sso::Keep for StoreKeep<'_> {
         }
         let env =
             vault_secrets::envelope::Envelope::decode(bytes.expose()).map_err(|e| e.to_string())?;
-        match crate::keys::open_sealed(self.0, &env, item, &kept_sign_in()) {
+        match crate::unlock::open_sealed(self.0, &env, item, &kept_sign_in()) {
             Ok(secret) => Ok(Some(secret)),
-            Err(crate::keys::Unsealed::NoToken(wanted)) => Err(format!(
+            Err(crate::unlock::Unsealed::NoToken(wanted)) => Err(format!(
                 "YubiKey {} is not present",
                 wanted
                     .iter()
@@ -211,7 +211,7 @@ impl vault_aws::sso::Keep for StoreKeep<'_> {
                     .collect::<Vec<_>>()
                     .join(" or ")
             )),
-            Err(crate::keys::Unsealed::Failed(e)) => Err(e.to_string()),
+            Err(crate::unlock::Unsealed::Failed(e)) => Err(e.to_string()),
         }
     }
     fn save(&self, item: &str, value: &vault_base::secret::SecretBytes) -> Result<(), String> {
@@ -219,7 +219,7 @@ impl vault_aws::sso::Keep for StoreKeep<'_> {
         // A tokens.json that cannot be read keeps nothing: the sign-in
         // must not land in clear because the record of the keys is damaged.
         let tokens = vault_secrets::enrolled::Tokens::load().map_err(|e| e.to_string())?;
-        let recipients = crate::keys::piv_recipients(&tokens)?;
+        let recipients = crate::unlock::piv_recipients(&tokens)?;
         if recipients.is_empty() {
             return store.set(item, value).map_err(|e| e.to_string());
         }
@@ -271,8 +271,8 @@ pub fn credentials_via(
     let (chain, root) = resolve_chain(app, profile)?;
     log::debug!(target: "vault", "profile chain: {chain}");
     let plan = vault_profile::plan::build(&chain, &args.options(), &config::process_env, root);
-    let keys = |name: &str| crate::keys::load(app, name);
-    let token_mfa = crate::keys::TokenMfa {
+    let keys = |name: &str| crate::unlock::load(app, name);
+    let token_mfa = crate::unlock::TokenMfa {
         prompt: app.prompt(),
     };
     let provider = Provider::new(

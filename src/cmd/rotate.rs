@@ -23,7 +23,7 @@
 
 use crate::app::App;
 use crate::error::Error;
-use crate::keys::{piv_recipients, TokenMfa};
+use crate::unlock::{piv_recipients, TokenMfa};
 use std::time::{Duration, Instant};
 use vault_aws::iam::{self, Iam, IamError, KeyInfo};
 use vault_aws::mfa::MfaSources;
@@ -382,7 +382,7 @@ pub fn run(app: &App, args: &RotateArgs) -> Result<(), Error> {
         })
     })?;
 
-    let old = crate::keys::load(app, profile)?.ok_or_else(|| ProviderError::NoStoredKey {
+    let old = crate::unlock::load(app, profile)?.ok_or_else(|| ProviderError::NoStoredKey {
         profile: profile.to_string(),
     })?;
     // Opening the envelope may have re-sealed it for a pending backup:

@@ -1,4 +1,4 @@
-//! Where a profile's long-term key comes from: its envelope, opened by a
+//! Unlocking a profile's long-term key: from its envelope, opened by a
 //! token (the PIN asked once, a touch), or the store. And where MFA codes
 //! come from when a token holds the profile's OATH credential.
 
