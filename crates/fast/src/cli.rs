@@ -7,7 +7,14 @@ use std::ffi::OsString;
 /// slot, MFA codes from its OATH applet, short-lived STS sessions for every
 /// process.
 #[derive(Debug, Parser)]
-#[command(name = "vault", version, about, long_about = None)]
+// The product's words, not this crate's description (clap's `about` alone
+// would take the crate's); the version is the workspace's.
+#[command(
+    name = "vault",
+    version,
+    about = "AWS credential broker: IAM keys wrapped by a YubiKey PIV slot, MFA from its OATH applet, short-lived STS sessions",
+    long_about = None
+)]
 pub struct Cli {
     /// Log which credential path was taken and why (to stderr; never secrets).
     #[arg(long, global = true)]
