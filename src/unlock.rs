@@ -330,7 +330,7 @@ pub fn open_sealed(
                 }
                 let hint = match e {
                     OpenError::Corrupt { .. } => Some(sealed.damaged_hint.clone()),
-                    _ => e.hint().map(str::to_string),
+                    _ => e.hint(),
                 };
                 return Err(Unsealed::Failed(token_error(
                     format!("cannot unwrap {}: {e}", sealed.what),

@@ -545,7 +545,7 @@ fn ecdh_on_the_card_equals_software_ecdh() {
     let err = unwrapper
         .piv_ecdh(key.serial, slot, &other, &eph.public_key())
         .unwrap_err();
-    assert!(err.contains("holds a different key"), "{err}");
+    assert!(err.to_string().contains("holds a different key"), "{err}");
     // An absent key is "not present", for the next entry to be tried.
     assert_eq!(
         unwrapper

@@ -512,7 +512,7 @@ impl envelope::Unwrapper for ThisKey<'_> {
         slot: u8,
         public_key: &p256::PublicKey,
         ephemeral: &p256::PublicKey,
-    ) -> Result<Option<zeroize::Zeroizing<[u8; 32]>>, String> {
+    ) -> Result<Option<zeroize::Zeroizing<[u8; 32]>>, vault_secrets::envelope::CardError> {
         if serial != self.serial {
             return Ok(None);
         }
@@ -573,7 +573,7 @@ fn wrap_profile(
     let opened: SecretBytes = {
         let mut u = unwrapper(app, serial, pin, "to check that the new envelope opens");
         envelope::open(&decoded, &item, &mut u).map_err(|e| {
-            let hint = e.hint().map(str::to_string);
+            let hint = e.hint();
             token_err(
                 format!("the new envelope did not open, so nothing was changed: {e}"),
                 hint,

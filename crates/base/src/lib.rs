@@ -8,7 +8,8 @@
 //!   fsync of file and folder, rename);
 //! - [`lock`]: the cross-process lock that makes parallel callers queue;
 //! - [`harden`]: what every vault process does first (no core dumps);
-//! - [`settings`]: the `VAULT_*` variables, read in one place.
+//! - [`settings`]: the `VAULT_*` variables, read in one place;
+//! - [`error`]: errors that cross a layer with their hint ([`error::Hinted`]).
 //!
 //! It may use only the standard library and small crates (secrecy,
 //! zeroize, serde, rand, rustix); every other vault crate may use it.
@@ -16,6 +17,7 @@
 
 pub mod atomic;
 pub mod creds;
+pub mod error;
 pub mod harden;
 pub mod lock;
 pub mod paths;

@@ -76,6 +76,7 @@ use p256::{FieldBytes, NonZeroScalar, PublicKey};
 use rand::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 use std::fmt;
+use vault_base::error::{Hinted, Message};
 use vault_base::secret::SecretBytes;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -251,7 +252,7 @@ pub trait Unwrapper {
         slot: u8,
         public_key: &PublicKey,
         ephemeral: &PublicKey,
-    ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, CardError> {
         let _ = (serial, slot, public_key, ephemeral);
         Ok(None)
     }
@@ -263,7 +264,7 @@ pub trait Unwrapper {
         rp_id: &str,
         credential_id: &[u8],
         salt: &[u8; 32],
-    ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, CardError> {
         let _ = (rp_id, credential_id, salt);
         Ok(None)
     }
@@ -276,7 +277,7 @@ impl<U: Unwrapper + ?Sized> Unwrapper for Box<U> {
         slot: u8,
         public_key: &PublicKey,
         ephemeral: &PublicKey,
-    ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, CardError> {
         (**self).piv_ecdh(serial, slot, public_key, ephemeral)
     }
 
@@ -285,7 +286,7 @@ impl<U: Unwrapper + ?Sized> Unwrapper for Box<U> {
         rp_id: &str,
         credential_id: &[u8],
         salt: &[u8; 32],
-    ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, CardError> {
         (**self).fido2_secret(rp_id, credential_id, salt)
     }
 }
@@ -298,7 +299,7 @@ impl<U: Unwrapper> Unwrapper for Vec<U> {
         slot: u8,
         public_key: &PublicKey,
         ephemeral: &PublicKey,
-    ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, CardError> {
         for token in self.iter_mut() {
             if let Some(shared) = token.piv_ecdh(serial, slot, public_key, ephemeral)? {
                 return Ok(Some(shared));
@@ -312,7 +313,7 @@ impl<U: Unwrapper> Unwrapper for Vec<U> {
         rp_id: &str,
         credential_id: &[u8],
         salt: &[u8; 32],
-    ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, CardError> {
         for token in self.iter_mut() {
             if let Some(secret) = token.fido2_secret(rp_id, credential_id, salt)? {
                 return Ok(Some(secret));
@@ -367,18 +368,19 @@ impl Unwrapper for SoftwarePiv {
         slot: u8,
         public_key: &PublicKey,
         ephemeral: &PublicKey,
-    ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, CardError> {
         if serial != self.serial {
             return Ok(None);
         }
         if slot != self.slot {
-            return Err(format!("YubiKey {serial} has no key in slot {slot:#04x}"));
+            return Err(Message(format!("YubiKey {serial} has no key in slot {slot:#04x}")).into());
         }
         if *public_key != self.secret.public_key() {
-            return Err(format!(
+            return Err(Message(format!(
                 "slot {slot:#04x} of YubiKey {serial} holds another key than the one \
                  this item was sealed to"
-            ));
+            ))
+            .into());
         }
         let scalar = Zeroizing::new(self.secret.to_nonzero_scalar());
         let shared = p256::ecdh::diffie_hellman(&*scalar, ephemeral.as_affine());
@@ -444,7 +446,7 @@ impl Unwrapper for SoftwareFido2 {
         rp_id: &str,
         credential_id: &[u8],
         salt: &[u8; 32],
-    ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, CardError> {
         if rp_id != self.rp_id || credential_id != self.credential_id.as_slice() {
             return Ok(None);
         }
@@ -981,10 +983,10 @@ pub fn open(
                 wanted.push(entry.id());
                 continue;
             }
-            Err(message) => {
+            Err(failure) => {
                 return Err(OpenError::Token {
                     recipient: entry.id(),
-                    message,
+                    failure,
                 })
             }
         };
@@ -1087,17 +1089,18 @@ pub enum SealError {
 }
 
 /// Why an envelope did not open.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error(
         "no token this item is sealed to is present: insert {}",
         join_or(wanted)
     )]
     NoTokenPresent { wanted: Vec<RecipientId> },
-    #[error("{recipient}: {message}")]
+    /// The token's own error, typed, with its hint.
+    #[error("{recipient}: {failure}")]
     Token {
         recipient: RecipientId,
-        message: String,
+        failure: CardError,
     },
     #[error(
         "the item sealed to {recipient} failed authentication: it was altered, \
@@ -1112,19 +1115,23 @@ pub enum OpenError {
     NoUsableEntry { kinds: Vec<u8> },
 }
 
+/// What an [`Unwrapper`] fails with: the token layer's own error, boxed.
+pub type CardError = Box<dyn Hinted>;
+
 impl OpenError {
-    pub fn hint(&self) -> Option<&'static str> {
-        match self {
+    pub fn hint(&self) -> Option<String> {
+        let fixed = match self {
             OpenError::NoTokenPresent { .. } => {
-                Some("insert one of those keys and run the command again")
+                "insert one of those keys and run the command again"
             }
-            OpenError::Token { .. } => None,
-            OpenError::Corrupt { .. } => Some(
+            OpenError::Token { failure, .. } => return failure.hint(),
+            OpenError::Corrupt { .. } => {
                 "do not copy stored items between profiles; remove the item with \
-                 `vault remove PROFILE` and add the key again",
-            ),
-            OpenError::NoUsableEntry { .. } => Some("upgrade vault to read this item"),
-        }
+                 `vault remove PROFILE` and add the key again"
+            }
+            OpenError::NoUsableEntry { .. } => "upgrade vault to read this item",
+        };
+        Some(fixed.to_string())
     }
 }
 
@@ -1177,8 +1184,8 @@ mod tests {
             _: u8,
             _: &PublicKey,
             _: &PublicKey,
-        ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
-            Err("wrong PIN, 2 tries left".into())
+        ) -> Result<Option<Zeroizing<[u8; 32]>>, CardError> {
+            Err(Message("wrong PIN, 2 tries left".into()).into())
         }
     }
 
@@ -1191,7 +1198,7 @@ mod tests {
             _: u8,
             _: &PublicKey,
             _: &PublicKey,
-        ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
+        ) -> Result<Option<Zeroizing<[u8; 32]>>, CardError> {
             panic!("asked a token after the open was decided")
         }
     }
@@ -1428,7 +1435,9 @@ mod tests {
         let envelope = seal(&secret(), &recipients, CONTEXT).unwrap();
         let mut tokens: Vec<Box<dyn Unwrapper>> = vec![Box::new(Failing), Box::new(Unreachable)];
         let err = open(&envelope, CONTEXT, &mut tokens).unwrap_err();
-        assert!(matches!(&err, OpenError::Token { message, .. } if message.contains("2 tries")));
+        assert!(
+            matches!(&err, OpenError::Token { failure, .. } if failure.to_string().contains("2 tries"))
+        );
     }
 
     #[test]
@@ -1499,7 +1508,10 @@ mod tests {
 
         let only_unknown = Envelope::decode(b"VLTE\x01\x01\x09\x00\x01\x00").unwrap();
         let err = open(&only_unknown, CONTEXT, &mut piv(1, 0x82, 1)).unwrap_err();
-        assert_eq!(err, OpenError::NoUsableEntry { kinds: vec![9] });
+        assert!(
+            matches!(&err, OpenError::NoUsableEntry { kinds } if kinds == &[9]),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("newer vault"));
     }
 

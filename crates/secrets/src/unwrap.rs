@@ -2,7 +2,7 @@
 //! envelope's [`Unwrapper`]. The token knows nothing of envelopes; this is
 //! where its typed errors become the envelope's messages (with their hint).
 
-use crate::envelope::{Recipient, Unwrapper};
+use crate::envelope::{CardError, Recipient, Unwrapper};
 use vault_token::fido2::{Fido2Authenticator, Fido2Enrollment, Fido2Unwrapper};
 use vault_token::piv::PivUnwrapper;
 use zeroize::Zeroizing;
@@ -14,9 +14,9 @@ impl Unwrapper for PivUnwrapper<'_> {
         slot: u8,
         public_key: &p256::PublicKey,
         ephemeral: &p256::PublicKey,
-    ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, CardError> {
         self.ecdh(serial, slot, public_key, ephemeral)
-            .map_err(|e| e.with_hint())
+            .map_err(|e| Box::new(e) as CardError)
     }
 }
 
@@ -26,9 +26,9 @@ impl<A: Fido2Authenticator> Unwrapper for Fido2Unwrapper<A> {
         rp_id: &str,
         credential_id: &[u8],
         salt: &[u8; 32],
-    ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, CardError> {
         self.find_secret(rp_id, credential_id, salt)
-            .map_err(|e| e.to_string())
+            .map_err(|e| Box::new(e) as CardError)
     }
 }
 
@@ -176,7 +176,8 @@ mod tests {
         key.refuse_touch(true);
         let err = open(&env, CONTEXT, &mut Fido2Unwrapper::new(&mut key)).unwrap_err();
         match &err {
-            OpenError::Token { message, .. } => {
+            OpenError::Token { failure, .. } => {
+                let message = failure.to_string();
                 assert!(
                     message.contains("touch the key when it blinks"),
                     "{message}"
@@ -220,7 +221,7 @@ mod tests {
 
         let err = open(&env, CONTEXT, &mut Fido2Unwrapper::new(&mut key)).unwrap_err();
         match &err {
-            OpenError::Token { message, .. } => assert!(message.contains("PIN"), "{message}"),
+            OpenError::Token { failure, .. } => assert!(failure.to_string().contains("PIN")),
             other => panic!("{other:?}"),
         }
 
@@ -245,8 +246,8 @@ mod tests {
         let mut wrong = Fido2Unwrapper::new(&mut key).with_pin(pin("1111"));
         let err = open(&env, CONTEXT, &mut wrong).unwrap_err();
         match &err {
-            OpenError::Token { message, .. } => {
-                assert!(message.contains("wrong PIN"), "{message}")
+            OpenError::Token { failure, .. } => {
+                assert!(failure.to_string().contains("wrong PIN"), "{failure}")
             }
             other => panic!("{other:?}"),
         }

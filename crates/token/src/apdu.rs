@@ -135,6 +135,12 @@ fn pcscd_fix() -> &'static str {
     }
 }
 
+impl vault_base::error::Hinted for TokenError {
+    fn hint(&self) -> Option<String> {
+        TokenError::hint(self)
+    }
+}
+
 impl TokenError {
     /// What to do next, for the user.
     pub fn hint(&self) -> Option<String> {

@@ -89,6 +89,9 @@ const UDEV_HINT: &str = "on Linux, if it is plugged in, your user may lack acces
      hidraw device: systemd 244 and later grant it, older systems need the \
      udev rule in vault's udev/ directory";
 
+/// Its messages carry their advice inline (the udev rule, the PIN).
+impl vault_base::error::Hinted for Fido2Error {}
+
 /// Why a FIDO2 request failed, in words for the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Fido2Error {

@@ -341,6 +341,12 @@ pub fn tries(n: u8) -> String {
     }
 }
 
+impl vault_base::error::Hinted for PivError {
+    fn hint(&self) -> Option<String> {
+        PivError::hint(self)
+    }
+}
+
 impl PivError {
     /// What to do next, for the user.
     pub fn hint(&self) -> Option<String> {
