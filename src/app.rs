@@ -6,7 +6,6 @@ use crate::error::Error;
 use std::cell::OnceCell;
 use std::time::Duration;
 use vault_base::secret::{MfaCode, Passphrase};
-use vault_base::settings::env_var;
 use vault_profile::config::{self, ConfigFile};
 use vault_profile::session::SessionCache;
 use vault_prompt::{self as prompt, Prompt, PromptError, PromptKind};
@@ -141,8 +140,8 @@ impl App {
 
     pub fn store_options() -> StoreOptions {
         let mut o = StoreOptions::from_env();
-        if let Some(s) = env_var("VAULT_KEYCHAIN_SERVICE") {
-            o.service = s;
+        if let Some(s) = &vault_base::settings::Settings::get().keychain_service {
+            o.service = s.clone();
         }
         o
     }

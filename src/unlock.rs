@@ -151,8 +151,8 @@ pub fn pin_for(
 
 /// How long an exec waits for a token-backed profile's key to be inserted.
 pub fn token_wait() -> Duration {
-    env_var("VAULT_TOKEN_WAIT")
-        .and_then(|v| vault_base::settings::parse_duration(&v).ok())
+    vault_base::settings::Settings::get()
+        .token_wait
         .unwrap_or(Duration::from_secs(15))
 }
 

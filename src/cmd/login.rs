@@ -17,7 +17,6 @@ use std::io::Write;
 use std::time::{Duration, SystemTime};
 use vault_aws::sts::Sts;
 use vault_base::creds::{Credentials, SessionCredentials};
-use vault_base::settings::env_var;
 use vault_fast::cli::LoginArgs;
 use vault_profile::config;
 use vault_profile::plan::ROLE_CHAINING_MAX;
@@ -174,7 +173,7 @@ fn partition(region: Option<&str>) -> (&'static str, &'static str) {
 /// `VAULT_FEDERATION_URL`, else the partition's endpoint. Plain http only
 /// to this machine: the request carries the session's secret.
 fn federation_endpoint(region: Option<&str>) -> Result<String, Error> {
-    let Some(url) = env_var(FEDERATION_URL_ENV) else {
+    let Some(url) = vault_base::settings::Settings::get().federation_url.clone() else {
         return Ok(partition(region).0.to_string());
     };
     let uri: hyper::Uri = url.parse().map_err(|e| {

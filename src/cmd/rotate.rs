@@ -32,7 +32,6 @@ use vault_aws::sts::Sts;
 use vault_base::creds::{Credentials, LongTermKey};
 use vault_base::lock::Lock;
 use vault_base::secret::mask_key_id as mask;
-use vault_base::settings::env_var;
 use vault_fast::cli::RotateArgs;
 use vault_profile::config;
 use vault_profile::session::CacheId;
@@ -43,8 +42,8 @@ use vault_secrets::store;
 /// How long a new key may take to be accepted by STS: IAM is eventually
 /// consistent, and a new key usually works within seconds.
 fn propagation_wait() -> Duration {
-    env_var("VAULT_ROTATE_WAIT")
-        .and_then(|v| vault_base::settings::parse_duration(&v).ok())
+    vault_base::settings::Settings::get()
+        .rotate_wait
         .unwrap_or(Duration::from_secs(30))
 }
 

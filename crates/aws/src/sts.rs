@@ -18,9 +18,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 
 /// `VAULT_STS_TIMEOUT`, else [`DEFAULT_TIMEOUT`].
 pub fn timeout() -> Duration {
-    vault_base::settings::env_var("VAULT_STS_TIMEOUT")
-        .and_then(|v| vault_base::settings::parse_duration(&v).ok())
-        .filter(|d| !d.is_zero())
+    vault_base::settings::Settings::get()
+        .sts_timeout
         .unwrap_or(DEFAULT_TIMEOUT)
 }
 

@@ -1,6 +1,63 @@
 //! The `VAULT_*` variables. An empty value counts as unset, as aws-vault
 //! and the AWS CLI treat theirs: `VAULT_PIN= vault exec …` in a script must
 //! not send an empty PIN.
+//!
+//! vault's tunables are read once per process into [`Settings`]; secrets
+//! handed in the environment (`VAULT_PIN`, `VAULT_FILE_PASSPHRASE`, …) are
+//! read where they are used, straight into their secret types, and are
+//! never kept in it.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// vault's tunables from the environment: every `VAULT_*` variable that is
+/// not a secret and not a command-line option's `env` (clap reads those).
+/// Durations that do not parse count as unset, so a typo falls back to the
+/// default rather than stopping every AWS call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// `VAULT_STS_TIMEOUT`: how long one STS call may take.
+    pub sts_timeout: Option<Duration>,
+    /// `VAULT_MIN_REMAINING`, else aws-vault's `AWS_MIN_TTL`: the validity
+    /// a cached session must have left to be reused.
+    pub min_remaining: Option<Duration>,
+    /// `VAULT_TOKEN_WAIT`: how long exec waits for a YubiKey to be inserted.
+    pub token_wait: Option<Duration>,
+    /// `VAULT_ROTATE_WAIT`: how long rotate waits for a new IAM key to work.
+    pub rotate_wait: Option<Duration>,
+    /// `VAULT_CACHE_SCOPE`: `user` or `session` (checked by the cache).
+    pub cache_scope: Option<String>,
+    /// `VAULT_PINENTRY`: the pinentry program to run.
+    pub pinentry: Option<String>,
+    /// `VAULT_KEYCHAIN_SERVICE`: the keychain service name items live under.
+    pub keychain_service: Option<String>,
+    /// `VAULT_FEDERATION_URL`: where `vault login` gets its sign-in token.
+    pub federation_url: Option<String>,
+}
+
+impl Settings {
+    /// The settings in `env` (a variable's value, `None` when unset).
+    pub fn from(env: &dyn Fn(&str) -> Option<String>) -> Settings {
+        let var = |name: &str| env(name).filter(|v| !v.is_empty());
+        let duration = |name: &str| var(name).and_then(|v| parse_duration(&v).ok());
+        Settings {
+            sts_timeout: duration("VAULT_STS_TIMEOUT").filter(|d| !d.is_zero()),
+            min_remaining: duration("VAULT_MIN_REMAINING").or_else(|| duration("AWS_MIN_TTL")),
+            token_wait: duration("VAULT_TOKEN_WAIT"),
+            rotate_wait: duration("VAULT_ROTATE_WAIT"),
+            cache_scope: var("VAULT_CACHE_SCOPE"),
+            pinentry: var("VAULT_PINENTRY"),
+            keychain_service: var("VAULT_KEYCHAIN_SERVICE"),
+            federation_url: var("VAULT_FEDERATION_URL"),
+        }
+    }
+
+    /// This process's settings, read from its environment the first time.
+    pub fn get() -> &'static Settings {
+        static SETTINGS: OnceLock<Settings> = OnceLock::new();
+        SETTINGS.get_or_init(|| Settings::from(&|name| std::env::var(name).ok()))
+    }
+}
 
 /// The variable's value when it is set to something.
 pub fn env_var(name: &str) -> Option<String> {
@@ -94,6 +151,48 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_read_each_variable_and_skip_what_does_not_parse() {
+        let env = |name: &str| {
+            match name {
+                "VAULT_STS_TIMEOUT" => Some("0"),
+                "AWS_MIN_TTL" => Some("10m"),
+                "VAULT_TOKEN_WAIT" => Some("1h30m"),
+                "VAULT_ROTATE_WAIT" => Some("soon"),
+                "VAULT_CACHE_SCOPE" => Some("session"),
+                "VAULT_PINENTRY" => Some(""),
+                "VAULT_KEYCHAIN_SERVICE" => Some("vault-test"),
+                _ => None,
+            }
+            .map(str::to_string)
+        };
+        let s = Settings::from(&env);
+        assert_eq!(
+            s,
+            Settings {
+                // A zero timeout would fail every call: unset.
+                sts_timeout: None,
+                // aws-vault's name, when vault's is not set.
+                min_remaining: Some(Duration::from_secs(600)),
+                token_wait: Some(Duration::from_secs(5400)),
+                rotate_wait: None,
+                cache_scope: Some("session".into()),
+                pinentry: None,
+                keychain_service: Some("vault-test".into()),
+                federation_url: None,
+            }
+        );
+        let both = |name: &str| match name {
+            "VAULT_MIN_REMAINING" => Some("1m".to_string()),
+            "AWS_MIN_TTL" => Some("10m".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            Settings::from(&both).min_remaining,
+            Some(Duration::from_secs(60))
+        );
+    }
 
     #[test]
     fn durations_too_long_to_add_to_now_are_refused() {

@@ -211,10 +211,8 @@ pub const DEFAULT_MIN_REMAINING: Duration = Duration::from_secs(300);
 /// How much validity a cached session must have left to be reused:
 /// `VAULT_MIN_REMAINING`, else aws-vault's `AWS_MIN_TTL`, else 5 minutes.
 pub fn min_remaining() -> Duration {
-    let var = vault_base::settings::env_var;
-    var("VAULT_MIN_REMAINING")
-        .or_else(|| var("AWS_MIN_TTL"))
-        .and_then(|v| vault_base::settings::parse_duration(&v).ok())
+    vault_base::settings::Settings::get()
+        .min_remaining
         .unwrap_or(DEFAULT_MIN_REMAINING)
 }
 
@@ -367,10 +365,11 @@ pub mod kernel {
     impl Scope {
         /// `VAULT_CACHE_SCOPE`: `user` (default) or `session`.
         pub fn from_env() -> Result<Scope, CacheError> {
-            match std::env::var("VAULT_CACHE_SCOPE").as_deref() {
-                Err(_) | Ok("") | Ok("user") => Ok(Scope::User),
-                Ok("session") => Ok(Scope::Session),
-                Ok(other) => Err(CacheError::Kernel(format!(
+            let scope = vault_base::settings::Settings::get().cache_scope.as_deref();
+            match scope {
+                None | Some("user") => Ok(Scope::User),
+                Some("session") => Ok(Scope::Session),
+                Some(other) => Err(CacheError::Kernel(format!(
                     "VAULT_CACHE_SCOPE={other:?}: use user (every process of yours) or session (one login)"
                 ))),
             }

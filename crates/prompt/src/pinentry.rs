@@ -47,8 +47,10 @@ impl Pinentry {
     /// `pinentry` on PATH: on Debian an alternative pointing at the
     /// desktop's flavour. The path found now is the one run later.
     pub fn find(use_tty: bool, detached: bool) -> Option<Pinentry> {
-        let name =
-            vault_base::settings::env_var("VAULT_PINENTRY").unwrap_or_else(|| "pinentry".into());
+        let name = vault_base::settings::Settings::get()
+            .pinentry
+            .clone()
+            .unwrap_or_else(|| "pinentry".into());
         let program = if name.contains('/') {
             let p = PathBuf::from(&name);
             super::is_executable(&p).then_some(p)?
