@@ -300,67 +300,6 @@ fn command_line_mistakes_are_usage_errors() {
     );
 }
 
-const HELP: &str = "\
-AWS credential broker: IAM keys wrapped by a YubiKey PIV slot, MFA from its OATH applet, short-lived STS sessions
-
-Usage: vault [OPTIONS] <COMMAND>
-
-Commands:
-  add         Store a profile's long-term IAM access key
-  list        Show profiles, which have stored keys, and cached sessions [alias: ls]
-  remove      Delete a profile's stored key (and its cached sessions) [alias: rm]
-  clear       Delete cached sessions (all, or a profile's)
-  exec        Run a command with a profile's temporary credentials in its environment, or print them for credential_process with --json
-  export      Print a profile's temporary credentials in a chosen format
-  login       Open the AWS console signed in as a profile (or print the sign-in URL)
-  rotate      Replace a profile's IAM access key with a new one: create it, store it, prove it works, then delete the old one (one MFA code in all)
-  hw          Hardware tokens: put a YubiKey into service, show what is enrolled
-  sso         IAM Identity Center: write a profile for every account and role
-  completion  Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout
-  man         Print vault's manual page (roff) to stdout: `vault man > ~/.local/share/man/man1/vault.1`
-  help        Print this message or the help of the given subcommand(s)
-
-Options:
-      --debug              Log which credential path was taken and why (to stderr; never secrets)
-      --backend <BACKEND>  Where long-term keys are stored: keychain (Secret Service, macOS Keychain, Windows Credential Manager), keyutils (Linux kernel keyring, memory only) or file (encrypted, for headless machines) [env: VAULT_BACKEND=]
-      --prompt <DRIVER>    How to ask for MFA codes and secrets: auto, terminal, zenity, kdialog, osascript [env: VAULT_PROMPT=]
-  -h, --help               Print help
-  -V, --version            Print version
-";
-
-const EXEC_HELP: &str = "\
-Run a command with a profile's temporary credentials in its environment, or print them for credential_process with --json
-
-Usage: vault exec [OPTIONS] <PROFILE> [-- <CMD>...]
-
-Arguments:
-  <PROFILE>  Profile name (default: $AWS_PROFILE) [env: AWS_PROFILE=]
-  [CMD]...   The command and its arguments (default: $SHELL)
-
-Options:
-  -d, --duration <DURATION>  Session duration (e.g. 1h, 45m, 3600s): every role's, and the MFA session's of a profile without role. Defaults: roles 1h (or AWS_ASSUME_ROLE_TTL, or duration_seconds), the MFA session 12h
-      --debug                Log which credential path was taken and why (to stderr; never secrets)
-      --backend <BACKEND>    Where long-term keys are stored: keychain (Secret Service, macOS Keychain, Windows Credential Manager), keyutils (Linux kernel keyring, memory only) or file (encrypted, for headless machines) [env: VAULT_BACKEND=]
-  -n, --no-session           Use the stored long-term key for roles (or directly) without a GetSessionToken session
-      --prompt <DRIVER>      How to ask for MFA codes and secrets: auto, terminal, zenity, kdialog, osascript [env: VAULT_PROMPT=]
-      --region <REGION>      Region for the credentials (overrides the profile's)
-  -t, --mfa-token <CODE>     An MFA code to use instead of asking for one
-      --use-device-code      SSO profiles: sign in with a code shown here and confirmed in any browser (device authorization), instead of the browser coming back to this machine
-  -j, --json                 Print credential_process JSON on stdout instead of running a command
-      --ecs-server           Serve credentials to the command from a local ECS credential endpoint (renewed before they expire) instead of putting them in its environment
-      --lazy                 With --ecs-server: make no session until the command first asks
-  -h, --help                 Print help
-";
-
-#[test]
-fn help_texts() {
-    let t = TestEnv::new("help");
-    let run = t.vault(&["--help"]).run().success();
-    assert_eq!((run.stdout.as_str(), run.stderr.as_str()), (HELP, ""));
-    let run = t.vault(&["exec", "--help"]).run().success();
-    assert_eq!((run.stdout.as_str(), run.stderr.as_str()), (EXEC_HELP, ""));
-}
-
 #[test]
 fn enroll_refuses_a_seed_on_the_command_line_before_touching_anything() {
     let t = TestEnv::new("err_seed_in_argv");
