@@ -2,7 +2,7 @@
 //! under `credential_process` stdout carries the JSON the AWS SDK parses,
 //! and in `... | vault exec` stdin is somebody else's data.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -13,7 +13,14 @@ use super::{validate_mfa_code, Prompt, PromptError, TouchNotice, TouchRequest, M
 use vault_base::secret::{MfaCode, Passphrase};
 
 /// The controlling terminal of this process, whatever its fds point at.
+#[cfg(unix)]
 pub const TTY: &str = "/dev/tty";
+/// Elsewhere there is no such file: on Windows "/dev/tty" would name
+/// `\dev\tty` on the current drive, which anyone may create, so
+/// `open_tty` refuses and no terminal driver is handed out; this only
+/// names the terminal in messages.
+#[cfg(not(unix))]
+pub const TTY: &str = "the controlling terminal";
 
 /// Asks on the controlling terminal.
 #[derive(Debug)]
@@ -26,13 +33,26 @@ impl Terminal {
     /// and writing, so a driver is never handed out where it would fail
     /// (no terminal under an IDE, a launchd agent or `setsid`).
     pub fn open() -> io::Result<Terminal> {
-        open_tty()?;
+        open_tty(true)?;
         Ok(Terminal { _private: () })
     }
 }
 
-fn open_tty() -> io::Result<File> {
-    OpenOptions::new().read(true).write(true).open(TTY)
+/// The terminal, for writing and (`read`) reading.
+#[cfg(unix)]
+fn open_tty(read: bool) -> io::Result<File> {
+    std::fs::OpenOptions::new().read(read).write(true).open(TTY)
+}
+
+/// The terminal driver has not been ported (Windows' console is `CONIN$`
+/// and `CONOUT$`, with modes of its own): a clear "unsupported" rather than
+/// opening a path that means something else there.
+#[cfg(not(unix))]
+fn open_tty(_read: bool) -> io::Result<File> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "vault's terminal prompt works on Unix only",
+    ))
 }
 
 fn io_error(what: &str, e: io::Error) -> PromptError {
@@ -43,7 +63,7 @@ fn io_error(what: &str, e: io::Error) -> PromptError {
 /// on an empty line (or a hung-up terminal) reads as end of file: the user
 /// walked away, which is a cancel, not an error.
 fn read_line(prompt: &str) -> Result<Zeroizing<String>, PromptError> {
-    let mut tty = open_tty().map_err(|e| io_error("cannot open", e))?;
+    let mut tty = open_tty(true).map_err(|e| io_error("cannot open", e))?;
     tty.write_all(prompt.as_bytes())
         .and_then(|()| tty.flush())
         .map_err(|e| io_error("cannot write to", e))?;
@@ -76,7 +96,7 @@ pub(crate) fn countdown(request: &TouchRequest) -> Box<dyn TouchNotice> {
 
 fn say(line: &str) {
     // Best effort: a message nobody can see is not worth failing for.
-    if let Ok(mut tty) = OpenOptions::new().write(true).open(TTY) {
+    if let Ok(mut tty) = open_tty(false) {
         let _ = writeln!(tty, "vault: {line}");
     }
 }
@@ -125,10 +145,7 @@ impl Prompt for Terminal {
             Ok(s) => Ok(Passphrase::new(s)),
             // Ctrl-D on an empty line.
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                let _ = OpenOptions::new()
-                    .write(true)
-                    .open(TTY)
-                    .and_then(|mut t| t.write_all(b"\n"));
+                let _ = open_tty(false).and_then(|mut t| t.write_all(b"\n"));
                 Err(PromptError::Cancelled)
             }
             // Ctrl-C: rpassword reads with the terminal's signals off and
@@ -138,6 +155,7 @@ impl Prompt for Terminal {
             // the mode is restored by then and nothing is half-written.
             // Only where that fails does it return.
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                #[cfg(unix)]
                 let _ =
                     signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGINT);
                 Err(PromptError::Cancelled)
@@ -178,7 +196,7 @@ impl Countdown {
         let thread = std::thread::Builder::new()
             .name("touch countdown".into())
             .spawn(move || {
-                let Ok(mut tty) = OpenOptions::new().write(true).open(TTY) else {
+                let Ok(mut tty) = open_tty(false) else {
                     return;
                 };
                 let start = std::time::Instant::now();
@@ -247,11 +265,13 @@ impl Drop for Countdown {
 /// only swallowed (the read reports the Ctrl-C and `secret` ends vault
 /// once the terminal is restored); at any other time it does what it
 /// always did, the default action. Registered once per process; the
-/// returned flag is true outside a read.
+/// returned flag is true outside a read. (signal-hook is Unix-only, and
+/// so is this driver: elsewhere the flag is only a flag.)
 fn sigint_while_reading() -> &'static Arc<AtomicBool> {
     static NOT_READING: OnceLock<Arc<AtomicBool>> = OnceLock::new();
     NOT_READING.get_or_init(|| {
         let flag = Arc::new(AtomicBool::new(true));
+        #[cfg(unix)]
         if let Err(e) = signal_hook::flag::register_conditional_default(
             signal_hook::consts::SIGINT,
             Arc::clone(&flag),
