@@ -436,13 +436,14 @@ impl<'a> Provider<'a> {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     //! The provider's decisions with an in-process STS behind
-    //! [`StsCalls`]: what it asks STS, what it caches and reuses, and what
-    //! happens to an MFA code. Every decision here is also exercised
-    //! end to end against the rig's strict STS (tests/cli_*.rs).
+    //! [`StsCalls`]: what it asks STS, with which credentials, what it
+    //! caches and reuses, and what happens to an MFA code. Every decision
+    //! here is also exercised end to end against the rig's strict STS
+    //! (tests/cli_*.rs); these run under plain `cargo test`.
     use super::*;
     use crate::mfa::MfaError;
-    use std::cell::RefCell;
-    use std::collections::BTreeMap;
+    use std::cell::{Cell, RefCell};
+    use std::collections::{BTreeMap, VecDeque};
     use vault_base::creds::{LongTermKey, SessionCredentials};
     use vault_base::secret::{MfaCode, Passphrase, SecretAccessKey, SecretBytes, SessionToken};
     use vault_profile::config::ConfigFile;
@@ -450,6 +451,9 @@ mod tests {
     use vault_profile::session::{CacheError, SessionCache};
     use vault_prompt::{Prompt, PromptError};
 
+    /// The session cache every vault process of the user shares. Like the
+    /// kernel keyring it may hold an entry past its expiration; the
+    /// provider must not trust it then.
     #[derive(Default)]
     struct MemCache(RefCell<BTreeMap<CacheId, Vec<u8>>>);
 
@@ -472,10 +476,35 @@ mod tests {
         }
     }
 
-    struct NoPrompt;
-    impl Prompt for NoPrompt {
-        fn mfa_code(&self, _: &str, _: &str) -> Result<MfaCode, PromptError> {
-            Err(PromptError::Unavailable("no prompt in this test".into()))
+    /// The user at the MFA prompt: types the next of `codes` each time a
+    /// code is asked for; once they run out, the prompt cannot be shown.
+    #[derive(Default)]
+    struct User {
+        codes: RefCell<VecDeque<&'static str>>,
+        /// (profile, MFA serial) of each request.
+        asked: RefCell<Vec<(String, String)>>,
+        /// What vault told the user.
+        told: RefCell<Vec<String>>,
+    }
+
+    impl User {
+        fn typing(codes: &[&'static str]) -> User {
+            User {
+                codes: RefCell::new(codes.iter().copied().collect()),
+                ..User::default()
+            }
+        }
+    }
+
+    impl Prompt for User {
+        fn mfa_code(&self, profile: &str, serial: &str) -> Result<MfaCode, PromptError> {
+            self.asked
+                .borrow_mut()
+                .push((profile.to_string(), serial.to_string()));
+            match self.codes.borrow_mut().pop_front() {
+                Some(code) => Ok(MfaCode::new(code)),
+                None => Err(PromptError::Unavailable("no prompt in this test".into())),
+            }
         }
         fn secret(&self, _: &str) -> Result<Passphrase, PromptError> {
             Err(PromptError::Unavailable("no prompt in this test".into()))
@@ -483,42 +512,73 @@ mod tests {
         fn text(&self, _: &str) -> Result<String, PromptError> {
             Err(PromptError::Unavailable("no prompt in this test".into()))
         }
-        fn notify(&self, _: &str) {}
+        fn notify(&self, message: &str) {
+            self.told.borrow_mut().push(message.to_string());
+        }
     }
 
-    /// What the double STS was asked: (operation, signing key, duration s,
-    /// role ARN, MFA serial and code).
-    type Call = (&'static str, String, u64, String, Option<(String, String)>);
+    /// Credentials as the double STS sees them: the access key ID, and
+    /// the session token of temporary ones.
+    type Signer = (String, Option<String>);
 
-    /// An STS in memory: records each call and answers with a new session
-    /// valid for the duration asked, or with `fail` once.
+    const KEY_ID: &str = "AKIAUSERKEY000000001";
+
+    /// Profile u's stored key, as STS sees it.
+    fn long_term() -> Signer {
+        (KEY_ID.to_string(), None)
+    }
+
+    /// The credentials the double STS issued in answer to its call `n`.
+    fn issued(n: usize) -> Signer {
+        (format!("ASIAFAKE{n:012}"), Some(format!("token-{n}")))
+    }
+
+    fn signer(c: &Credentials) -> Signer {
+        (
+            c.access_key_id().to_string(),
+            c.session_token().map(|t| t.expose().to_string()),
+        )
+    }
+
+    /// One call the double STS received, with everything vault sent.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Call {
+        op: &'static str,
+        /// The credentials that signed it.
+        signer: Signer,
+        duration: u64,
+        /// AssumeRole's role ARN and role session name.
+        role: Option<(String, String)>,
+        /// MFA serial and code.
+        mfa: Option<(String, String)>,
+    }
+
+    /// An STS in memory: records each call and answers with new session
+    /// credentials valid for the duration asked (from the current second), or with the error set
+    /// for that call.
     #[derive(Default)]
     struct FakeSts {
         calls: RefCell<Vec<Call>>,
-        fail: RefCell<Option<StsError>>,
+        /// Errors to answer with, by call number (from 0).
+        fail: RefCell<BTreeMap<usize, StsError>>,
     }
 
     impl FakeSts {
         fn answer(&self, call: Call) -> Result<SessionCredentials, StsError> {
             let n = self.calls.borrow().len();
-            let secs = call.2;
+            let secs = call.duration;
             self.calls.borrow_mut().push(call);
-            if let Some(e) = self.fail.borrow_mut().take() {
+            if let Some(e) = self.fail.borrow_mut().remove(&n) {
                 return Err(e);
             }
+            let (access_key_id, token) = issued(n);
             Ok(SessionCredentials {
-                access_key_id: format!("ASIAFAKE{n:012}"),
+                access_key_id,
                 secret_access_key: SecretAccessKey::new(format!("secret-{n}")),
-                session_token: SessionToken::new(format!("token-{n}")),
-                expiration: SystemTime::now() + Duration::from_secs(secs),
+                session_token: SessionToken::new(token.unwrap_or_default()),
+                // To the second, as STS (and the cache) has it.
+                expiration: std::time::UNIX_EPOCH + Duration::from_secs(mfa::now_secs() + secs),
             })
-        }
-    }
-
-    fn key_id(c: &Credentials) -> String {
-        match c {
-            Credentials::LongTerm(k) => k.access_key_id.clone(),
-            Credentials::Session(s) => s.access_key_id.clone(),
         }
     }
 
@@ -533,13 +593,13 @@ mod tests {
             duration: Duration,
             mfa: Option<(&str, &MfaCode)>,
         ) -> Result<SessionCredentials, StsError> {
-            self.answer((
-                "GetSessionToken",
-                key_id(creds),
-                duration.as_secs(),
-                String::new(),
-                mfa_of(mfa),
-            ))
+            self.answer(Call {
+                op: "GetSessionToken",
+                signer: signer(creds),
+                duration: duration.as_secs(),
+                role: None,
+                mfa: mfa_of(mfa),
+            })
         }
         fn assume_role(
             &self,
@@ -547,123 +607,184 @@ mod tests {
             role: &crate::sts::AssumeRole,
             mfa: Option<(&str, &MfaCode)>,
         ) -> Result<SessionCredentials, StsError> {
-            self.answer((
-                "AssumeRole",
-                key_id(creds),
-                role.duration.as_secs(),
-                role.role_arn.clone(),
-                mfa_of(mfa),
-            ))
+            self.answer(Call {
+                op: "AssumeRole",
+                signer: signer(creds),
+                duration: role.duration.as_secs(),
+                role: Some((role.role_arn.clone(), role.session_name.clone())),
+                mfa: mfa_of(mfa),
+            })
+        }
+    }
+
+    /// One user's machine: the cache and the lock folder every vault
+    /// process shares, STS, the user at the prompt, and how often the
+    /// stored key was read (for a token-backed profile: a PIN and a touch).
+    struct World {
+        cache: MemCache,
+        sts: FakeSts,
+        user: User,
+        key_reads: Cell<usize>,
+        locks: tempfile::TempDir,
+    }
+
+    /// How much a cached session must have left to be reused (aws-vault's 5 min).
+    const MIN_REMAINING: Duration = Duration::from_secs(300);
+
+    impl World {
+        fn new() -> World {
+            World::typing(&[])
+        }
+
+        /// A world whose user types `codes` when asked for MFA codes.
+        fn typing(codes: &[&'static str]) -> World {
+            World {
+                cache: MemCache::default(),
+                sts: FakeSts::default(),
+                user: User::typing(codes),
+                key_reads: Cell::new(0),
+                locks: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        /// One vault process: `f` with a provider over this world, given
+        /// `flag` as --mfa-token. Profile u has a stored key.
+        fn run<T>(&self, flag: Option<&str>, f: impl FnOnce(&Provider<'_>) -> T) -> T {
+            let keys = |p: &str| -> Result<Option<LongTermKey>, ProviderError> {
+                self.key_reads.set(self.key_reads.get() + 1);
+                Ok((p == "u").then(|| LongTermKey {
+                    access_key_id: KEY_ID.into(),
+                    secret_access_key: SecretAccessKey::new("user-secret"),
+                }))
+            };
+            let mfa = MfaSources {
+                token_flag: flag.map(MfaCode::new),
+                device: None,
+                prompt: &self.user,
+            };
+            let opts = Options {
+                min_remaining: MIN_REMAINING,
+                lock_dir: self.locks.path().to_path_buf(),
+            };
+            let sts = &self.sts;
+            let p =
+                Provider::new(&self.cache, &keys, mfa, opts).with_sts(move |_| Ok(Box::new(sts)));
+            f(&p)
+        }
+
+        fn credentials(
+            &self,
+            plan: &Plan,
+            flag: Option<&str>,
+        ) -> Result<Credentials, ProviderError> {
+            self.run(flag, |p| p.credentials(plan))
+        }
+
+        fn calls(&self) -> Vec<Call> {
+            self.sts.calls.borrow().clone()
         }
     }
 
     const MFA: &str = "arn:aws:iam::111111111111:mfa/u";
 
-    fn plan_for(config: &str, profile: &str, duration: Option<u64>) -> Plan {
-        let cfg = ConfigFile::parse(config, "config").unwrap();
+    /// u has a stored key and an MFA device; r and ro are roles on it (ro
+    /// names the device too, as aws-vault's USAGE.md example does); r2 is
+    /// a role assumed with r's; lone has no key.
+    const CONFIG: &str = "[profile u]\nmfa_serial = arn:aws:iam::111111111111:mfa/u\n\n\
+                          [profile r]\nsource_profile = u\nrole_arn = arn:aws:iam::222222222222:role/R\n\
+                          role_session_name = alice\n\n\
+                          [profile r2]\nsource_profile = r\nrole_arn = arn:aws:iam::333333333333:role/R2\n\n\
+                          [profile ro]\nsource_profile = u\nrole_arn = arn:aws:iam::444444444444:role/ReadOnly\n\
+                          mfa_serial = arn:aws:iam::111111111111:mfa/u\n\n\
+                          [profile lone]\n";
+
+    fn plan_with(profile: &str, args: SessionOptions) -> Plan {
+        let cfg = ConfigFile::parse(CONFIG, "config").unwrap();
         let none = |_: &str| None;
         let chain = cfg.resolve_with(profile, &none, &|n| n == "u").unwrap();
-        let args = SessionOptions {
-            duration: duration.map(Duration::from_secs),
-            no_session: false,
-            region: None,
-            mfa_token: None,
-        };
-        let root = vault_profile::plan::root_source(&chain, true);
+        let root = vault_profile::plan::root_source(&chain, chain.root().name == "u");
         vault_profile::plan::build(&chain, &args, &none, root)
     }
 
-    /// Runs `f` with a provider over `cache` and `sts`, the stored key of
-    /// profile u, and `code` as if given with --mfa-token.
-    fn with_provider<T>(
-        cache: &MemCache,
-        sts: &FakeSts,
-        code: Option<&str>,
-        f: impl FnOnce(&Provider<'_>) -> T,
-    ) -> T {
-        let locks = tempfile::tempdir().unwrap();
-        let keys = |p: &str| -> Result<Option<LongTermKey>, ProviderError> {
-            Ok((p == "u").then(|| LongTermKey {
-                access_key_id: "AKIAUSERKEY000000001".into(),
-                secret_access_key: SecretAccessKey::new("user-secret"),
-            }))
-        };
-        let prompt = NoPrompt;
-        let mfa = MfaSources {
-            token_flag: code.map(MfaCode::new),
-            device: None,
-            prompt: &prompt,
-        };
-        let opts = Options {
-            min_remaining: Duration::from_secs(300),
-            lock_dir: locks.path().to_path_buf(),
-        };
-        let p = Provider::new(cache, &keys, mfa, opts).with_sts(move |_| Ok(Box::new(sts)));
-        f(&p)
+    fn plan_for(profile: &str) -> Plan {
+        plan_with(profile, SessionOptions::default())
     }
 
-    const CHAIN: &str = "[profile u]\nmfa_serial = arn:aws:iam::111111111111:mfa/u\n\n\
-                         [profile r]\nsource_profile = u\nrole_arn = arn:aws:iam::222222222222:role/R\n\n\
-                         [profile r2]\nsource_profile = r\nrole_arn = arn:aws:iam::333333333333:role/R2\n";
+    /// `--duration secs`
+    fn lasting(secs: u64) -> SessionOptions {
+        SessionOptions {
+            duration: Some(Duration::from_secs(secs)),
+            ..SessionOptions::default()
+        }
+    }
 
     #[test]
     fn a_chain_makes_one_mfa_session_then_each_role_from_the_one_before_and_caches_all() {
-        let (cache, sts) = (MemCache::default(), FakeSts::default());
-        let plan = plan_for(CHAIN, "r2", None);
-        let creds = with_provider(&cache, &sts, Some("123456"), |p| p.credentials(&plan)).unwrap();
-        let calls = sts.calls.borrow().clone();
+        let world = World::new();
+        let plan = plan_for("r2");
+        let creds = world.credentials(&plan, Some("123456")).unwrap();
+        let calls = world.calls();
         assert_eq!(calls.len(), 3, "{calls:?}");
         assert_eq!(
-            (calls[0].0, calls[0].1.as_str(), calls[0].2),
-            ("GetSessionToken", "AKIAUSERKEY000000001", 12 * 3600)
+            (calls[0].op, &calls[0].signer, calls[0].duration),
+            ("GetSessionToken", &long_term(), 12 * 3600)
         );
-        assert_eq!(calls[0].4, Some((MFA.to_string(), "123456".to_string())));
-        // Each role is assumed with the credentials just made, no MFA again.
-        assert_eq!(calls[1].1, "ASIAFAKE000000000000");
-        assert!(calls[1].3.ends_with("role/R") && calls[1].4.is_none());
-        assert_eq!(calls[2].1, "ASIAFAKE000000000001");
-        assert!(calls[2].3.ends_with("role/R2"));
-        assert_eq!(key_id(&creds), "ASIAFAKE000000000002");
+        assert_eq!(calls[0].mfa, Some((MFA.to_string(), "123456".to_string())));
+        // Each role is assumed with the credentials just made (their
+        // session token included), no MFA again.
+        assert_eq!(calls[1].signer, issued(0));
+        assert!(calls[1].role.as_ref().unwrap().0.ends_with("role/R") && calls[1].mfa.is_none());
+        assert_eq!(calls[2].signer, issued(1));
+        assert!(calls[2].role.as_ref().unwrap().0.ends_with("role/R2") && calls[2].mfa.is_none());
+        assert_eq!(signer(&creds), issued(2));
 
         // Everything cached: a second run asks STS nothing, even with no code.
-        let again = with_provider(&cache, &sts, None, |p| p.credentials(&plan)).unwrap();
-        assert_eq!(sts.calls.borrow().len(), 3);
-        assert_eq!(key_id(&again), key_id(&creds));
+        let again = world.credentials(&plan, None).unwrap();
+        assert_eq!(world.calls().len(), 3);
+        assert_eq!(again, creds);
     }
 
     #[test]
     fn a_role_assumed_with_temporary_credentials_is_capped_at_one_hour_with_a_warning() {
         // One role for 4 h: aws-vault assumes it from the key itself, with
         // MFA, so AWS allows the 4 h (no chaining, no warning).
-        let (cache, sts) = (MemCache::default(), FakeSts::default());
-        let plan = plan_for(CHAIN, "r", Some(4 * 3600));
-        let warnings = with_provider(&cache, &sts, Some("123456"), |p| {
+        let world = World::new();
+        let plan = plan_with("r", lasting(4 * 3600));
+        let warnings = world.run(Some("123456"), |p| {
             p.credentials(&plan).unwrap();
             p.warnings.borrow().clone()
         });
-        let calls = sts.calls.borrow().clone();
+        let calls = world.calls();
         assert_eq!(calls.len(), 1, "{calls:?}");
         assert_eq!(
-            (calls[0].0, calls[0].1.as_str(), calls[0].2),
-            ("AssumeRole", "AKIAUSERKEY000000001", 4 * 3600)
+            (calls[0].op, &calls[0].signer, calls[0].duration),
+            ("AssumeRole", &long_term(), 4 * 3600)
         );
-        assert!(calls[0].4.is_some() && warnings.is_empty(), "{warnings:?}");
+        assert!(
+            calls[0].mfa.is_some() && warnings.is_empty(),
+            "{warnings:?}"
+        );
 
         // Two roles: each is assumed with temporary credentials, so each
         // is capped at 1 h, and the user is told.
-        let (cache, sts) = (MemCache::default(), FakeSts::default());
-        let plan = plan_for(CHAIN, "r2", Some(4 * 3600));
-        let warnings = with_provider(&cache, &sts, Some("123456"), |p| {
+        let world = World::new();
+        let plan = plan_with("r2", lasting(4 * 3600));
+        let warnings = world.run(Some("123456"), |p| {
             p.credentials(&plan).unwrap();
             p.warnings.borrow().clone()
         });
-        let calls = sts.calls.borrow().clone();
-        let roles: Vec<u64> = calls
+        let roles: Vec<u64> = world
+            .calls()
             .iter()
-            .filter(|c| c.0 == "AssumeRole")
-            .map(|c| c.2)
+            .filter(|c| c.op == "AssumeRole")
+            .map(|c| c.duration)
             .collect();
-        assert_eq!(roles, [3600, 3600], "{calls:?}");
+        assert_eq!(
+            roles,
+            [ROLE_CHAINING_MAX.as_secs(); 2],
+            "{:?}",
+            world.calls()
+        );
         assert!(
             warnings.len() == 2 && warnings.iter().all(|w| w.contains("role chaining")),
             "{warnings:?}"
@@ -672,11 +793,11 @@ mod tests {
 
     #[test]
     fn a_session_about_to_expire_is_not_reused() {
-        let (cache, sts) = (MemCache::default(), FakeSts::default());
-        let plan = plan_for(CHAIN, "u", Some(240)); // under min_remaining (300 s)
-        with_provider(&cache, &sts, Some("123456"), |p| p.credentials(&plan)).unwrap();
-        with_provider(&cache, &sts, Some("654321"), |p| p.credentials(&plan)).unwrap();
-        assert_eq!(sts.calls.borrow().len(), 2);
+        let world = World::new();
+        let plan = plan_with("u", lasting(240)); // under min_remaining (300 s)
+        world.credentials(&plan, Some("123456")).unwrap();
+        world.credentials(&plan, Some("654321")).unwrap();
+        assert_eq!(world.calls().len(), 2);
     }
 
     #[test]
@@ -688,24 +809,24 @@ mod tests {
             sent,
             timed_out: false,
         };
-        let plan = plan_for(CHAIN, "u", None);
+        let plan = plan_for("u");
 
         // Sent (maybe received): the same code is refused next time.
-        let (cache, sts) = (MemCache::default(), FakeSts::default());
-        *sts.fail.borrow_mut() = Some(unreachable(true));
-        assert!(with_provider(&cache, &sts, Some("111111"), |p| p.credentials(&plan)).is_err());
-        let again = with_provider(&cache, &sts, Some("111111"), |p| p.credentials(&plan));
+        let world = World::new();
+        world.sts.fail.borrow_mut().insert(0, unreachable(true));
+        assert!(world.credentials(&plan, Some("111111")).is_err());
+        let again = world.credentials(&plan, Some("111111"));
         assert!(
             matches!(again, Err(ProviderError::Mfa(MfaError::TokenReused { .. }))),
             "{again:?}"
         );
-        assert_eq!(sts.calls.borrow().len(), 1);
+        assert_eq!(world.calls().len(), 1);
 
         // Never connected: the code is still good.
-        let (cache, sts) = (MemCache::default(), FakeSts::default());
-        *sts.fail.borrow_mut() = Some(unreachable(false));
-        assert!(with_provider(&cache, &sts, Some("222222"), |p| p.credentials(&plan)).is_err());
-        with_provider(&cache, &sts, Some("222222"), |p| p.credentials(&plan)).unwrap();
-        assert_eq!(sts.calls.borrow().len(), 2);
+        let world = World::new();
+        world.sts.fail.borrow_mut().insert(0, unreachable(false));
+        assert!(world.credentials(&plan, Some("222222")).is_err());
+        world.credentials(&plan, Some("222222")).unwrap();
+        assert_eq!(world.calls().len(), 2);
     }
 }
