@@ -829,4 +829,107 @@ mod tests {
         world.credentials(&plan, Some("222222")).unwrap();
         assert_eq!(world.calls().len(), 2);
     }
+
+    #[test]
+    fn a_role_profile_gets_an_mfa_session_then_assumes_its_role_with_that_session() {
+        let world = World::typing(&["123456"]);
+        let plan = plan_for("r");
+        let creds = world.credentials(&plan, None).unwrap();
+        assert_eq!(
+            world.calls(),
+            [
+                Call {
+                    op: "GetSessionToken",
+                    signer: long_term(),
+                    duration: 12 * 3600,
+                    role: None,
+                    mfa: Some((MFA.into(), "123456".into())),
+                },
+                Call {
+                    op: "AssumeRole",
+                    signer: issued(0),
+                    duration: 3600,
+                    role: Some(("arn:aws:iam::222222222222:role/R".into(), "alice".into())),
+                    mfa: None,
+                },
+            ]
+        );
+        assert_eq!(signer(&creds), issued(1));
+        // The code was asked for on behalf of u, whose key makes the MFA call.
+        assert_eq!(
+            *world.user.asked.borrow(),
+            [("u".to_string(), MFA.to_string())]
+        );
+        // Both steps cached, each under its own id and kind.
+        let cached = |id: &CacheId| session::get(&world.cache, id).unwrap().map(|s| s.kind);
+        assert_eq!(
+            cached(&plan.session_id().unwrap()),
+            Some(SessionKind::GetSessionToken)
+        );
+        assert_eq!(cached(&plan.role_id(0)), Some(SessionKind::AssumeRole));
+    }
+
+    #[test]
+    fn a_second_run_is_served_from_the_cache_without_sts_the_key_or_a_code() {
+        let world = World::typing(&["123456"]);
+        let plan = plan_for("r");
+        let first = world.credentials(&plan, None).unwrap();
+        let (calls, reads) = (world.calls().len(), world.key_reads.get());
+        assert_eq!((calls, reads), (2, 1));
+
+        let second = world.credentials(&plan, None).unwrap();
+        assert_eq!(second, first);
+        // No STS call, no unwrap of the key (no PIN, no touch), no code asked.
+        assert_eq!(world.calls().len(), calls);
+        assert_eq!(world.key_reads.get(), reads);
+        assert_eq!(world.user.asked.borrow().len(), 1);
+    }
+
+    #[test]
+    fn two_role_profiles_on_one_source_share_one_mfa_session_and_one_code() {
+        // aws-vault's point: one MFA session per source key and device, so
+        // every role profile on it costs no further code.
+        let world = World::typing(&["123456", "654321"]);
+        let r = world.credentials(&plan_for("r"), None).unwrap();
+        let ro = world.credentials(&plan_for("ro"), None).unwrap();
+        let calls = world.calls();
+        let ops: Vec<&str> = calls.iter().map(|c| c.op).collect();
+        assert_eq!(ops, ["GetSessionToken", "AssumeRole", "AssumeRole"]);
+        // ro names the device too, but the session already carries MFA.
+        assert_eq!(
+            (&calls[2].signer, calls[2].mfa.as_ref()),
+            (&issued(0), None)
+        );
+        assert_eq!(
+            calls[2].role.as_ref().unwrap().0,
+            "arn:aws:iam::444444444444:role/ReadOnly"
+        );
+        assert_ne!(r, ro);
+        assert_eq!(world.user.asked.borrow().len(), 1);
+        assert_eq!(world.key_reads.get(), 1);
+    }
+
+    #[test]
+    fn a_cached_answer_does_not_wait_for_the_process_holding_the_lock() {
+        // Another vault process holds the role's lock (it is waiting for a
+        // touch or a code, say): a run whose answer is cached does not
+        // queue behind it. The lock guards STS calls, not cache reads.
+        let world = World::typing(&["123456"]);
+        let plan = plan_for("r");
+        let first = world.credentials(&plan, None).unwrap();
+        let (dir, name) = (world.locks.path().to_path_buf(), plan.role_id(0));
+        let (held, run_over) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let other = std::thread::spawn(move || {
+            let _lock = Lock::acquire(&dir, name.as_str()).unwrap();
+            held.0.send(()).unwrap();
+            // Held until the run is over; if the run waits for it, given
+            // up after 5 s so the test fails instead of hanging.
+            run_over.1.recv_timeout(Duration::from_secs(5)).is_ok()
+        });
+        held.1.recv().unwrap();
+        let second = world.credentials(&plan, None).unwrap();
+        let _ = run_over.0.send(());
+        assert!(other.join().unwrap(), "the cached run waited for the lock");
+        assert_eq!(second, first);
+    }
 }
