@@ -932,4 +932,108 @@ mod tests {
         assert!(other.join().unwrap(), "the cached run waited for the lock");
         assert_eq!(second, first);
     }
+
+    fn no_session() -> SessionOptions {
+        SessionOptions {
+            no_session: true,
+            ..SessionOptions::default()
+        }
+    }
+
+    #[test]
+    fn no_session_assumes_the_role_with_the_long_term_key_and_the_code() {
+        // aws-vault's --no-session: no GetSessionToken; the role is assumed
+        // with the stored key itself, and the MFA code goes with AssumeRole.
+        let world = World::typing(&["123456"]);
+        let plan = plan_with("ro", no_session());
+        let creds = world.credentials(&plan, None).unwrap();
+        assert_eq!(
+            world.calls(),
+            [Call {
+                op: "AssumeRole",
+                signer: long_term(),
+                duration: 3600,
+                role: Some((
+                    "arn:aws:iam::444444444444:role/ReadOnly".into(),
+                    plan.roles[0].request.session_name.clone()
+                )),
+                mfa: Some((MFA.into(), "123456".into())),
+            }]
+        );
+        assert_eq!(signer(&creds), issued(0));
+
+        // A profile without a role gets the stored key itself.
+        let world = World::new();
+        let creds = world
+            .credentials(&plan_with("u", no_session()), None)
+            .unwrap();
+        assert_eq!(signer(&creds), long_term());
+        assert!(world.calls().is_empty());
+    }
+
+    /// Puts under `id` a session of `kind` expiring `left` seconds from now
+    /// (in the past when negative), as an earlier run would have.
+    fn seed(world: &World, id: &CacheId, kind: SessionKind, left: i64) -> SessionCredentials {
+        let creds = SessionCredentials {
+            access_key_id: format!("ASIASEEDED{:+010}", left),
+            secret_access_key: SecretAccessKey::new("seeded"),
+            session_token: SessionToken::new("seeded-token"),
+            expiration: std::time::UNIX_EPOCH
+                + Duration::from_secs(mfa::now_secs().saturating_add_signed(left)),
+        };
+        let entry = CachedSession {
+            kind,
+            profile: "u".into(),
+            mfa_serial: Some(MFA.into()),
+            creds: creds.clone(),
+        };
+        session::put(&world.cache, id, &entry).unwrap();
+        creds
+    }
+
+    #[test]
+    fn a_cached_session_is_reused_only_while_more_than_min_remaining_is_left() {
+        let world = World::typing(&["111111", "222222"]);
+        let plan = plan_for("u");
+        let id = plan.session_id().unwrap();
+        let gst = SessionKind::GetSessionToken;
+
+        let fresh = seed(&world, &id, gst, MIN_REMAINING.as_secs() as i64 + 60);
+        let got = world.credentials(&plan, None).unwrap();
+        assert_eq!(got, Credentials::Session(fresh));
+        assert!(world.calls().is_empty());
+
+        // Under the window (aws-vault: 5 min), or past its expiration (the
+        // cache may still hold it): a new session, which replaces it.
+        for (n, left) in [(0, MIN_REMAINING.as_secs() as i64 - 1), (1, -1)] {
+            seed(&world, &id, gst, left);
+            let got = world.credentials(&plan, None).unwrap();
+            assert_eq!(signer(&got), issued(n), "{left} s left");
+            assert_eq!(world.calls()[n].signer, long_term());
+            let cached = session::get(&world.cache, &id).unwrap().unwrap();
+            assert_eq!(cached.creds.access_key_id, issued(n).0);
+        }
+        assert_eq!(world.calls().len(), 2);
+        assert_eq!(world.user.asked.borrow().len(), 2);
+    }
+
+    #[test]
+    fn an_expiring_role_session_is_renewed_from_the_cached_mfa_session_without_a_code() {
+        let world = World::typing(&["123456"]);
+        let plan = plan_for("r");
+        world.credentials(&plan, None).unwrap();
+        seed(&world, &plan.role_id(0), SessionKind::AssumeRole, 60);
+
+        let renewed = world.credentials(&plan, None).unwrap();
+        let calls = world.calls();
+        assert_eq!(calls.len(), 3, "{calls:?}");
+        assert_eq!(
+            (calls[2].op, &calls[2].signer, &calls[2].mfa),
+            ("AssumeRole", &issued(0), &None)
+        );
+        assert_eq!(signer(&renewed), issued(2));
+        // The MFA session was still good: no unwrap, no code.
+        assert_eq!(world.key_reads.get(), 1);
+        assert_eq!(world.user.asked.borrow().len(), 1);
+    }
 }
