@@ -1036,4 +1036,108 @@ mod tests {
         assert_eq!(world.key_reads.get(), 1);
         assert_eq!(world.user.asked.borrow().len(), 1);
     }
+
+    fn refused(operation: &'static str, code: &str, message: &str) -> StsError {
+        StsError::Service {
+            operation,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn an_sts_refusal_is_the_typed_error_with_its_hint_and_caches_nothing() {
+        let world = World::typing(&["123456", "654321"]);
+        let plan = plan_for("r");
+        world.sts.fail.borrow_mut().insert(
+            0,
+            refused(
+                "GetSessionToken",
+                "AccessDenied",
+                "MultiFactorAuthentication failed with invalid MFA one time pass code.",
+            ),
+        );
+        let e = world.credentials(&plan, None).unwrap_err();
+        assert!(
+            matches!(&e, ProviderError::Sts(StsError::Service { operation: "GetSessionToken", code, .. }) if code == "AccessDenied"),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.hint().as_deref(),
+            Some("the MFA code was rejected: wait for the next code and try again")
+        );
+        // Nothing cached, and nothing more asked of STS after the refusal.
+        assert_eq!(world.calls().len(), 1);
+        for id in plan.all_ids() {
+            assert_eq!(session::get(&world.cache, &id).unwrap(), None);
+        }
+        // The next run starts over, with the next code.
+        world.credentials(&plan, None).unwrap();
+        assert_eq!(world.calls()[1].mfa, Some((MFA.into(), "654321".into())));
+
+        // A key AWS does not know: the hint says to add it again.
+        let world = World::typing(&["123456"]);
+        world.sts.fail.borrow_mut().insert(
+            0,
+            refused(
+                "GetSessionToken",
+                "InvalidClientTokenId",
+                "The security token included in the request is invalid.",
+            ),
+        );
+        let e = world.credentials(&plan, None).unwrap_err();
+        assert!(matches!(e, ProviderError::Sts(_)), "{e:?}");
+        assert!(
+            e.hint().unwrap().contains("`vault add PROFILE`"),
+            "{:?}",
+            e.hint()
+        );
+    }
+
+    #[test]
+    fn a_refused_role_keeps_the_mfa_session_so_a_retry_needs_no_code() {
+        let world = World::typing(&["123456"]);
+        let plan = plan_for("r");
+        world.sts.fail.borrow_mut().insert(
+            1,
+            refused(
+                "AssumeRole",
+                "AccessDenied",
+                "User: arn:aws:iam::111111111111:user/u is not authorized to perform: sts:AssumeRole",
+            ),
+        );
+        let e = world.credentials(&plan, None).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                ProviderError::Sts(StsError::Service {
+                    operation: "AssumeRole",
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+        assert_eq!(session::get(&world.cache, &plan.role_id(0)).unwrap(), None);
+
+        // Once the role's trust policy is fixed: only AssumeRole again.
+        let creds = world.credentials(&plan, None).unwrap();
+        let calls = world.calls();
+        assert_eq!(calls.len(), 3, "{calls:?}");
+        assert_eq!((calls[2].op, &calls[2].signer), ("AssumeRole", &issued(0)));
+        assert_eq!(signer(&creds), issued(2));
+        assert_eq!(world.user.asked.borrow().len(), 1);
+        assert_eq!(world.key_reads.get(), 1);
+    }
+
+    #[test]
+    fn a_profile_without_a_stored_key_is_told_how_to_add_one() {
+        let world = World::new();
+        let e = world.credentials(&plan_for("lone"), None).unwrap_err();
+        assert!(
+            matches!(&e, ProviderError::NoStoredKey { profile } if profile == "lone"),
+            "{e:?}"
+        );
+        assert_eq!(e.hint().as_deref(), Some("add them with `vault add lone`"));
+        assert!(world.calls().is_empty());
+    }
 }
