@@ -689,13 +689,16 @@ mod tests {
 
     /// u has a stored key and an MFA device; r and ro are roles on it (ro
     /// names the device too, as aws-vault's USAGE.md example does); r2 is
-    /// a role assumed with r's; lone has no key.
+    /// a role assumed with r's; elsewhere names a device of another
+    /// account; lone has no key.
     const CONFIG: &str = "[profile u]\nmfa_serial = arn:aws:iam::111111111111:mfa/u\n\n\
                           [profile r]\nsource_profile = u\nrole_arn = arn:aws:iam::222222222222:role/R\n\
                           role_session_name = alice\n\n\
                           [profile r2]\nsource_profile = r\nrole_arn = arn:aws:iam::333333333333:role/R2\n\n\
                           [profile ro]\nsource_profile = u\nrole_arn = arn:aws:iam::444444444444:role/ReadOnly\n\
                           mfa_serial = arn:aws:iam::111111111111:mfa/u\n\n\
+                          [profile elsewhere]\nsource_profile = u\nrole_arn = arn:aws:iam::555555555555:role/E\n\
+                          mfa_serial = arn:aws:iam::555555555555:mfa/other\n\n\
                           [profile lone]\n";
 
     fn plan_with(profile: &str, args: SessionOptions) -> Plan {
@@ -1139,5 +1142,52 @@ mod tests {
         );
         assert_eq!(e.hint().as_deref(), Some("add them with `vault add lone`"));
         assert!(world.calls().is_empty());
+    }
+
+    #[test]
+    fn one_code_is_asked_for_the_roots_device_and_sent_once() {
+        // The MFA session is made with u's key, so it carries u's device,
+        // whatever device the role profile names; no call sends it again.
+        let world = World::typing(&["123456", "654321"]);
+        world.credentials(&plan_for("elsewhere"), None).unwrap();
+        assert_eq!(
+            *world.user.asked.borrow(),
+            [("u".to_string(), MFA.to_string())]
+        );
+        let sent: Vec<Option<(String, String)>> =
+            world.calls().into_iter().map(|c| c.mfa).collect();
+        assert_eq!(sent, [Some((MFA.into(), "123456".into())), None]);
+    }
+
+    #[test]
+    fn a_code_already_sent_is_never_sent_again_the_user_is_asked_for_the_next() {
+        // AWS accepts a code once. The user types the code just used for
+        // the MFA session again (the device still shows it): vault says
+        // so and asks for the next one instead of sending it.
+        let world = World::typing(&["123456", "123456", "654321"]);
+        world.credentials(&plan_for("u"), None).unwrap();
+        world
+            .credentials(&plan_with("ro", no_session()), None)
+            .unwrap();
+        let sent: Vec<Option<(String, String)>> =
+            world.calls().into_iter().map(|c| c.mfa).collect();
+        assert_eq!(
+            sent,
+            [
+                Some((MFA.into(), "123456".into())),
+                Some((MFA.into(), "654321".into()))
+            ]
+        );
+        assert_eq!(world.user.asked.borrow().len(), 3);
+        assert!(
+            world
+                .user
+                .told
+                .borrow()
+                .iter()
+                .any(|t| t.contains("already used")),
+            "{:?}",
+            world.user.told.borrow()
+        );
     }
 }
