@@ -34,6 +34,7 @@ use vault_base::lock::Lock;
 use vault_base::secret::mask_key_id as mask;
 use vault_fast::cli::RotateArgs;
 use vault_profile::config;
+use vault_profile::plan::{Plan, RootSource, SessionOptions};
 use vault_profile::session::CacheId;
 use vault_secrets::enrolled::{self, Tokens};
 use vault_secrets::envelope::{self, Envelope, RecipientId};
@@ -353,6 +354,61 @@ fn home_of(app: &App, profile: &str) -> Result<Home, Error> {
     })
 }
 
+/// The plan whose credentials make the IAM calls: the profile's own MFA
+/// session, or none (the stored key itself) when it has no `mfa_serial` or
+/// `--no-session` is given. Roles it may assume are not needed, and AWS
+/// refuses IAM calls from a session made without MFA.
+fn iam_plan(
+    chain: &config::ProfileChain,
+    no_session: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Plan {
+    let args = SessionOptions {
+        no_session,
+        ..SessionOptions::default()
+    };
+    let mut plan = vault_profile::plan::build(chain, &args, env, RootSource::Keys);
+    plan.roles.clear();
+    if plan
+        .session
+        .as_ref()
+        .is_some_and(|s| s.mfa_serial.is_none())
+    {
+        plan.session = None;
+    }
+    plan
+}
+
+/// Whether IAM user's access keys (`before`, as ListAccessKeys gave them)
+/// leave room for a new one beside the stored key `old`.
+#[derive(Debug, PartialEq)]
+enum Room<'a> {
+    Free,
+    /// The stored key is not the user's (deleted, or another user's).
+    NotListed,
+    /// AWS allows two keys per user; `other` is the one beside the stored key.
+    Full {
+        other: &'a KeyInfo,
+    },
+}
+
+fn room_for_new_key<'a>(before: &'a [KeyInfo], old: &str) -> Room<'a> {
+    if !before.iter().any(|k| k.access_key_id == old) {
+        return Room::NotListed;
+    }
+    match before.iter().find(|k| k.access_key_id != old) {
+        Some(other) => Room::Full { other },
+        None => Room::Free,
+    }
+}
+
+/// A key listed `now` that was not there `before`: made by a
+/// CreateAccessKey whose answer was lost, so its secret is nowhere.
+fn made_since(before: &[KeyInfo], now: Vec<String>) -> Option<String> {
+    now.into_iter()
+        .find(|id| !before.iter().any(|k| &k.access_key_id == id))
+}
+
 pub fn run(app: &App, args: &RotateArgs) -> Result<(), Error> {
     let token_flag = match &args.mfa_token {
         Some(t) => Some(vault_prompt::validate_mfa_code(t)?),
@@ -392,28 +448,7 @@ pub fn run(app: &App, args: &RotateArgs) -> Result<(), Error> {
         }
     }
 
-    let session_args = vault_profile::plan::SessionOptions {
-        duration: None,
-        no_session: args.no_session,
-        region: None,
-        mfa_token: None,
-    };
-    let mut plan = vault_profile::plan::build(
-        &chain,
-        &session_args,
-        &config::process_env,
-        vault_profile::plan::RootSource::Keys,
-    );
-    // Only the profile's own session: a role it may assume is not needed.
-    plan.roles.clear();
-    if plan
-        .session
-        .as_ref()
-        .is_some_and(|s| s.mfa_serial.is_none())
-    {
-        // AWS refuses IAM calls from a session made without MFA.
-        plan.session = None;
-    }
+    let plan = iam_plan(&chain, args.no_session, &config::process_env);
     let sts = Sts::new(plan.endpoint.clone()).map_err(ProviderError::from)?;
     let iam = Iam::new(iam::Endpoint::for_profile(root, &config::process_env))
         .map_err(|e| Error::Other(e.to_string()))?;
@@ -484,37 +519,36 @@ pub fn run(app: &App, args: &RotateArgs) -> Result<(), Error> {
             hint,
         )
     })?;
-    let others: Vec<&KeyInfo> = before
-        .iter()
-        .filter(|k| k.access_key_id != old.access_key_id)
-        .collect();
-    if others.len() == before.len() {
-        return Err(fail(
-            format!(
-                "IAM does not list the stored key {} among IAM user \"{user}\"'s access keys; nothing was changed",
-                mask(&old.access_key_id)
-            ),
-            None,
-        ));
-    }
-    if !others.is_empty() {
-        let listing = Listing {
-            user: &user,
-            stored: old.access_key_id.clone(),
-            listed: Ok(before.clone()),
-            believed: Vec::new(),
-        };
-        return Err(fail(
-            format!(
-                "IAM user \"{user}\" already has two access keys, the most AWS allows, so there is no room for a new one; nothing was changed. {}",
-                listing.describe()
-            ),
-            Some(format!(
-                "if {} is not used elsewhere, {}; then rotate again",
-                mask(&others[0].access_key_id),
-                delete_hint(profile, &user, &others[0].access_key_id)
-            )),
-        ));
+    match room_for_new_key(&before, &old.access_key_id) {
+        Room::Free => {}
+        Room::NotListed => {
+            return Err(fail(
+                format!(
+                    "IAM does not list the stored key {} among IAM user \"{user}\"'s access keys; nothing was changed",
+                    mask(&old.access_key_id)
+                ),
+                None,
+            ))
+        }
+        Room::Full { other } => {
+            let listing = Listing {
+                user: &user,
+                stored: old.access_key_id.clone(),
+                listed: Ok(before.clone()),
+                believed: Vec::new(),
+            };
+            return Err(fail(
+                format!(
+                    "IAM user \"{user}\" already has two access keys, the most AWS allows, so there is no room for a new one; nothing was changed. {}",
+                    listing.describe()
+                ),
+                Some(format!(
+                    "if {} is not used elsewhere, {}; then rotate again",
+                    mask(&other.access_key_id),
+                    delete_hint(profile, &user, &other.access_key_id)
+                )),
+            ));
+        }
     }
 
     let rotation = Rotation {
@@ -539,11 +573,7 @@ pub fn run(app: &App, args: &RotateArgs) -> Result<(), Error> {
             );
             let mut hint = e.hint();
             // A call whose answer was lost may still have made a key.
-            if let Some(orphan) = listing
-                .ids()
-                .into_iter()
-                .find(|id| !before.iter().any(|k| &k.access_key_id == id))
-            {
+            if let Some(orphan) = made_since(&before, listing.ids()) {
                 message.push_str(&format!(
                     " {} was made by the failed call, and vault never received its secret.",
                     mask(&orphan)
