@@ -640,3 +640,141 @@ pub fn run(app: &App, args: &RotateArgs) -> Result<(), Error> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    //! rotate's decisions that need no AWS: which credentials call IAM,
+    //! whether there is room for a new key, which key a lost call made,
+    //! and what the user is told. The calls themselves run against the
+    //! rig (tests/cli_rotate.rs).
+    use super::*;
+    use vault_profile::config::ConfigFile;
+
+    const OLD: &str = "AKIAOLDKEY0000000001";
+    const NEW: &str = "AKIANEWKEY0000000002";
+    const OTHER: &str = "AKIAOTHERKEY00000003";
+    const MFA: &str = "arn:aws:iam::111111111111:mfa/p";
+
+    fn key(id: &str, status: &str) -> KeyInfo {
+        KeyInfo {
+            access_key_id: id.into(),
+            status: status.into(),
+        }
+    }
+
+    /// The chain of profile p, which has a stored key.
+    fn chain(config: &str) -> config::ProfileChain {
+        let cfg = ConfigFile::parse(config, "config").unwrap();
+        cfg.resolve_with("p", &|_| None, &|n| n == "p").unwrap()
+    }
+
+    #[test]
+    fn iam_is_called_from_the_profiles_mfa_session_else_with_the_key_itself() {
+        let with_mfa = chain(&format!(
+            "[profile p]\nmfa_serial = {MFA}\nrole_arn = arn:aws:iam::111111111111:role/r\n"
+        ));
+        // The profile's own MFA session; its role is not needed.
+        let plan = iam_plan(&with_mfa, false, &|_| None);
+        assert_eq!(
+            plan.session.as_ref().and_then(|s| s.mfa_serial.as_deref()),
+            Some(MFA)
+        );
+        assert!(plan.roles.is_empty());
+        // --no-session: the key itself.
+        let plan = iam_plan(&with_mfa, true, &|_| None);
+        assert!(plan.session.is_none() && plan.roles.is_empty());
+        // No MFA device: AWS refuses IAM calls from a session without
+        // MFA, so the key itself, not the session `exec` would make.
+        let plan = iam_plan(&chain("[profile p]\n"), false, &|_| None);
+        assert!(plan.session.is_none() && plan.roles.is_empty());
+    }
+
+    #[test]
+    fn rotate_uses_the_mfa_session_exec_caches() {
+        // One cache id for both: a session `exec p` made serves rotate
+        // with no new code, and the other way round.
+        let c = chain(&format!("[profile p]\nmfa_serial = {MFA}\n"));
+        let exec =
+            vault_profile::plan::build(&c, &SessionOptions::default(), &|_| None, RootSource::Keys);
+        let rotate = iam_plan(&c, false, &|_| None);
+        assert!(rotate.session_id().is_some());
+        assert_eq!(rotate.session_id(), exec.session_id());
+    }
+
+    #[test]
+    fn a_new_key_needs_the_stored_one_listed_and_no_second_key_beside_it() {
+        assert_eq!(room_for_new_key(&[key(OLD, "Active")], OLD), Room::Free);
+        // Not the user's key (deleted meanwhile, or another user's).
+        assert_eq!(room_for_new_key(&[], OLD), Room::NotListed);
+        assert_eq!(
+            room_for_new_key(&[key(OTHER, "Active")], OLD),
+            Room::NotListed
+        );
+        // Two keys, the most AWS allows: the other one is named, in
+        // either order, active or not.
+        for before in [
+            [key(OLD, "Active"), key(OTHER, "Inactive")],
+            [key(OTHER, "Inactive"), key(OLD, "Active")],
+        ] {
+            assert_eq!(
+                room_for_new_key(&before, OLD),
+                Room::Full {
+                    other: &key(OTHER, "Inactive")
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_made_by_a_create_call_whose_answer_was_lost_is_found() {
+        let before = [key(OLD, "Active")];
+        assert_eq!(
+            made_since(&before, vec![OLD.into(), NEW.into()]),
+            Some(NEW.to_string())
+        );
+        assert_eq!(made_since(&before, vec![OLD.into()]), None);
+        assert_eq!(made_since(&before, vec![]), None);
+    }
+
+    #[test]
+    fn the_message_lists_the_keys_in_aws_stored_one_first_ids_masked() {
+        let listing = |listed, stored: &str| Listing {
+            user: "u",
+            stored: stored.into(),
+            listed,
+            believed: vec![OLD.into(), NEW.into()],
+        };
+        assert_eq!(
+            listing(Ok(vec![key(OLD, "Active"), key(NEW, "Active")]), NEW).describe(),
+            "Access keys of IAM user \"u\" in AWS now: ****************0002 (Active, stored), \
+             ****************0001 (Active)."
+        );
+        assert_eq!(
+            listing(Ok(vec![]), OLD).describe(),
+            "Access keys of IAM user \"u\" in AWS now: none."
+        );
+        // The listing failed: what vault believes, said as such.
+        let failed = IamError::Unreachable {
+            operation: "ListAccessKeys",
+            endpoint: "iam.amazonaws.com".into(),
+            detail: "timed out".into(),
+        };
+        let said = listing(Err(failed), NEW).describe();
+        assert!(
+            said.starts_with("Could not list IAM user \"u\"'s access keys to check (")
+                && said.ends_with(
+                    "as far as vault knows, AWS has: ****************0001, ****************0002, stored."
+                ),
+            "{said}"
+        );
+        assert!(!said.contains(OLD) && !said.contains(NEW));
+        // The hint names the key by the end of its ID, and how to see it whole.
+        let hint = delete_hint("p", "u", NEW);
+        assert!(
+            hint.contains("the one ending in 0002")
+                && hint.contains("list-access-keys --user-name u"),
+            "{hint}"
+        );
+    }
+}
