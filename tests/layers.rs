@@ -80,11 +80,25 @@ const KEPT_OUT: &[(&str, &[&str])] = &[
     ("vault-aws", &["clap"]),
 ];
 
-/// Normal (non-dev, non-build) dependencies of every package, by name.
+/// The platform cargo builds for here (`cargo -vV`'s host).
+fn host() -> String {
+    let out = Command::new(env!("CARGO")).arg("-vV").output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .unwrap()
+        .to_string()
+}
+
+/// Normal (non-dev, non-build) dependencies of every package, by name, for
+/// this platform: offline, other platforms' crates were never downloaded.
 fn graph() -> BTreeMap<String, BTreeSet<String>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let host = host();
     let out = Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--offline", "--locked"])
+        .args(["--filter-platform", &host])
         .current_dir(root)
         .output()
         .unwrap();
