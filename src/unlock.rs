@@ -503,33 +503,9 @@ impl DeviceCodes for TokenMfa<'_> {
 mod tests {
     use super::*;
     use std::cell::RefCell;
-    use std::collections::BTreeMap;
-    use std::rc::Rc;
-    use vault_base::secret::{MfaCode, SecretBytes};
-    use vault_profile::session::{CacheError, CacheId, SessionCache};
+    use vault_base::secret::MfaCode;
+    use vault_profile::session::{MemoryCache, SessionCache};
     use vault_prompt::PromptError;
-
-    #[derive(Default, Clone)]
-    struct MemCache(Rc<RefCell<BTreeMap<CacheId, Vec<u8>>>>);
-
-    impl SessionCache for MemCache {
-        fn name(&self) -> &'static str {
-            "memory"
-        }
-        fn get_raw(&self, id: &CacheId) -> Result<Option<SecretBytes>, CacheError> {
-            Ok(self.0.borrow().get(id).cloned().map(SecretBytes::new))
-        }
-        fn put_raw(&self, id: &CacheId, v: &SecretBytes, _: Duration) -> Result<(), CacheError> {
-            self.0.borrow_mut().insert(id.clone(), v.expose().to_vec());
-            Ok(())
-        }
-        fn remove(&self, id: &CacheId) -> Result<bool, CacheError> {
-            Ok(self.0.borrow_mut().remove(id).is_some())
-        }
-        fn ids(&self) -> Result<Vec<CacheId>, CacheError> {
-            Ok(self.0.borrow().keys().cloned().collect())
-        }
-    }
 
     /// A terminal that answers with `answers` in turn and records what it
     /// was asked and told.
@@ -562,7 +538,7 @@ mod tests {
             env_var("VAULT_PIN").is_none(),
             "unset VAULT_PIN to run this test: it is about the prompt"
         );
-        let cache = MemCache::default();
+        let cache = MemoryCache::default();
         let guard = PinGuard::with_cache(Box::new(cache.clone()));
         let typist = Typist {
             answers: RefCell::new(vec!["111111"]),
@@ -586,8 +562,9 @@ mod tests {
 
         // Another key has its own record; the record holds no PIN in clear.
         assert!(!guard.was_refused(8, &Passphrase::new("111111")));
-        for v in cache.0.borrow().values() {
-            assert!(!String::from_utf8_lossy(v).contains("111111"));
+        for id in cache.ids().unwrap() {
+            let v = cache.get_raw(&id).unwrap().unwrap();
+            assert!(!String::from_utf8_lossy(v.expose()).contains("111111"));
         }
 
         // Three refused PINs in a row: vault gives up without sending any.

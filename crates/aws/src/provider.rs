@@ -445,36 +445,11 @@ mod tests {
     use std::cell::{Cell, RefCell};
     use std::collections::{BTreeMap, VecDeque};
     use vault_base::creds::{LongTermKey, SessionCredentials};
-    use vault_base::secret::{MfaCode, Passphrase, SecretAccessKey, SecretBytes, SessionToken};
+    use vault_base::secret::{MfaCode, Passphrase, SecretAccessKey, SessionToken};
     use vault_profile::config::ConfigFile;
     use vault_profile::plan::SessionOptions;
-    use vault_profile::session::{CacheError, SessionCache};
+    use vault_profile::session::MemoryCache;
     use vault_prompt::{Prompt, PromptError};
-
-    /// The session cache every vault process of the user shares. Like the
-    /// kernel keyring it may hold an entry past its expiration; the
-    /// provider must not trust it then.
-    #[derive(Default)]
-    struct MemCache(RefCell<BTreeMap<CacheId, Vec<u8>>>);
-
-    impl SessionCache for MemCache {
-        fn name(&self) -> &'static str {
-            "memory"
-        }
-        fn get_raw(&self, id: &CacheId) -> Result<Option<SecretBytes>, CacheError> {
-            Ok(self.0.borrow().get(id).cloned().map(SecretBytes::new))
-        }
-        fn put_raw(&self, id: &CacheId, v: &SecretBytes, _: Duration) -> Result<(), CacheError> {
-            self.0.borrow_mut().insert(id.clone(), v.expose().to_vec());
-            Ok(())
-        }
-        fn remove(&self, id: &CacheId) -> Result<bool, CacheError> {
-            Ok(self.0.borrow_mut().remove(id).is_some())
-        }
-        fn ids(&self) -> Result<Vec<CacheId>, CacheError> {
-            Ok(self.0.borrow().keys().cloned().collect())
-        }
-    }
 
     /// The user at the MFA prompt: types the next of `codes` each time a
     /// code is asked for; once they run out, the prompt cannot be shown.
@@ -621,7 +596,7 @@ mod tests {
     /// process shares, STS, the user at the prompt, and how often the
     /// stored key was read (for a token-backed profile: a PIN and a touch).
     struct World {
-        cache: MemCache,
+        cache: MemoryCache,
         sts: FakeSts,
         user: User,
         key_reads: Cell<usize>,
@@ -639,7 +614,7 @@ mod tests {
         /// A world whose user types `codes` when asked for MFA codes.
         fn typing(codes: &[&'static str]) -> World {
             World {
-                cache: MemCache::default(),
+                cache: MemoryCache::default(),
                 sts: FakeSts::default(),
                 user: User::typing(codes),
                 key_reads: Cell::new(0),

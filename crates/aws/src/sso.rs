@@ -1236,31 +1236,6 @@ mod tests {
         assert!(endpoints("eu-west-1", &remote).is_err());
     }
 
-    struct Mem(std::cell::RefCell<std::collections::HashMap<CacheId, Vec<u8>>>);
-    impl SessionCache for Mem {
-        fn name(&self) -> &'static str {
-            "memory"
-        }
-        fn get_raw(&self, id: &CacheId) -> Result<Option<SecretBytes>, session::CacheError> {
-            Ok(self.0.borrow().get(id).cloned().map(SecretBytes::new))
-        }
-        fn put_raw(
-            &self,
-            id: &CacheId,
-            v: &SecretBytes,
-            _: Duration,
-        ) -> Result<(), session::CacheError> {
-            self.0.borrow_mut().insert(id.clone(), v.expose().to_vec());
-            Ok(())
-        }
-        fn remove(&self, id: &CacheId) -> Result<bool, session::CacheError> {
-            Ok(self.0.borrow_mut().remove(id).is_some())
-        }
-        fn ids(&self) -> Result<Vec<CacheId>, session::CacheError> {
-            Ok(self.0.borrow().keys().cloned().collect())
-        }
-    }
-
     #[test]
     fn a_token_moved_to_another_sessions_id_is_not_used() {
         let settings = |start: &str| SsoSettings {
@@ -1272,7 +1247,7 @@ mod tests {
             role_name: "r".into(),
         };
         let (a, b) = (settings("https://a/start"), settings("https://b/start"));
-        let cache = Mem(Default::default());
+        let cache = vault_profile::session::MemoryCache::default();
         let rec = TokenRecord {
             id: token_id(&a).qualified(),
             access_token: "t".into(),

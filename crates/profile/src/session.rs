@@ -237,6 +237,40 @@ pub trait SessionCache {
     fn ids(&self) -> Result<Vec<CacheId>, CacheError>;
 }
 
+/// A cache in this process's memory, shared by its clones: what the
+/// provider, SSO and unlock tests use in place of the kernel keyring. Like
+/// the kernel keyring, it may still hold an entry past its expiry, so
+/// readers must check (as [`get`] does).
+#[derive(Default, Clone)]
+pub struct MemoryCache(
+    std::rc::Rc<std::cell::RefCell<std::collections::BTreeMap<CacheId, Zeroizing<Vec<u8>>>>>,
+);
+
+impl SessionCache for MemoryCache {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+    fn get_raw(&self, id: &CacheId) -> Result<Option<SecretBytes>, CacheError> {
+        Ok(self
+            .0
+            .borrow()
+            .get(id)
+            .map(|v| SecretBytes::new(v.to_vec())))
+    }
+    fn put_raw(&self, id: &CacheId, v: &SecretBytes, _ttl: Duration) -> Result<(), CacheError> {
+        self.0
+            .borrow_mut()
+            .insert(id.clone(), Zeroizing::new(v.expose().to_vec()));
+        Ok(())
+    }
+    fn remove(&self, id: &CacheId) -> Result<bool, CacheError> {
+        Ok(self.0.borrow_mut().remove(id).is_some())
+    }
+    fn ids(&self) -> Result<Vec<CacheId>, CacheError> {
+        Ok(self.0.borrow().keys().cloned().collect())
+    }
+}
+
 /// The entry `id`, when present, well-formed and not expired.
 /// A damaged entry counts as absent (a cache holds nothing that cannot be
 /// fetched again): the new session replaces it. Reading changes nothing.
@@ -604,32 +638,9 @@ mod tests {
         assert!(decode(&zero_id(), &good).is_err());
     }
 
-    /// A cache in memory, for `get`'s own behaviour.
-    #[derive(Default)]
-    struct MemCache(std::cell::RefCell<std::collections::BTreeMap<CacheId, Vec<u8>>>);
-
-    impl SessionCache for MemCache {
-        fn name(&self) -> &'static str {
-            "memory"
-        }
-        fn get_raw(&self, id: &CacheId) -> Result<Option<SecretBytes>, CacheError> {
-            Ok(self.0.borrow().get(id).cloned().map(SecretBytes::new))
-        }
-        fn put_raw(&self, id: &CacheId, v: &SecretBytes, _: Duration) -> Result<(), CacheError> {
-            self.0.borrow_mut().insert(id.clone(), v.expose().to_vec());
-            Ok(())
-        }
-        fn remove(&self, id: &CacheId) -> Result<bool, CacheError> {
-            Ok(self.0.borrow_mut().remove(id).is_some())
-        }
-        fn ids(&self) -> Result<Vec<CacheId>, CacheError> {
-            Ok(self.0.borrow().keys().cloned().collect())
-        }
-    }
-
     #[test]
     fn a_damaged_entry_reads_as_absent_and_a_new_one_replaces_it() {
-        let cache = MemCache::default();
+        let cache = MemoryCache::default();
         let (good, bad) = (CacheId::new(&["good"]), CacheId::new(&["bad"]));
         put(&cache, &good, &sample()).unwrap();
         let damaged = SecretBytes::new(b"{not json".to_vec());
