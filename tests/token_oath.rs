@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use vault_aws::mfa::DeviceCodes;
 use vault_base::secret::{Passphrase, SecretBytes};
 use vault_token::apdu::{self, Connected, TokenError};
-use vault_token::oath::{self, Algorithm, OathSession, TokenCodes};
+use vault_token::oath::{Algorithm, OathSession, TokenCodes};
 
 const RFC_KEY: &[u8] = b"12345678901234567890";
 
@@ -304,7 +304,7 @@ fn touch_totp_written_by_vault_computes_rfc6238_and_ykman_sees_it() {
     let key = Key::rig();
     let ctx = ctx();
     let arn = unique_mfa_arn("alice");
-    let name = oath::credential_name(&arn);
+    let name = vault_aws::oath_name::credential_name(&arn);
     let rfc_name = format!("vault-test:rfc-{}", std::process::id());
     let seed: Vec<u8> = (0..20).map(|_| rand::random::<u8>()).collect();
     {
@@ -467,7 +467,7 @@ fn never_touched_times_out_and_a_late_touch_is_announced() {
     let ctx = ctx();
     let seed = b"a seed of twenty b..".to_vec();
     let arn = unique_mfa_arn("toucher");
-    let name = oath::credential_name(&arn);
+    let name = vault_aws::oath_name::credential_name(&arn);
     {
         let mut conn = key.connect(&ctx);
         let s = OathSession::select(&mut conn).unwrap();
@@ -690,7 +690,7 @@ fn password_protected_applet_needs_the_right_password() {
     let key = Key::spare(15_000);
     let ctx = ctx();
     let arn = unique_mfa_arn("locked");
-    let name = oath::credential_name(&arn);
+    let name = vault_aws::oath_name::credential_name(&arn);
     let seed = b"password test seed..".to_vec();
     {
         let mut conn = key.connect(&ctx);

@@ -18,7 +18,7 @@ use vault_fast::cli::{EnrollArgs, TouchArg};
 use vault_secrets::enrolled::{self, OathRecord, PivSlotRecord, TokenRecord, Tokens};
 use vault_secrets::envelope;
 use vault_secrets::store;
-use vault_token::oath::{self, Algorithm, OathSession};
+use vault_token::oath::{Algorithm, OathSession};
 use vault_token::piv::{PinPolicy, PivToken, PivUnwrapper, TouchPolicy};
 use zeroize::Zeroizing;
 
@@ -847,7 +847,7 @@ fn load_totp(
             ))
         }
     };
-    let name = oath::credential_name(&mfa_serial);
+    let name = vault_aws::oath_name::credential_name(&mfa_serial);
     let ctx = vault_token::apdu::establish().map_err(|e| token_err(&e, e.hint()))?;
     let mut conn = vault_token::apdu::find_by_serial(&ctx, serial, args.wait)
         .map_err(|e| token_err(&e, e.hint()))?;

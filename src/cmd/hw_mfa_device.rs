@@ -33,7 +33,7 @@ use vault_base::secret::{MfaCode, SecretBytes};
 use vault_fast::cli::EnrollArgs;
 use vault_profile::config;
 use vault_secrets::enrolled::{OathRecord, Tokens};
-use vault_token::oath::{self, Algorithm, OathSession, TOUCH_NOTICE_AFTER};
+use vault_token::oath::{Algorithm, OathSession, TOUCH_NOTICE_AFTER};
 use zeroize::Zeroizing;
 
 /// What [`prepare`] established before the card was changed.
@@ -190,7 +190,7 @@ pub fn create(
         "Created virtual MFA device {mfa_serial} for IAM user \"{}\".",
         p.user
     );
-    let name = oath::credential_name(&mfa_serial);
+    let name = vault_aws::oath_name::credential_name(&mfa_serial);
 
     // The seed: decoded, into the card, checked, gone.
     let loaded = match decode_base32(device.seed_base32.expose()) {

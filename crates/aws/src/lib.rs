@@ -18,6 +18,7 @@
 pub mod http;
 pub mod iam;
 pub mod mfa;
+pub mod oath_name;
 pub mod process;
 pub mod provider;
 pub mod sso;

@@ -25,10 +25,11 @@ pub trait DeviceCodes {
 /// The OATH applet of one YubiKey as a source of codes.
 impl DeviceCodes for vault_token::oath::TokenCodes<'_> {
     fn code(&self, mfa_serial: &str, step: u64) -> Result<Option<MfaCode>, String> {
-        self.try_code(mfa_serial, step).map_err(|e| match e.hint() {
-            Some(hint) => format!("{e} ({hint})"),
-            None => e.to_string(),
-        })
+        self.try_code(&crate::oath_name::credential_name(mfa_serial), step)
+            .map_err(|e| match e.hint() {
+                Some(hint) => format!("{e} ({hint})"),
+                None => e.to_string(),
+            })
     }
 }
 

@@ -6,8 +6,8 @@
 //! rig's virtual key answers as a 5.4.3 firmware does
 //! (`hw/virtual-yubikey/src/oath.rs`).
 //!
-//! Credential names: vault names a credential after the AWS MFA device it
-//! stands for, see [`credential_name`].
+//! Credential names are the caller's: the applet knows nothing of AWS, and
+//! vault-aws names a credential after the MFA device it stands for.
 
 use super::apdu::{
     self, establish, find_by_serial, tlv, Apdu, Connected, MoreData, Sw, TokenError, Transaction,
@@ -532,71 +532,6 @@ fn base64_unpadded(bytes: &[u8]) -> String {
     out
 }
 
-/// The OATH credential name vault uses for an AWS MFA device.
-///
-/// `arn:<partition>:iam::<account>:mfa/<device>` becomes
-/// `<partition>:<device>@<account>`, e.g. `aws:alice@123456789012`; ykman
-/// and Yubico Authenticator show `aws` as the issuer and `alice@123456789012`
-/// as the account. A device path stays part of the name (`mfa/team/alice`
-/// → `aws:team/alice@…`). Anything that is not such an ARN (a hardware MFA
-/// serial, say) becomes `aws:<serial>`.
-///
-/// The applet stores at most 64 bytes. A longer name keeps its issuer and
-/// account and shortens the device part, replacing its end with `~` and 8
-/// hex digits of SHA-256 of the whole `mfa_serial`: the same serial always
-/// gives the same name, and two long ones sharing a prefix do not collide.
-pub fn credential_name(mfa_serial: &str) -> String {
-    let (issuer, device, account) = match parse_mfa_arn(mfa_serial) {
-        Some((partition, account, device)) => (partition, device, Some(account)),
-        None => ("aws", mfa_serial, None),
-    };
-    let at_account = account.map(|a| format!("@{a}")).unwrap_or_default();
-    let full = format!("{issuer}:{device}{at_account}");
-    if full.len() <= MAX_NAME_LEN {
-        return full;
-    }
-    let hash = hex::encode(&Sha256::digest(mfa_serial.as_bytes())[..4]);
-    let suffix = format!("~{hash}{at_account}");
-    let room = MAX_NAME_LEN.saturating_sub(issuer.len() + 1 + suffix.len());
-    let mut cut = room.min(device.len());
-    while !device.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let name = format!("{issuer}:{}{suffix}", &device[..cut]);
-    if name.len() <= MAX_NAME_LEN {
-        name
-    } else {
-        // Only a partition name or account id far longer than AWS uses
-        // gets here; the hash alone still names it deterministically.
-        format!(
-            "aws:~{}",
-            hex::encode(&Sha256::digest(mfa_serial.as_bytes())[..8])
-        )
-    }
-}
-
-/// `(partition, account, device)` of `arn:<partition>:iam::<account>:mfa/<device>`.
-fn parse_mfa_arn(arn: &str) -> Option<(&str, &str, &str)> {
-    let mut parts = arn.splitn(6, ':');
-    let (prefix, partition, service, region, account, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    let device = resource.strip_prefix("mfa/")?;
-    let valid = prefix == "arn"
-        && !partition.is_empty()
-        && service == "iam"
-        && region.is_empty()
-        && !account.is_empty()
-        && account.bytes().all(|b| b.is_ascii_digit())
-        && !device.is_empty();
-    valid.then_some((partition, account, device))
-}
-
 /// MFA codes from the OATH applet of one YubiKey, for `mfa::obtain`.
 pub struct TokenCodes<'a> {
     serial: u32,
@@ -630,7 +565,7 @@ impl<'a> TokenCodes<'a> {
         self
     }
 
-    /// Uses this credential name instead of [`credential_name`]`(mfa_serial)`.
+    /// Uses this credential name instead of the one [`TokenCodes::try_code`] is given.
     pub fn with_name(mut self, name: impl Into<String>) -> TokenCodes<'a> {
         self.name = Some(name.into());
         self
@@ -654,13 +589,11 @@ impl<'a> TokenCodes<'a> {
         self
     }
 
-    /// The code of `mfa_serial`'s credential for TOTP step `step`, or
-    /// `Ok(None)` when this key holds no credential for it.
-    pub fn try_code(&self, mfa_serial: &str, step: u64) -> Result<Option<MfaCode>, TokenError> {
-        let name = match &self.name {
-            Some(n) => n.clone(),
-            None => credential_name(mfa_serial),
-        };
+    /// The code of the credential called `name` (or the one set by
+    /// [`TokenCodes::with_name`]) for TOTP step `step`, or `Ok(None)` when
+    /// this key holds no such credential.
+    pub fn try_code(&self, name: &str, step: u64) -> Result<Option<MfaCode>, TokenError> {
+        let name = self.name.as_deref().unwrap_or(name);
         let ctx = establish()?;
         let mut conn = match find_by_serial(&ctx, self.serial, Duration::ZERO) {
             Err(TokenError::NotFound { .. }) if !self.wait.is_zero() => {
@@ -696,7 +629,7 @@ impl<'a> TokenCodes<'a> {
                 None => (self.notify)(&format!("Touch your YubiKey {serial} for the MFA code")),
             }
         };
-        let result = session.calculate_notifying(&name, step, self.touch_notice_after, &notice);
+        let result = session.calculate_notifying(name, step, self.touch_notice_after, &notice);
         if let (true, Some(touch)) = (waited.get(), &self.touch) {
             touch(crate::TouchEvent::Done {
                 serial,
@@ -793,46 +726,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn credential_names_for_mfa_devices() {
-        assert_eq!(
-            credential_name("arn:aws:iam::123456789012:mfa/alice"),
-            "aws:alice@123456789012"
-        );
-        assert_eq!(
-            credential_name("arn:aws-us-gov:iam::123456789012:mfa/team/bob"),
-            "aws-us-gov:team/bob@123456789012"
-        );
-        assert_eq!(credential_name("GAHT12345678"), "aws:GAHT12345678");
-        // Not an MFA device ARN: used whole.
-        assert_eq!(
-            credential_name("arn:aws:iam::123456789012:user/alice"),
-            "aws:arn:aws:iam::123456789012:user/alice"
-        );
-
-        let long = format!("arn:aws:iam::123456789012:mfa/{}", "x".repeat(80));
-        let name = credential_name(&long);
-        assert_eq!(name.len(), MAX_NAME_LEN);
-        assert!(name.starts_with("aws:xxxx"), "{name}");
-        assert!(name.ends_with("@123456789012"), "{name}");
-        assert_eq!(name, credential_name(&long), "deterministic");
-        let other = format!("arn:aws:iam::123456789012:mfa/{}y", "x".repeat(80));
-        assert_ne!(
-            credential_name(&other),
-            name,
-            "same prefix, different names"
-        );
-        assert_eq!(credential_name(&other).len(), MAX_NAME_LEN);
-
-        // Multi-byte characters are never split.
-        let wide = format!("arn:aws:iam::123456789012:mfa/{}", "é".repeat(40));
-        assert!(credential_name(&wide).len() <= MAX_NAME_LEN);
-        let junk = "ü".repeat(100);
-        assert!(credential_name(&junk).len() <= MAX_NAME_LEN);
-        let huge = format!("arn:{}:iam::1:mfa/a", "p".repeat(100));
-        assert!(credential_name(&huge).len() <= MAX_NAME_LEN);
     }
 
     #[test]
