@@ -86,6 +86,7 @@ impl Pinentry {
         prompt: &str,
         error: Option<&str>,
     ) -> Result<Zeroizing<Vec<u8>>, PromptError> {
+        let _held = self.use_tty.then(super::terminal::HeldTerminal::hold);
         let mut s = Session::start(self)?;
         s.describe(description, prompt, error)?;
         let pin = s.getpin();
@@ -95,6 +96,7 @@ impl Pinentry {
 
     /// Asks a yes/no question with `CONFIRM`: true for OK, false for Cancel.
     pub fn confirm(&self, question: &str) -> Result<bool, PromptError> {
+        let _held = self.use_tty.then(super::terminal::HeldTerminal::hold);
         let mut s = Session::start(self)?;
         s.describe(question, "", None)?;
         let r = match s.command("CONFIRM") {

@@ -268,16 +268,79 @@ impl Drop for Countdown {
 /// returned flag is true outside a read. (signal-hook is Unix-only, and
 /// so is this driver: elsewhere the flag is only a flag.)
 fn sigint_while_reading() -> &'static Arc<AtomicBool> {
-    static NOT_READING: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-    NOT_READING.get_or_init(|| {
-        let flag = Arc::new(AtomicBool::new(true));
+    &sigint_guard().not_reading
+}
+
+/// SIGINT's two flags: `not_reading` lets it take its default action,
+/// `seen` records that it came while it was held off.
+struct SigintGuard {
+    not_reading: Arc<AtomicBool>,
+    seen: Arc<AtomicBool>,
+}
+
+fn sigint_guard() -> &'static SigintGuard {
+    static GUARD: OnceLock<SigintGuard> = OnceLock::new();
+    GUARD.get_or_init(|| {
+        let guard = SigintGuard {
+            not_reading: Arc::new(AtomicBool::new(true)),
+            seen: Arc::new(AtomicBool::new(false)),
+        };
         #[cfg(unix)]
-        if let Err(e) = signal_hook::flag::register_conditional_default(
-            signal_hook::consts::SIGINT,
-            Arc::clone(&flag),
-        ) {
-            log::debug!(target: "vault", "cannot guard the terminal against Ctrl-C: {e}");
+        for registered in [
+            signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&guard.seen)),
+            signal_hook::flag::register_conditional_default(
+                signal_hook::consts::SIGINT,
+                Arc::clone(&guard.not_reading),
+            ),
+        ] {
+            if let Err(e) = registered {
+                log::debug!(target: "vault", "cannot guard the terminal against Ctrl-C: {e}");
+            }
         }
-        flag
+        guard
     })
+}
+
+/// The terminal handed to another program that reads from it (a terminal
+/// pinentry). A Ctrl-C there reaches that program and vault alike; if
+/// vault died of it at once, the program's own race to restore echo before
+/// it dies decided whether the user's shell went on typing blind (seen
+/// both ways with pinentry-tty). So while it is held, SIGINT is only
+/// recorded; on release the mode saved before is put back, and then a
+/// Ctrl-C that came ends vault as it ends any program, by SIGINT.
+pub(crate) struct HeldTerminal {
+    #[cfg(unix)]
+    saved: Option<(File, rustix::termios::Termios)>,
+}
+
+impl HeldTerminal {
+    pub(crate) fn hold() -> HeldTerminal {
+        let guard = sigint_guard();
+        guard.seen.store(false, Ordering::SeqCst);
+        guard.not_reading.store(false, Ordering::SeqCst);
+        #[cfg(unix)]
+        let saved = open_tty(false).ok().and_then(|tty| {
+            let mode = rustix::termios::tcgetattr(&tty).ok()?;
+            Some((tty, mode))
+        });
+        HeldTerminal {
+            #[cfg(unix)]
+            saved,
+        }
+    }
+}
+
+impl Drop for HeldTerminal {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some((tty, mode)) = &self.saved {
+            let _ = rustix::termios::tcsetattr(tty, rustix::termios::OptionalActions::Now, mode);
+        }
+        let guard = sigint_guard();
+        guard.not_reading.store(true, Ordering::SeqCst);
+        if guard.seen.swap(false, Ordering::SeqCst) {
+            #[cfg(unix)]
+            let _ = signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGINT);
+        }
+    }
 }
