@@ -13,7 +13,7 @@ use vault_prompt::Prompt;
 use vault_secrets::enrolled::{self, Tokens};
 use vault_secrets::envelope::{self, Envelope, OpenError, Recipient};
 use vault_secrets::store;
-use vault_token::piv::{tries, PinPolicy, PivUnwrapper, SlotInfo, TouchPolicy};
+use vault_token::piv::{tries, PivUnwrapper, SlotInfo};
 
 /// PINs a YubiKey refused, remembered so that no vault process sends one
 /// again: three callers queued on a lock with the same wrong `VAULT_PIN`
@@ -169,7 +169,7 @@ pub fn piv_recipients(t: &Tokens) -> Result<Vec<Recipient>, String> {
     // key is plugged in, and with both at hand the everyday key is the one
     // to ask for a PIN and a touch, not the backup.
     let mut records: Vec<&vault_secrets::enrolled::TokenRecord> = t.tokens.iter().collect();
-    records.sort_by_key(|r| r.role == "backup");
+    records.sort_by_key(|r| r.role == enrolled::Role::Backup);
     let mut out = Vec::new();
     for rec in records {
         let Some(piv) = &rec.piv else { continue };
@@ -355,8 +355,8 @@ fn recorded_slots() -> Vec<(u32, u8, SlotInfo)> {
             let bytes = hex::decode(&p.public_key).ok()?;
             let info = SlotInfo {
                 public_key: p256::PublicKey::from_sec1_bytes(&bytes).ok()?,
-                pin_policy: p.pin_policy.parse::<PinPolicy>().ok()?,
-                touch_policy: p.touch_policy.parse::<TouchPolicy>().ok()?,
+                pin_policy: p.pin_policy,
+                touch_policy: p.touch_policy,
                 origin: None,
             };
             Some((rec.serial, p.slot, info))

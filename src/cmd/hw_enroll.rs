@@ -15,7 +15,7 @@ use std::io::{BufRead, IsTerminal};
 use vault_base::secret::{Passphrase, SecretBytes};
 use vault_base::settings::env_var;
 use vault_fast::cli::{EnrollArgs, TouchArg};
-use vault_secrets::enrolled::{self, OathRecord, PivSlotRecord, TokenRecord, Tokens};
+use vault_secrets::enrolled::{self, OathRecord, PivSlotRecord, Role, TokenRecord, Tokens};
 use vault_secrets::envelope;
 use vault_secrets::store;
 use vault_token::oath::{Algorithm, OathSession};
@@ -380,22 +380,21 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
             PivSlotRecord {
                 slot,
                 public_key: hex::encode(public_key.to_sec1_bytes()),
-                pin_policy: PinPolicy::Once.as_str().into(),
-                touch_policy: touch.as_str().into(),
+                pin_policy: PinPolicy::Once,
+                touch_policy: touch,
                 attested,
             }
         }
     };
-    let had_backup_role = existing.as_ref().is_some_and(|r| r.role == "backup");
+    let had_backup_role = existing.as_ref().is_some_and(|r| r.role == Role::Backup);
     t.upsert(TokenRecord {
         serial,
         version: tok.version().to_string(),
         role: if args.backup || had_backup_role {
-            "backup"
+            Role::Backup
         } else {
-            "primary"
-        }
-        .into(),
+            Role::Primary
+        },
         piv: Some(piv),
         oath: existing.map(|r| r.oath).unwrap_or_default(),
         fido2: None,

@@ -118,7 +118,7 @@ pub fn run(_app: &App, args: &StatusArgs) -> Result<(), Error> {
                 "present": present.iter().any(|k| k.serial == Some(r.serial)),
                 "piv": r.piv.as_ref().map(|p| json!({
                     "slot": format!("{:02x}", p.slot), "algorithm": "P-256",
-                    "pin_policy": p.pin_policy, "touch_policy": p.touch_policy,
+                    "pin_policy": p.pin_policy.as_str(), "touch_policy": p.touch_policy.as_str(),
                     "attested": p.attested, "public_key": p.public_key,
                 })),
                 "profiles": users.get(&r.serial).cloned().unwrap_or_default(),

@@ -9,14 +9,17 @@
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use vault_token::piv::{PinPolicy, TouchPolicy};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PivSlotRecord {
     pub slot: u8,
     /// SEC1 uncompressed P-256 point, hex.
     pub public_key: String,
-    pub pin_policy: String,
-    pub touch_policy: String,
+    #[serde(with = "as_word")]
+    pub pin_policy: PinPolicy,
+    #[serde(with = "as_word")]
+    pub touch_policy: TouchPolicy,
     /// Whether the slot's attestation was verified up to a trusted root at enrollment.
     pub attested: bool,
 }
@@ -34,13 +37,59 @@ pub struct OathRecord {
 pub struct TokenRecord {
     pub serial: u32,
     pub version: String,
-    /// "primary" or "backup".
-    pub role: String,
+    pub role: Role,
     pub piv: Option<PivSlotRecord>,
     #[serde(default)]
     pub oath: Vec<OathRecord>,
     #[serde(default)]
     pub fido2: Option<Fido2Record>,
+}
+
+/// Which key an envelope asks for first: the everyday one, not the backup
+/// kept in a drawer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Primary,
+    Backup,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Backup => "backup",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The PIV policies are written as the words PIV tools print ("once",
+/// "cached"), through their own `Display` and `FromStr`, so the file stays
+/// as it always was and vault-token needs no serde.
+mod as_word {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    pub fn serialize<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let word = String::deserialize(d)?;
+        word.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -204,4 +253,92 @@ pub fn envelope_profiles() -> Vec<String> {
         .collect();
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tokens.json as vault wrote it while the policies and the role were
+    /// plain strings: it must load, and be written back the same, byte for byte.
+    const WRITTEN_BEFORE: &str = r#"{
+  "tokens": [
+    {
+      "serial": 12345678,
+      "version": "5.4.3",
+      "role": "primary",
+      "piv": {
+        "slot": 130,
+        "public_key": "04ab",
+        "pin_policy": "once",
+        "touch_policy": "always",
+        "attested": true
+      },
+      "oath": [
+        {
+          "mfa_serial": "arn:aws:iam::111111111111:mfa/jonsmith",
+          "name": "aws:jonsmith@111111111111",
+          "touch": true
+        }
+      ],
+      "fido2": null
+    },
+    {
+      "serial": 87654321,
+      "version": "5.7.1",
+      "role": "backup",
+      "piv": {
+        "slot": 131,
+        "public_key": "04cd",
+        "pin_policy": "once",
+        "touch_policy": "cached",
+        "attested": false
+      },
+      "oath": [],
+      "fido2": {
+        "credential_id": "00ff",
+        "salt": "11",
+        "rp_id": "vault.test"
+      }
+    }
+  ],
+  "pending_backup": [
+    "jonsmith"
+  ]
+}"#;
+
+    #[test]
+    fn tokens_json_written_before_the_types_round_trips() {
+        let t: Tokens = serde_json::from_str(WRITTEN_BEFORE).unwrap();
+        assert_eq!(t.tokens[0].role, Role::Primary);
+        assert_eq!(t.tokens[1].role, Role::Backup);
+        let piv = t.tokens[1].piv.as_ref().unwrap();
+        assert_eq!(piv.pin_policy, PinPolicy::Once);
+        assert_eq!(piv.touch_policy, TouchPolicy::Cached);
+        let again = serde_json::to_string_pretty(&t).unwrap();
+        assert_eq!(again, WRITTEN_BEFORE);
+    }
+
+    #[test]
+    fn unknown_policy_or_role_is_an_error_naming_the_word() {
+        for (from, to, says) in [
+            (
+                r#""pin_policy": "once""#,
+                r#""pin_policy": "sometimes""#,
+                "\"sometimes\"",
+            ),
+            (
+                r#""touch_policy": "always""#,
+                r#""touch_policy": "twice""#,
+                "\"twice\"",
+            ),
+            (r#""role": "primary""#, r#""role": "spare""#, "`spare`"),
+        ] {
+            let json = WRITTEN_BEFORE.replacen(from, to, 1);
+            let e = serde_json::from_str::<Tokens>(&json)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{e}");
+        }
+    }
 }
