@@ -132,7 +132,12 @@ pub enum TokensError {
     Read { path: String, detail: String },
     #[error("cannot write {path}: {detail}")]
     Write { path: String, detail: String },
+    #[error("tokens.json: bad public key for {serial}: {detail}")]
+    BadPublicKey { serial: u32, detail: String },
 }
+
+/// The message says which file and why; there is nothing more general to add.
+impl vault_base::error::Hinted for TokensError {}
 
 pub fn config_dir() -> PathBuf {
     vault_base::paths::config_dir()

@@ -1068,6 +1068,12 @@ impl EnvelopeError {
     }
 }
 
+impl Hinted for EnvelopeError {
+    fn hint(&self) -> Option<String> {
+        Some(EnvelopeError::hint(self).to_string())
+    }
+}
+
 /// Why a secret could not be sealed: each is a caller's mistake.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SealError {
@@ -1087,6 +1093,9 @@ pub enum SealError {
     #[error("{recipient} is named twice among the tokens to seal to")]
     DuplicateRecipient { recipient: RecipientId },
 }
+
+/// A caller's mistake is vault's bug: the user has nothing to do about it.
+impl Hinted for SealError {}
 
 /// Why an envelope did not open.
 #[derive(Debug, thiserror::Error)]
@@ -1132,6 +1141,12 @@ impl OpenError {
             OpenError::NoUsableEntry { .. } => "upgrade vault to read this item",
         };
         Some(fixed.to_string())
+    }
+}
+
+impl Hinted for OpenError {
+    fn hint(&self) -> Option<String> {
+        OpenError::hint(self)
     }
 }
 
