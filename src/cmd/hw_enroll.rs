@@ -22,18 +22,6 @@ use vault_token::oath::{Algorithm, OathSession};
 use vault_token::piv::{PinPolicy, PivToken, PivUnwrapper, TouchPolicy};
 use zeroize::Zeroizing;
 
-fn token_err(e: impl std::fmt::Display, hint: Option<String>) -> Error {
-    Error::Token {
-        message: e.to_string(),
-        hint,
-    }
-}
-
-fn piv_err(e: vault_token::piv::PivError) -> Error {
-    let hint = e.hint();
-    token_err(e, hint)
-}
-
 /// A new PIN or PUK: from `var` (scripts), else asked twice. Checked as
 /// soon as it is typed (6–8 characters, not the factory value), before
 /// anything on the card changes.
@@ -89,7 +77,7 @@ fn pick_serial(app: &App, args: &EnrollArgs) -> Result<u32, Error> {
     let deadline = std::time::Instant::now() + args.wait;
     let mut told = false;
     loop {
-        let keys = PivToken::list().map_err(piv_err)?;
+        let keys = PivToken::list()?;
         let serials: Vec<u32> = keys.iter().filter_map(|k| k.serial).collect();
         match serials.as_slice() {
             [one] => return Ok(*one),
@@ -101,7 +89,7 @@ fn pick_serial(app: &App, args: &EnrollArgs) -> Result<u32, Error> {
                 std::thread::sleep(std::time::Duration::from_millis(300));
             }
             [] => {
-                return Err(token_err(
+                return Err(Error::token(
                     "no YubiKey found",
                     Some("insert one, or pass --serial N to wait for a given key".into()),
                 ))
@@ -141,8 +129,8 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
     // tokens.json must take a write before the card is changed: a key
     // generated but never recorded would sit orphaned in its slot.
     Tokens::load().and_then(|t| t.save()).map_err(|e| {
-        token_err(
-            e,
+        Error::token(
+            e.to_string(),
             Some(
                 "nothing was changed on the YubiKey: make that folder writable (or free \
                      some space) and run the command again"
@@ -150,7 +138,7 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
             ),
         )
     })?;
-    let mut tok = PivToken::open(serial, args.wait, &notify).map_err(piv_err)?;
+    let mut tok = PivToken::open(serial, args.wait, &notify)?;
     say(&format!(
         "YubiKey {serial} (firmware {}) in {:?}",
         tok.version(),
@@ -160,8 +148,8 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
     // Everything that can be checked is checked before the card changes:
     // the new PIN and PUK, the current PIN, the slot, the attestation
     // roots.
-    let default_pin = tok.is_default_pin().map_err(piv_err)? == Some(true);
-    let default_puk = tok.is_default_puk().map_err(piv_err)? == Some(true);
+    let default_pin = tok.is_default_pin()? == Some(true);
+    let default_puk = tok.is_default_puk()? == Some(true);
     let new_pin = if default_pin {
         Some(new_secret(app, "VAULT_NEW_PIN", "PIN", "123456", serial)?)
     } else {
@@ -175,7 +163,7 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
     let pin = match new_pin {
         Some(p) => p,
         None => {
-            let tries = match tok.pin_status().map_err(piv_err)? {
+            let tries = match tok.pin_status()? {
                 vault_token::piv::PinStatus::NotVerified { tries_left } => tries_left,
                 _ => 3,
             };
@@ -185,12 +173,12 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
                 tries,
                 &crate::unlock::PinGuard::new(app),
             )
-            .map_err(|e| token_err(e, None))?;
+            .map_err(|e| Error::token(e, None))?;
             if let Err(e) = tok.verify_pin(&pin) {
                 if matches!(e, vault_token::piv::PivError::WrongPin { .. }) {
                     crate::unlock::PinGuard::new(app).refused(serial, &pin);
                 }
-                return Err(piv_err(e));
+                return Err(e.into());
             }
             pin
         }
@@ -198,7 +186,7 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
     let roots = if args.skip_attestation {
         None
     } else {
-        let roots = vault_token::piv::TrustedRoots::from_env().map_err(piv_err)?;
+        let roots = vault_token::piv::TrustedRoots::from_env()?;
         if let Err(e) = tok.attestation_root(&roots) {
             let hint = format!(
                 "{}; --skip-attestation accepts the key anyway",
@@ -206,30 +194,28 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
                     "the key could not prove it is a genuine YubiKey".into()
                 })
             );
-            return Err(token_err(
+            return Err(Error::token(
                 format!("attestation failed: {e}; nothing was changed on the YubiKey"),
                 Some(hint),
             ));
         }
         Some(roots)
     };
-    let mut t = Tokens::load().map_err(|e| token_err(e, None))?;
+    let mut t = Tokens::load()?;
     let plan = plan_slot(&mut tok, &t, serial, args)?;
 
     // 1. No factory secret stays in place.
     if default_pin {
-        tok.change_pin(&Passphrase::new("123456"), &pin)
-            .map_err(piv_err)?;
+        tok.change_pin(&Passphrase::new("123456"), &pin)?;
         say("Changed the factory PIN.");
-        tok.verify_pin(&pin).map_err(piv_err)?;
+        tok.verify_pin(&pin)?;
     }
     if let Some(new) = new_puk {
-        tok.change_puk(&Passphrase::new("12345678"), &new)
-            .map_err(piv_err)?;
+        tok.change_puk(&Passphrase::new("12345678"), &new)?;
         say("Changed the factory PUK.");
     }
-    if tok.is_default_mgm().map_err(piv_err)? {
-        tok.set_protected_management_key().map_err(piv_err)?;
+    if tok.is_default_mgm()? {
+        tok.set_protected_management_key()?;
         say("Replaced the factory management key with a random one, stored on the key behind the PIN.");
     }
 
@@ -257,8 +243,7 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
                     tok.generate_replacing(slot, old, PinPolicy::Once, touch)
                 }
                 None => tok.generate(slot, PinPolicy::Once, touch),
-            }
-            .map_err(piv_err)?;
+            }?;
             t.abandoned
                 .retain(|a| !(a.serial == serial && a.slot == slot));
             say(&format!(
@@ -273,10 +258,9 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
                 public_key: hex::encode(public_key.to_sec1_bytes()),
             };
             t.abandoned.push(abandoned.clone());
-            t.save().map_err(|e| token_err(e, None))?;
+            t.save()?;
             let refused = |message: String, hint: String| (message, hint);
-            tok.write_certificate(slot, &public_key, PinPolicy::Once, touch, &notify)
-                .map_err(piv_err)?;
+            tok.write_certificate(slot, &public_key, PinPolicy::Once, touch, &notify)?;
             let outcome = match roots.as_ref().map(|roots| tok.attest_with(slot, roots)) {
                 // The attestation must vouch for what was recorded: the key
                 // GENERATE answered with, and the policies asked for. A
@@ -336,7 +320,7 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
                         Ok(true) => {
                             t.abandoned.retain(|a| a != &abandoned);
                             let _ = t.save();
-                            return Err(token_err(
+                            return Err(Error::token(
                                 message,
                                 Some(format!(
                                     "{hint}. The key generated in slot {slot:02x} was deleted \
@@ -366,7 +350,7 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
                     } else {
                         format!("firmware {firmware} cannot delete a key")
                     };
-                    return Err(token_err(
+                    return Err(Error::token(
                         message,
                         Some(format!(
                             "{hint}. The key generated in slot {slot:02x} stays on the card \
@@ -399,7 +383,7 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
         oath: existing.map(|r| r.oath).unwrap_or_default(),
         fido2: None,
     });
-    t.save().map_err(|e| token_err(e, None))?;
+    t.save()?;
     say(&format!(
         "Recorded YubiKey {serial} in {}.",
         enrolled::tokens_path().display()
@@ -413,9 +397,7 @@ pub fn run(app: &App, args: &EnrollArgs) -> Result<(), Error> {
     // 4. A profile's key into an envelope (one already wrapped is kept
     // when only its MFA device is being created).
     if let Some(profile) = &args.profile {
-        let wrapped = enrolled::read_envelope(profile)
-            .map_err(|e| token_err(e, None))?
-            .is_some();
+        let wrapped = enrolled::read_envelope(profile)?.is_some();
         if mfa_device.is_some() && wrapped {
             say(&format!(
                 "Profile \"{profile}\"'s key is already wrapped by a token; keeping its envelope."
@@ -461,7 +443,7 @@ fn plan_slot(
 ) -> Result<SlotPlan, Error> {
     let on_card = |tok: &mut PivToken, slot: u8, hex_key: &str| -> Result<bool, Error> {
         let recorded = hex::decode(hex_key).ok();
-        Ok(match (tok.read_slot(slot).map_err(piv_err)?, recorded) {
+        Ok(match (tok.read_slot(slot)?, recorded) {
             (Some(info), Some(pk)) => info.public_key.to_sec1_bytes().as_ref() == pk.as_slice(),
             _ => false,
         })
@@ -483,15 +465,15 @@ fn plan_slot(
     }
     let slot = match args.slot {
         Some(s) => {
-            if !tok.slot_is_free(s).map_err(piv_err)? {
-                return Err(piv_err(vault_token::piv::PivError::SlotInUse {
+            if !tok.slot_is_free(s)? {
+                return Err(Error::from(vault_token::piv::PivError::SlotInUse {
                     serial,
                     slot: s,
                 }));
             }
             s
         }
-        None => tok.free_retired_slot().map_err(piv_err)?,
+        None => tok.free_retired_slot()?,
     };
     Ok(SlotPlan::Generate(slot))
 }
@@ -544,10 +526,7 @@ fn wrap_profile(
     let item = store::key_item(profile);
     let store = app.store()?;
     let Some(key) = store::get_key(store, profile)? else {
-        if enrolled::read_envelope(profile)
-            .map_err(|e| token_err(e, None))?
-            .is_some()
-        {
+        if enrolled::read_envelope(profile)?.is_some() {
             return Err(Error::usage(
                 format!("profile \"{profile}\" is already wrapped by a token"),
                 Some("`vault hw status` shows which".into()),
@@ -562,36 +541,35 @@ fn wrap_profile(
         ));
     };
     let secret = store::encode_key(&key);
-    let recipients = piv_recipients(t).map_err(|e| token_err(e, None))?;
-    let env = envelope::seal(&secret, &recipients, &item).map_err(|e| token_err(e, None))?;
+    let recipients = piv_recipients(t).map_err(|e| Error::token(e, None))?;
+    let env = envelope::seal(&secret, &recipients, &item)?;
     let bytes = env.encode();
 
     // Prove it opens with this key before the clear copy goes.
     let serial = tok.serial();
-    let decoded = envelope::Envelope::decode(&bytes).map_err(|e| token_err(e, None))?;
+    // Bytes just encoded that do not decode are vault's bug: the envelope's
+    // own hint (a damaged stored item, remove it) would send the user astray.
+    let decoded =
+        envelope::Envelope::decode(&bytes).map_err(|e| Error::token(e.to_string(), None))?;
     let opened: SecretBytes = {
         let mut u = unwrapper(app, serial, pin, "to check that the new envelope opens");
         envelope::open(&decoded, &item, &mut u).map_err(|e| {
             let hint = e.hint();
-            token_err(
+            Error::token(
                 format!("the new envelope did not open, so nothing was changed: {e}"),
                 hint,
             )
         })?
     };
     if opened.expose() != secret.expose() {
-        return Err(token_err(
+        return Err(Error::token(
             "the new envelope opened to different bytes; nothing was changed",
             None,
         ));
     }
-    enrolled::write_envelope(profile, &bytes).map_err(|e| token_err(e, None))?;
-    if enrolled::read_envelope(profile)
-        .map_err(|e| token_err(e, None))?
-        .as_deref()
-        != Some(bytes.as_slice())
-    {
-        return Err(token_err(
+    enrolled::write_envelope(profile, &bytes)?;
+    if enrolled::read_envelope(profile)?.as_deref() != Some(bytes.as_slice()) {
+        return Err(Error::token(
             "the envelope did not read back as written; the store's copy was kept",
             None,
         ));
@@ -624,11 +602,9 @@ fn wrap_profile(
 /// present token (or kept store copy) can open now are marked and re-sealed
 /// at their next unwrap.
 fn add_backup(app: &App, t: &mut Tokens, backup: u32, _tok: &mut PivToken) -> Result<(), Error> {
-    let recipients = piv_recipients(t).map_err(|e| token_err(e, None))?;
+    let recipients = piv_recipients(t).map_err(|e| Error::token(e, None))?;
     for profile in enrolled::envelope_profiles() {
-        let Some(bytes) =
-            enrolled::read_envelope(profile.as_str()).map_err(|e| token_err(e, None))?
-        else {
+        let Some(bytes) = enrolled::read_envelope(profile.as_str())? else {
             continue;
         };
         let Ok(env) = envelope::Envelope::decode(&bytes) else {
@@ -654,10 +630,8 @@ fn add_backup(app: &App, t: &mut Tokens, backup: u32, _tok: &mut PivToken) -> Re
         };
         match secret {
             Some(secret) => {
-                let env =
-                    envelope::seal(&secret, &recipients, &item).map_err(|e| token_err(e, None))?;
-                enrolled::write_envelope(&profile, &env.encode())
-                    .map_err(|e| token_err(e, None))?;
+                let env = envelope::seal(&secret, &recipients, &item)?;
+                enrolled::write_envelope(&profile, &env.encode())?;
                 eprintln!("Added YubiKey {backup} to profile \"{profile}\"'s envelope.");
             }
             None => {
@@ -670,7 +644,7 @@ fn add_backup(app: &App, t: &mut Tokens, backup: u32, _tok: &mut PivToken) -> Re
             }
         }
     }
-    t.save().map_err(|e| token_err(e, None))
+    Ok(t.save()?)
 }
 
 /// Opens `env` with whichever of its keys is plugged in now (its PIN asked
@@ -847,13 +821,10 @@ fn load_totp(
         }
     };
     let name = vault_aws::oath_name::credential_name(&mfa_serial);
-    let ctx = vault_token::apdu::establish().map_err(|e| token_err(&e, e.hint()))?;
-    let mut conn = vault_token::apdu::find_by_serial(&ctx, serial, args.wait)
-        .map_err(|e| token_err(&e, e.hint()))?;
-    let session = OathSession::select(&mut conn).map_err(|e| token_err(&e, e.hint()))?;
-    session
-        .put(&name, &seed, Algorithm::Sha1, 6, true)
-        .map_err(|e| token_err(&e, e.hint()))?;
+    let ctx = vault_token::apdu::establish()?;
+    let mut conn = vault_token::apdu::find_by_serial(&ctx, serial, args.wait)?;
+    let session = OathSession::select(&mut conn)?;
+    session.put(&name, &seed, Algorithm::Sha1, 6, true)?;
 
     // The card's code must equal the seed's, or the seed was mistyped.
     let now = vault_aws::mfa::now_secs();
@@ -865,7 +836,7 @@ fn load_totp(
     });
     let from_card = session.calculate(&name, step);
     touch.done(from_card.is_ok());
-    let from_card = from_card.map_err(|e| token_err(&e, e.hint()))?;
+    let from_card = from_card?;
     let expected = totp_rs::TOTP::new_unchecked(
         totp_rs::Algorithm::SHA1,
         6,
@@ -878,7 +849,7 @@ fn load_totp(
     .generate(step * vault_aws::mfa::STEP);
     if from_card.expose() != expected {
         let _ = session.delete(&name);
-        return Err(token_err(
+        return Err(Error::token(
             "the YubiKey's code does not match the seed; the credential was removed again",
             None,
         ));
@@ -893,7 +864,7 @@ fn load_totp(
             touch: true,
         });
     }
-    t.save().map_err(|e| token_err(e, None))?;
+    t.save()?;
     eprintln!("Loaded the MFA seed of {mfa_serial} into YubiKey {serial}'s OATH applet as \"{name}\" (touch required); its code matches.");
 
     // Record mfa_serial in the profile when it had none.
@@ -904,7 +875,7 @@ fn load_totp(
         // Last of all, so a config that cannot be written (read-only,
         // full) costs only this line, which the user can add by hand.
         cfg.save().map_err(|e| {
-            token_err(
+            Error::token(
                 format!(
                     "the MFA seed of {mfa_serial} is on YubiKey {serial}, but mfa_serial could \
                      not be set in profile \"{p}\": {e}"

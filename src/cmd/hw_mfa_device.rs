@@ -50,13 +50,6 @@ fn fail(message: impl Into<String>, hint: Option<String>) -> Error {
     Error::usage(message, hint)
 }
 
-fn token_err(e: impl std::fmt::Display, hint: Option<String>) -> Error {
-    Error::Token {
-        message: e.to_string(),
-        hint,
-    }
-}
-
 /// What to do about an IAM error from the device calls.
 fn iam_hint(e: &IamError) -> Option<String> {
     match e {
@@ -198,7 +191,7 @@ pub fn create(
             drop(device);
             load_seed(app, serial, wait, &name, &seed)
         }
-        None => Err(token_err(
+        None => Err(Error::token(
             "IAM returned a seed that is not base32; it was not loaded",
             None,
         )),
@@ -268,7 +261,8 @@ pub fn create(
             touch: true,
         });
     }
-    t.save().map_err(|e| token_err(e, Some(by_hand.clone())))?;
+    t.save()
+        .map_err(|e| Error::token(e.to_string(), Some(by_hand.clone())))?;
     let mut cfg = config::ConfigFile::load(config::default_path()).map_err(|e| {
         fail(
             format!("cannot record the device in the config: {e}"),
@@ -306,13 +300,10 @@ fn load_seed(
     name: &str,
     seed: &SecretBytes,
 ) -> Result<(u64, MfaCode, MfaCode), Error> {
-    let ctx = vault_token::apdu::establish().map_err(|e| token_err(&e, e.hint()))?;
-    let mut conn = vault_token::apdu::find_by_serial(&ctx, serial, wait)
-        .map_err(|e| token_err(&e, e.hint()))?;
-    let session = OathSession::select(&mut conn).map_err(|e| token_err(&e, e.hint()))?;
-    session
-        .put(name, seed, Algorithm::Sha1, 6, true)
-        .map_err(|e| token_err(&e, e.hint()))?;
+    let ctx = vault_token::apdu::establish()?;
+    let mut conn = vault_token::apdu::find_by_serial(&ctx, serial, wait)?;
+    let session = OathSession::select(&mut conn)?;
+    session.put(name, seed, Algorithm::Sha1, 6, true)?;
     let codes = (|| {
         let step = vault_aws::mfa::now_secs() / vault_aws::mfa::STEP;
         let mut codes = Vec::with_capacity(2);
@@ -337,9 +328,9 @@ fn load_seed(
                     touched: code.is_ok(),
                 });
             }
-            let code = code.map_err(|e| token_err(&e, e.hint()))?;
+            let code = code?;
             if code != rfc6238(seed, s) {
-                return Err(token_err(
+                return Err(Error::token(
                     "the YubiKey's code does not match the seed it was given",
                     None,
                 ));
@@ -350,7 +341,7 @@ fn load_seed(
         let code1 = codes.pop();
         match (code1, code2) {
             (Some(a), Some(b)) => Ok((step, a, b)),
-            _ => Err(token_err("no code from the YubiKey", None)),
+            _ => Err(Error::token("no code from the YubiKey", None)),
         }
     })();
     if codes.is_err() {
@@ -396,7 +387,7 @@ fn undo(
         )),
     }
     match err {
-        Error::Token { .. } => Error::Token { message, hint },
+        Error::Token { .. } | Error::Layer(_) => Error::Token { message, hint },
         _ => Error::Usage { message, hint },
     }
 }

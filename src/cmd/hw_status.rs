@@ -32,16 +32,8 @@ fn pin_text(s: &Result<PinStatus, String>) -> String {
 }
 
 pub fn run(_app: &App, args: &StatusArgs) -> Result<(), Error> {
-    let t = Tokens::load().map_err(|e| Error::Other(e.to_string()))?;
-    let present = match vault_token::apdu::establish() {
-        Ok(ctx) => vault_token::apdu::list_keys(&ctx),
-        Err(e) => {
-            return Err(Error::Token {
-                hint: e.hint(),
-                message: e.to_string(),
-            })
-        }
-    };
+    let t = Tokens::load()?;
+    let present = vault_token::apdu::list_keys(&vault_token::apdu::establish()?);
     // Which profiles each serial unlocks.
     let mut users: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     for profile in enrolled::envelope_profiles() {
