@@ -164,7 +164,7 @@ fn token_error(e: impl std::fmt::Display, hint: Option<String>) -> ProviderError
 }
 
 /// Every PIV recipient vault knows (primaries, then backups), for sealing.
-pub fn piv_recipients(t: &Tokens) -> Result<Vec<Recipient>, String> {
+pub fn piv_recipients(t: &Tokens) -> Result<Vec<Recipient>, enrolled::TokensError> {
     // Primary keys first: an envelope is opened with its first entry whose
     // key is plugged in, and with both at hand the everyday key is the one
     // to ask for a PIN and a touch, not the backup.
@@ -173,10 +173,13 @@ pub fn piv_recipients(t: &Tokens) -> Result<Vec<Recipient>, String> {
     let mut out = Vec::new();
     for rec in records {
         let Some(piv) = &rec.piv else { continue };
-        let bytes = hex::decode(&piv.public_key)
-            .map_err(|e| format!("tokens.json: bad public key for {}: {e}", rec.serial))?;
-        let public_key = p256::PublicKey::from_sec1_bytes(&bytes)
-            .map_err(|e| format!("tokens.json: bad public key for {}: {e}", rec.serial))?;
+        let bad = |detail: String| enrolled::TokensError::BadPublicKey {
+            serial: rec.serial,
+            detail,
+        };
+        let bytes = hex::decode(&piv.public_key).map_err(|e| bad(e.to_string()))?;
+        let public_key =
+            p256::PublicKey::from_sec1_bytes(&bytes).map_err(|e| bad(e.to_string()))?;
         out.push(Recipient::Piv {
             serial: rec.serial,
             slot: piv.slot,

@@ -541,7 +541,7 @@ fn wrap_profile(
         ));
     };
     let secret = store::encode_key(&key);
-    let recipients = piv_recipients(t).map_err(|e| Error::token(e, None))?;
+    let recipients = piv_recipients(t)?;
     let env = envelope::seal(&secret, &recipients, &item)?;
     let bytes = env.encode();
 
@@ -602,7 +602,7 @@ fn wrap_profile(
 /// present token (or kept store copy) can open now are marked and re-sealed
 /// at their next unwrap.
 fn add_backup(app: &App, t: &mut Tokens, backup: u32, _tok: &mut PivToken) -> Result<(), Error> {
-    let recipients = piv_recipients(t).map_err(|e| Error::token(e, None))?;
+    let recipients = piv_recipients(t)?;
     for profile in enrolled::envelope_profiles() {
         let Some(bytes) = enrolled::read_envelope(profile.as_str())? else {
             continue;

@@ -24,6 +24,8 @@ use std::collections::HashMap;
 use vault_aws::mfa::MfaSources;
 use vault_aws::provider::{Options, Provider};
 use vault_base::creds::Credentials;
+use vault_base::error::Hinted;
+use vault_base::secret::SecretBytes;
 use vault_fast::cli::SessionArgs;
 use vault_profile::config::{self, ProfileChain};
 use vault_profile::plan::RootSource;
@@ -185,49 +187,58 @@ fn kept_sign_in() -> crate::unlock::Sealed {
     }
 }
 
+impl StoreKeep<'_> {
+    fn load_kept(&self, item: &str) -> Result<Option<SecretBytes>, Error> {
+        let store = self.0.store()?;
+        let Some(bytes) = store.get(item)? else {
+            return Ok(None);
+        };
+        if !vault_secrets::envelope::is_envelope(bytes.expose()) {
+            return Ok(Some(bytes));
+        }
+        let env = vault_secrets::envelope::Envelope::decode(bytes.expose())?;
+        match crate::unlock::open_sealed(self.0, &env, item, &kept_sign_in()) {
+            Ok(secret) => Ok(Some(secret)),
+            Err(crate::unlock::Unsealed::NoToken(wanted)) => Err(Error::token(
+                format!(
+                    "YubiKey {} is not present",
+                    wanted
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+                None,
+            )),
+            Err(crate::unlock::Unsealed::Failed(e)) => Err(e.into()),
+        }
+    }
+
+    fn save_kept(&self, item: &str, value: &SecretBytes) -> Result<(), Error> {
+        let store = self.0.store()?;
+        // A tokens.json that cannot be read keeps nothing: the sign-in
+        // must not land in clear because the record of the keys is damaged.
+        let tokens = vault_secrets::enrolled::Tokens::load()?;
+        let recipients = crate::unlock::piv_recipients(&tokens)?;
+        if recipients.is_empty() {
+            return Ok(store.set(item, value)?);
+        }
+        let env = vault_secrets::envelope::seal(value, &recipients, item)?;
+        Ok(store.set(item, &SecretBytes::new(env.encode()))?)
+    }
+}
+
 /// The refresh token and its registration are sealed to every enrolled
 /// PIV key, as IAM keys are (a touch to unseal, needed only when the
 /// memory-only cache is empty, i.e. after a reboot), and kept in the store
 /// as an envelope; with no key enrolled the store (the keychain) keeps them
 /// as they are.
 impl vault_aws::sso::Keep for StoreKeep<'_> {
-    fn load(&self, item: &str) -> Result<Option<vault_base::secret::SecretBytes>, String> {
-        let store = self.0.store().map_err(|e| e.to_string())?;
-        let Some(bytes) = store.get(item).map_err(|e| e.to_string())? else {
-            return Ok(None);
-        };
-        if !vault_secrets::envelope::is_envelope(bytes.expose()) {
-            return Ok(Some(bytes));
-        }
-        let env =
-            vault_secrets::envelope::Envelope::decode(bytes.expose()).map_err(|e| e.to_string())?;
-        match crate::unlock::open_sealed(self.0, &env, item, &kept_sign_in()) {
-            Ok(secret) => Ok(Some(secret)),
-            Err(crate::unlock::Unsealed::NoToken(wanted)) => Err(format!(
-                "YubiKey {} is not present",
-                wanted
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            )),
-            Err(crate::unlock::Unsealed::Failed(e)) => Err(e.to_string()),
-        }
+    fn load(&self, item: &str) -> Result<Option<SecretBytes>, Box<dyn Hinted>> {
+        Ok(self.load_kept(item)?)
     }
-    fn save(&self, item: &str, value: &vault_base::secret::SecretBytes) -> Result<(), String> {
-        let store = self.0.store().map_err(|e| e.to_string())?;
-        // A tokens.json that cannot be read keeps nothing: the sign-in
-        // must not land in clear because the record of the keys is damaged.
-        let tokens = vault_secrets::enrolled::Tokens::load().map_err(|e| e.to_string())?;
-        let recipients = crate::unlock::piv_recipients(&tokens)?;
-        if recipients.is_empty() {
-            return store.set(item, value).map_err(|e| e.to_string());
-        }
-        let env =
-            vault_secrets::envelope::seal(value, &recipients, item).map_err(|e| e.to_string())?;
-        store
-            .set(item, &vault_base::secret::SecretBytes::new(env.encode()))
-            .map_err(|e| e.to_string())
+    fn save(&self, item: &str, value: &SecretBytes) -> Result<(), Box<dyn Hinted>> {
+        Ok(self.save_kept(item, value)?)
     }
     fn forget(&self, item: &str) -> bool {
         self.0

@@ -151,15 +151,16 @@ impl Rotation<'_> {
     }
 
     /// Puts `new` where the old key was. Returns what was done, for the user.
-    fn put_new(&self, new: &LongTermKey) -> Result<String, String> {
-        let store = || self.app.store().map_err(|e| e.to_string());
+    fn put_new(&self, new: &LongTermKey) -> Result<String, Error> {
         match self.home {
             Home::Store => {
-                let s = store()?;
-                store::set_key(s, self.profile, new).map_err(|e| e.to_string())?;
-                let back = store::get_key(s, self.profile).map_err(|e| e.to_string())?;
+                let s = self.app.store()?;
+                store::set_key(s, self.profile, new)?;
+                let back = store::get_key(s, self.profile)?;
                 if back.as_ref().map(|k| k.access_key_id.as_str()) != Some(&new.access_key_id) {
-                    return Err("the store did not read back the key just written".into());
+                    return Err(Error::Other(
+                        "the store did not read back the key just written".into(),
+                    ));
                 }
                 Ok(format!(
                     "Stored it in the {} store in place of the old one.",
@@ -167,24 +168,29 @@ impl Rotation<'_> {
                 ))
             }
             Home::Envelope { store_copy, .. } => {
-                let t = Tokens::load().map_err(|e| e.to_string())?;
+                let t = Tokens::load()?;
                 let recipients = piv_recipients(&t)?;
                 let item = store::key_item(self.profile);
                 let env = envelope::seal(&store::encode_key(new), &recipients, &item)
-                    .map_err(|e| format!("cannot seal the new key: {e}"))?;
+                    .map_err(|e| Error::Other(format!("cannot seal the new key: {e}")))?;
                 let bytes = env.encode();
-                let decoded = Envelope::decode(&bytes).map_err(|e| e.to_string())?;
+                let decoded = Envelope::decode(&bytes)?;
                 if decoded.recipients().len() != recipients.len() {
-                    return Err("the new envelope does not hold every recipient".into());
+                    return Err(Error::Other(
+                        "the new envelope does not hold every recipient".into(),
+                    ));
                 }
-                enrolled::write_envelope(self.profile, &bytes).map_err(|e| e.to_string())?;
-                let back = enrolled::read_envelope(self.profile).map_err(|e| e.to_string())?;
+                enrolled::write_envelope(self.profile, &bytes)?;
+                let back = enrolled::read_envelope(self.profile)?;
                 if back.as_deref() != Some(bytes.as_slice()) {
-                    return Err("the envelope did not read back as written".into());
+                    return Err(Error::Other(
+                        "the envelope did not read back as written".into(),
+                    ));
                 }
                 if *store_copy {
-                    store::set_key(store()?, self.profile, new)
-                        .map_err(|e| format!("cannot update the kept store copy: {e}"))?;
+                    store::set_key(self.app.store()?, self.profile, new).map_err(|e| {
+                        Error::Other(format!("cannot update the kept store copy: {e}"))
+                    })?;
                 }
                 let serials: Vec<String> = recipients
                     .iter()
@@ -211,19 +217,16 @@ impl Rotation<'_> {
     }
 
     /// Puts the old key back as it was.
-    fn restore_old(&self) -> Result<(), String> {
-        let store = || self.app.store().map_err(|e| e.to_string());
+    fn restore_old(&self) -> Result<(), Error> {
         match self.home {
-            Home::Store => {
-                store::set_key(store()?, self.profile, self.old).map_err(|e| e.to_string())
-            }
+            Home::Store => Ok(store::set_key(self.app.store()?, self.profile, self.old)?),
             Home::Envelope {
                 old_bytes,
                 store_copy,
             } => {
-                enrolled::write_envelope(self.profile, old_bytes).map_err(|e| e.to_string())?;
+                enrolled::write_envelope(self.profile, old_bytes)?;
                 if *store_copy {
-                    store::set_key(store()?, self.profile, self.old).map_err(|e| e.to_string())?;
+                    store::set_key(self.app.store()?, self.profile, self.old)?;
                 }
                 Ok(())
             }
@@ -321,17 +324,14 @@ fn prove(sts: &Sts, new: &LongTermKey, want_arn: &str) -> Result<(), String> {
 /// Where the key of `profile` lives; refuses envelopes whose recipients
 /// cannot be sealed to again without their token (FIDO2, unknown kinds).
 fn home_of(app: &App, profile: &str) -> Result<Home, Error> {
-    let token_err = |e: String| Error::Token {
-        message: e,
-        hint: None,
-    };
-    let Some(bytes) = enrolled::read_envelope(profile).map_err(|e| token_err(e.to_string()))?
-    else {
+    let Some(bytes) = enrolled::read_envelope(profile)? else {
         return Ok(Home::Store);
     };
-    let env = Envelope::decode(&bytes).map_err(|e| Error::Token {
-        message: format!("the envelope of profile \"{profile}\" is damaged: {e}"),
-        hint: Some(e.hint().to_string()),
+    let env = Envelope::decode(&bytes).map_err(|e| {
+        Error::token(
+            format!("the envelope of profile \"{profile}\" is damaged: {e}"),
+            e.hint().to_string(),
+        )
     })?;
     if env
         .recipients()

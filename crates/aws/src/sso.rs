@@ -21,6 +21,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use vault_base::creds::SessionCredentials;
+use vault_base::error::Hinted;
 use vault_base::secret::{SecretAccessKey, SecretBytes, SessionToken};
 use vault_profile::config::SsoSettings;
 use vault_profile::session::{self, CacheId, SessionCache};
@@ -260,8 +261,8 @@ pub fn forget_access_token(cache: &dyn SessionCache, s: &SsoSettings) {
 /// cache holds it while the machine is up, so this is read only when that
 /// cache is empty.
 pub trait Keep {
-    fn load(&self, item: &str) -> Result<Option<SecretBytes>, String>;
-    fn save(&self, item: &str, value: &SecretBytes) -> Result<(), String>;
+    fn load(&self, item: &str) -> Result<Option<SecretBytes>, Box<dyn Hinted>>;
+    fn save(&self, item: &str, value: &SecretBytes) -> Result<(), Box<dyn Hinted>>;
     /// Whether there was anything to forget.
     fn forget(&self, item: &str) -> bool;
 }
