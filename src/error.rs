@@ -157,6 +157,21 @@ mod tests {
     }
 
     #[test]
+    fn handed_down_as_hinted_an_error_keeps_its_hint_and_is_boxed_once() {
+        let usage: Box<dyn Hinted> = Error::usage("bad", Some("do this".to_string())).into();
+        assert_eq!(
+            (usage.to_string(), usage.hint()),
+            ("bad".into(), Some("do this".into()))
+        );
+        let card = PivError::WrongPin { tries_left: 1 };
+        let hint = card.hint();
+        let boxed: Box<dyn Hinted> = Error::from(card).into();
+        assert_eq!(boxed.hint(), hint);
+        // Unboxed, not wrapped: the card's error itself, not an Error around it.
+        assert!(format!("{boxed:?}").starts_with("WrongPin"), "{boxed:?}");
+    }
+
+    #[test]
     fn a_tokens_json_error_has_no_hint_of_its_own() {
         let e = Error::from(vault_secrets::enrolled::TokensError::Read {
             path: "tokens.json".into(),
