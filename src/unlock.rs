@@ -7,6 +7,7 @@ use std::time::Duration;
 use vault_aws::mfa::DeviceCodes;
 use vault_aws::provider::ProviderError;
 use vault_base::creds::LongTermKey;
+use vault_base::error::Hinted;
 use vault_base::secret::{MfaCode, Passphrase};
 use vault_base::settings::env_var;
 use vault_prompt::Prompt;
@@ -483,8 +484,8 @@ pub struct TokenMfa<'a> {
 }
 
 impl DeviceCodes for TokenMfa<'_> {
-    fn code(&self, mfa_serial: &str, step: u64) -> Result<Option<MfaCode>, String> {
-        let t = Tokens::load().map_err(|e| e.to_string())?;
+    fn code(&self, mfa_serial: &str, step: u64) -> Result<Option<MfaCode>, Box<dyn Hinted>> {
+        let t = Tokens::load().map_err(|e| Box::new(e) as Box<dyn Hinted>)?;
         let Some((serial, rec)) = t.oath_for(mfa_serial) else {
             return Ok(None);
         };

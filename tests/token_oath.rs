@@ -455,7 +455,8 @@ fn a_wrong_serial_times_out_with_an_error_naming_it() {
     let (_, notify) = notices();
     let msg = TokenCodes::new(99_999_999, notify)
         .code("arn:aws:iam::123456789012:mfa/alice", step_now())
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("no YubiKey with serial 99999999"), "{msg}");
 }
 
@@ -506,8 +507,10 @@ fn never_touched_times_out_and_a_late_touch_is_announced() {
     // Through the trait: the message says what to do.
     let (notes, notify) = notices();
     let codes = TokenCodes::new(key.serial, notify);
-    let msg = codes.code(&arn, step_now()).unwrap_err();
+    let err = codes.code(&arn, step_now()).unwrap_err();
+    let msg = err.to_string();
     assert!(msg.starts_with("no touch within the timeout"), "{msg}");
+    assert!(err.hint().is_some(), "{msg}: no hint");
     assert_eq!(
         notes.lock().unwrap().as_slice(),
         [format!(
@@ -741,13 +744,15 @@ fn password_protected_applet_needs_the_right_password() {
     let (_, notify) = notices();
     let msg = TokenCodes::new(key.serial, notify)
         .code(&arn, step_now())
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("password-protected"), "{msg}");
     let (_, notify) = notices();
     let msg = TokenCodes::new(key.serial, notify)
         .with_password(Passphrase::new("wrong"))
         .code(&arn, step_now())
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("wrong OATH password"), "{msg}");
     let (_, notify) = notices();
     let with_pw = TokenCodes::new(key.serial, notify).with_password(Passphrase::new("pw"));

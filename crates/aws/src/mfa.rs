@@ -5,6 +5,7 @@
 
 use sha2::{Digest, Sha256};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use vault_base::error::Hinted;
 use vault_base::secret::MfaCode;
 use vault_profile::session::{self, MfaUse, SessionCache};
 use vault_prompt::{Prompt, PromptError};
@@ -19,17 +20,24 @@ const REMEMBER_SECS: u64 = 120;
 pub trait DeviceCodes {
     /// The code of `mfa_serial`'s credential for TOTP step `step`, or
     /// `Ok(None)` when this device holds no credential for it.
-    fn code(&self, mfa_serial: &str, step: u64) -> Result<Option<MfaCode>, String>;
+    fn code(&self, mfa_serial: &str, step: u64) -> Result<Option<MfaCode>, Box<dyn Hinted>>;
 }
 
 /// The OATH applet of one YubiKey as a source of codes.
 impl DeviceCodes for vault_token::oath::TokenCodes<'_> {
-    fn code(&self, mfa_serial: &str, step: u64) -> Result<Option<MfaCode>, String> {
+    fn code(&self, mfa_serial: &str, step: u64) -> Result<Option<MfaCode>, Box<dyn Hinted>> {
         self.try_code(&crate::oath_name::credential_name(mfa_serial), step)
-            .map_err(|e| match e.hint() {
-                Some(hint) => format!("{e} ({hint})"),
-                None => e.to_string(),
-            })
+            .map_err(|e| Box::new(e) as Box<dyn Hinted>)
+    }
+}
+
+/// A device's failure as told inside [`MfaError::DeviceFailed`], whose own
+/// hint (other ways to give a code) is the one shown on the hint line: the
+/// device's hint ("insert YubiKey N") goes in brackets after its message.
+fn device_failure_text(e: &dyn Hinted) -> String {
+    match e.hint() {
+        Some(hint) => format!("{e} ({hint})"),
+        None => e.to_string(),
     }
 }
 
@@ -219,6 +227,7 @@ pub fn obtain(
                 log::debug!(target: "vault", "no OATH credential for {mfa_serial} on the token; falling back to the prompt")
             }
             Err(e) => {
+                let e = device_failure_text(&*e);
                 log::debug!(target: "vault", "OATH applet unavailable ({e}); falling back to the prompt");
                 device_failure = Some(e);
             }
