@@ -3,21 +3,26 @@
 //! prints a redaction, and the memory is zeroized on drop. The value is
 //! reachable only through `expose()`, at the point of use.
 
-use secrecy::{ExposeSecret, SecretBox, SecretString};
+use secrecy::{ExposeSecret, SecretString, SecretVec};
 use zeroize::Zeroizing;
 
 macro_rules! secret_string {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone)]
         pub struct $name(SecretString);
 
         impl $name {
             pub fn new(value: impl Into<String>) -> Self {
-                $name(SecretString::from(value.into()))
+                $name(SecretString::new(value.into()))
             }
             pub fn expose(&self) -> &str {
                 self.0.expose_secret()
+            }
+        }
+
+        impl Clone for $name {
+            fn clone(&self) -> Self {
+                $name::new(self.expose())
             }
         }
 
@@ -55,11 +60,11 @@ secret_string!(
 );
 
 /// Secret bytes: a TOTP seed, an unwrapped key, a serialized store item.
-pub struct SecretBytes(SecretBox<Vec<u8>>);
+pub struct SecretBytes(SecretVec<u8>);
 
 impl SecretBytes {
     pub fn new(bytes: Vec<u8>) -> Self {
-        SecretBytes(SecretBox::new(Box::new(bytes)))
+        SecretBytes(SecretVec::new(bytes))
     }
     pub fn expose(&self) -> &[u8] {
         self.0.expose_secret()
