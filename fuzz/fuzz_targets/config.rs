@@ -6,8 +6,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vault_fast::cli::SessionArgs;
 use vault_profile::config::ConfigFile;
+use vault_profile::plan::SessionOptions;
 
 const FILE: &str = "~/.aws/config";
 
@@ -46,12 +46,7 @@ fuzz_target!(|data: &[u8]| {
         .map(|s| (*s).to_owned())
         .collect();
     names.extend(["default", "nope", "a", ""].map(str::to_owned));
-    let args = SessionArgs {
-        duration: None,
-        no_session: false,
-        region: None,
-        mfa_token: None,
-    };
+    let args = SessionOptions::default();
     for name in &names {
         let strict = config.resolve(name, &no_env);
         let lenient = config.resolve_with(name, &some_env, &|n| n.len() % 2 == 0);

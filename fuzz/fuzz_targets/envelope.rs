@@ -10,7 +10,7 @@ use p256::PublicKey;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use std::sync::{Mutex, OnceLock};
-use vault_secrets::envelope::{self, Envelope, SoftwareFido2, SoftwarePiv, Unwrapper};
+use vault_secrets::envelope::{self, CardError, Envelope, SoftwareFido2, SoftwarePiv, Unwrapper};
 use zeroize::Zeroizing;
 
 /// The context the seed envelopes are sealed with.
@@ -27,7 +27,7 @@ impl Unwrapper for SeedTokens {
         slot: u8,
         public_key: &PublicKey,
         ephemeral: &PublicKey,
-    ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, CardError> {
         self.0.piv_ecdh(serial, slot, public_key, ephemeral)
     }
 
@@ -36,7 +36,7 @@ impl Unwrapper for SeedTokens {
         rp_id: &str,
         credential_id: &[u8],
         salt: &[u8; 32],
-    ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, CardError> {
         self.1.fido2_secret(rp_id, credential_id, salt)
     }
 }
@@ -61,7 +61,7 @@ impl Unwrapper for Everything {
         _slot: u8,
         _public_key: &PublicKey,
         _ephemeral: &PublicKey,
-    ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, CardError> {
         Ok(Some(Zeroizing::new([7; 32])))
     }
 
@@ -70,7 +70,7 @@ impl Unwrapper for Everything {
         _rp_id: &str,
         _credential_id: &[u8],
         _salt: &[u8; 32],
-    ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, CardError> {
         Ok(Some(Zeroizing::new([9; 32])))
     }
 }

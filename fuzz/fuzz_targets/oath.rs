@@ -4,9 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vault_token::oath::{
-    credential_name, parse_calculate, parse_list, parse_select, parse_validate, MAX_NAME_LEN,
-};
+use vault_aws::oath_name::credential_name;
+use vault_token::oath::{parse_calculate, parse_list, parse_select, parse_validate, MAX_NAME_LEN};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(info) = parse_select(data) {

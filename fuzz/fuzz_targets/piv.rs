@@ -11,9 +11,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
-use vault_token::piv::{
-    cert_from_object, check_attestation, parse_slot_certificate, TrustedRoots,
-};
+use vault_token::piv::{cert_from_object, check_attestation, parse_slot_certificate, TrustedRoots};
 
 /// The serial and slot the seed files attest.
 const SERIAL: u32 = 12345678;

@@ -22,7 +22,8 @@ fuzz_target!(|data: &[u8]| {
         // What `vault exec --json`, `--ecs-server` and `vault list` make of it.
         let _ = vault_profile::output::rfc3339(s.creds.expiration);
         let _ = vault::ecs::credentials_json(&s.creds);
-        let _ = vault_profile::output::credential_process_json(&Credentials::Session(s.creds.clone()));
+        let _ =
+            vault_profile::output::credential_process_json(&Credentials::Session(s.creds.clone()));
     }
     let name = String::from_utf8_lossy(data);
     if let Some(id) = CacheId::from_qualified(&name) {

@@ -6,9 +6,9 @@
 use libfuzzer_sys::fuzz_target;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use vault_secrets::envelope;
 use vault_base::secret::SecretBytes;
 use vault_secrets::enrolled::Tokens;
+use vault_secrets::envelope;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(t) = serde_json::from_slice::<Tokens>(data) else {
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(t.oath_for(&o.mfa_serial).is_some());
         }
     }
-    if let Ok(recipients) = vault::keys::piv_recipients(&t) {
+    if let Ok(recipients) = vault::unlock::piv_recipients(&t) {
         let secret = SecretBytes::new(b"{}".to_vec());
         let mut rng = ChaCha20Rng::seed_from_u64(0);
         if let Ok(env) = envelope::seal_with_rng(&secret, &recipients, "key/fuzz", &mut rng) {
