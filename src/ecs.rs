@@ -18,8 +18,9 @@
 //! at a time, through a channel: so the provider's lock and single-STS-call
 //! guarantees hold as for any other vault process.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime};
@@ -126,22 +127,14 @@ impl Server {
         } = self;
         std::thread::Builder::new()
             .name("ecs-accept".into())
-            .spawn(move || {
-                loop {
-                    // At the limit, new connections wait in the listen queue.
+            .spawn(move || loop {
+                let batch = accept_batch(&listener);
+                for stream in PeerTable::read().allowed(batch) {
+                    // At the limit, the next connections wait (in the batch
+                    // or the listen queue) until one ends.
                     while active.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
                         std::thread::sleep(Duration::from_millis(10));
                     }
-                    let stream = match listener.accept() {
-                        Ok((s, _)) if peer_allowed(&s) => s,
-                        Ok(_) => continue,
-                        Err(e) => {
-                            // Out of file descriptors and the like: do not spin.
-                            log::debug!(target: "vault", "ecs server: accept failed: {e}");
-                            std::thread::sleep(Duration::from_millis(50));
-                            continue;
-                        }
-                    };
                     active.fetch_add(1, Ordering::SeqCst);
                     let (token, requests) = (token.clone(), requests.clone());
                     let guard = ActiveGuard(active.clone());
@@ -162,66 +155,143 @@ impl Server {
     }
 }
 
-/// Whether a connection comes from a user who may have the token: vault's
-/// own user (the command it started) or root. Another local user cannot
-/// read the command's environment, so can never be authorized; without this
-/// check it could still hold every connection slot while the command's SDK
-/// gives up. Its connections are closed at once, before any slot is taken:
-/// the per-user cap is zero for everyone but the owner.
-fn peer_allowed(stream: &TcpStream) -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        let (Ok(std::net::SocketAddr::V4(peer)), Ok(std::net::SocketAddr::V4(local))) =
-            (stream.peer_addr(), stream.local_addr())
-        else {
-            return false;
-        };
-        // The peer's socket is in this network namespace's table, owned by
-        // the user who opened it.
-        let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
-            log::debug!(target: "vault", "ecs server: /proc/net/tcp unreadable; peers not checked");
-            return true;
-        };
-        let euid = rustix::process::geteuid().as_raw();
-        match socket_owner(&table, peer, local) {
-            Some(uid) if uid == euid || uid == 0 => true,
-            owner => {
-                log::debug!(target: "vault",
-                    "ecs server: connection from {peer} closed: its socket belongs to {} (vault runs as uid {euid})",
-                    owner.map_or("no user found".to_string(), |u| format!("uid {u}")));
-                false
+/// Most connections accepted in one go, judged against one read of the
+/// kernel's socket table.
+const ACCEPT_BATCH: usize = 1024;
+
+/// The next connection, waited for, and every other one already queued.
+/// Reading the kernel's socket table costs time in proportion to the
+/// sockets open, so reading it once per connection made a flood of n
+/// connections cost n² and kept the command's own request waiting behind
+/// it (640 connections of another user took over 5 s in CI); one read per
+/// batch keeps the cost linear.
+fn accept_batch(listener: &TcpListener) -> Vec<TcpStream> {
+    let first = match listener.accept() {
+        Ok((s, _)) => s,
+        Err(e) => {
+            // Out of file descriptors and the like: do not spin.
+            log::debug!(target: "vault", "ecs server: accept failed: {e}");
+            std::thread::sleep(Duration::from_millis(50));
+            return Vec::new();
+        }
+    };
+    let mut batch = vec![first];
+    if listener.set_nonblocking(true).is_ok() {
+        while batch.len() < ACCEPT_BATCH {
+            match listener.accept() {
+                Ok((s, _)) => batch.push(s),
+                Err(_) => break,
             }
         }
+        let _ = listener.set_nonblocking(false);
     }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = stream;
-        true
+    batch
+}
+
+/// Who may have the token: vault's own user (the command it started) or
+/// root. Another local user cannot read the command's environment, so can
+/// never be authorized; without this check it could still hold every
+/// connection slot while the command's SDK gives up. Its connections are
+/// closed at once, before any slot is taken: the per-user cap is zero for
+/// everyone but the owner.
+struct PeerTable {
+    #[cfg(target_os = "linux")]
+    owners: Option<SocketOwners>,
+}
+
+impl PeerTable {
+    /// The table as it is now: read after the batch was accepted, it holds
+    /// every connection in it whose client is still there.
+    fn read() -> PeerTable {
+        #[cfg(target_os = "linux")]
+        {
+            let owners = match std::fs::read_to_string("/proc/net/tcp") {
+                Ok(table) => Some(SocketOwners::parse(&table)),
+                Err(e) => {
+                    log::debug!(target: "vault", "ecs server: /proc/net/tcp unreadable ({e}); peers not checked");
+                    None
+                }
+            };
+            PeerTable { owners }
+        }
+        #[cfg(not(target_os = "linux"))]
+        PeerTable {}
+    }
+
+    /// The connections that may be served; the others are closed, unanswered.
+    fn allowed(&self, batch: Vec<TcpStream>) -> Vec<TcpStream> {
+        batch
+            .into_iter()
+            .filter(|s| self.allows(s))
+            // Accepted from a listener that was briefly non-blocking.
+            .filter(|s| s.set_nonblocking(false).is_ok())
+            .collect()
+    }
+
+    fn allows(&self, stream: &TcpStream) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            let Some(owners) = &self.owners else {
+                return true;
+            };
+            let (Ok(std::net::SocketAddr::V4(peer)), Ok(std::net::SocketAddr::V4(local))) =
+                (stream.peer_addr(), stream.local_addr())
+            else {
+                return false;
+            };
+            // The peer's socket is in this network namespace's table, owned
+            // by the user who opened it.
+            let euid = rustix::process::geteuid().as_raw();
+            match owners.owner(peer, local) {
+                Some(uid) if uid == euid || uid == 0 => true,
+                owner => {
+                    log::debug!(target: "vault",
+                        "ecs server: connection from {peer} closed: its socket belongs to {} (vault runs as uid {euid})",
+                        owner.map_or("no user found".to_string(), |u| format!("uid {u}")));
+                    false
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = stream;
+            true
+        }
     }
 }
 
-/// The uid owning the TCP socket bound to `local` and connected to `remote`,
-/// from a `/proc/net/tcp` table (addresses in the kernel's hex notation:
-/// the IPv4 address as a native-endian u32, the port as a plain number).
-pub fn socket_owner(
-    table: &str,
-    local: std::net::SocketAddrV4,
-    remote: std::net::SocketAddrV4,
-) -> Option<u32> {
-    let hex = |a: std::net::SocketAddrV4| {
-        format!(
-            "{:08X}:{:04X}",
-            u32::from_ne_bytes(a.ip().octets()),
-            a.port()
+/// The uid owning each TCP socket of a `/proc/net/tcp` table, by its
+/// (local, remote) addresses (in the kernel's hex notation: the IPv4
+/// address as a native-endian u32, the port as a plain number).
+pub struct SocketOwners(HashMap<(SocketAddrV4, SocketAddrV4), u32>);
+
+impl SocketOwners {
+    pub fn parse(table: &str) -> SocketOwners {
+        let addr = |hex: &str| {
+            let (ip, port) = hex.split_once(':')?;
+            let ip = u32::from_str_radix(ip, 16).ok()?;
+            let port = u16::from_str_radix(port, 16).ok()?;
+            Some(SocketAddrV4::new(Ipv4Addr::from(ip.to_ne_bytes()), port))
+        };
+        SocketOwners(
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    if f.len() <= 7 {
+                        return None;
+                    }
+                    Some(((addr(f[1])?, addr(f[2])?), f[7].parse().ok()?))
+                })
+                .collect(),
         )
-    };
-    let (local, remote) = (hex(local), hex(remote));
-    table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        (f.len() > 7 && f[1] == local && f[2] == remote)
-            .then(|| f[7].parse().ok())
-            .flatten()
-    })
+    }
+
+    /// The uid owning the socket bound to `local` and connected to `remote`.
+    pub fn owner(&self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<u32> {
+        self.0.get(&(local, remote)).copied()
+    }
 }
 
 struct ActiveGuard(Arc<AtomicUsize>);
@@ -561,13 +631,17 @@ mod tests {
 ";
         let server = "127.0.0.1:41394".parse().unwrap();
         let client = "127.0.0.1:50000".parse().unwrap();
-        assert_eq!(socket_owner(table, client, server), Some(65534));
-        assert_eq!(socket_owner(table, server, client), Some(0));
+        let owners = SocketOwners::parse(table);
+        assert_eq!(owners.owner(client, server), Some(65534));
+        assert_eq!(owners.owner(server, client), Some(0));
+        assert_eq!(owners.owner(client, "127.0.0.1:1".parse().unwrap()), None);
+        assert_eq!(SocketOwners::parse("").owner(client, server), None);
+        // A damaged line is skipped, not a reason to give up on the rest.
+        let damaged = format!("{table}   3: zz:1 0100007F:A1B2 01 0 0 0 7 0 4\n");
         assert_eq!(
-            socket_owner(table, client, "127.0.0.1:1".parse().unwrap()),
-            None
+            SocketOwners::parse(&damaged).owner(client, server),
+            Some(65534)
         );
-        assert_eq!(socket_owner("", client, server), None);
     }
 
     /// The live table names this process as the owner of its own client socket.
@@ -585,10 +659,10 @@ mod tests {
             panic!("not IPv4");
         };
         assert_eq!(
-            socket_owner(&table, peer, local),
+            SocketOwners::parse(&table).owner(peer, local),
             Some(rustix::process::geteuid().as_raw())
         );
-        assert!(peer_allowed(&accepted));
+        assert_eq!(PeerTable::read().allowed(vec![accepted]).len(), 1);
         drop(client);
     }
     use rand::{Rng, SeedableRng};
