@@ -2,7 +2,9 @@
 //! status of the real binary (1 for vault's own errors, 2 for command-line
 //! syntax that clap rejects), nothing on stdout, and never a panic
 //! (`support::Running::wait` fails any run whose stderr says "panicked").
-//! Plus the `--help` texts, so a change to them is a deliberate one.
+//! These need the rig: a stored key, a token, STS or a terminal. Mistakes
+//! caught before any of them are in cli_config_errors.rs (no rig), the
+//! `--help` texts and command-line errors in tests/cmd/ (trycmd).
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod support;
@@ -16,99 +18,6 @@ fn requests_signed_with(key_id: &str) -> Vec<StsRequest> {
         .into_iter()
         .filter(|r| r.key_id == key_id)
         .collect()
-}
-
-#[test]
-fn malformed_config_names_the_file_and_line() {
-    let t = TestEnv::new("err_config_syntax");
-    t.write_config("[profile a]\nregion = eu-west-1\n[profile b\nregion = x\n");
-    for args in [
-        &["exec", "a", "--json"][..],
-        &["list"],
-        &["exec", "a", "--", "true"],
-    ] {
-        t.vault(args).run().fails_with(
-            1,
-            "vault: ~/.aws/config line 3: section header \"[profile b\" has no closing \"]\"\n",
-        );
-    }
-    t.write_config("[profile a]\nregion = eu-west-1\nthis is not a setting\n");
-    t.vault(&["exec", "a", "--json"]).run().fails_with(
-        1,
-        "vault: ~/.aws/config line 3: expected \"key = value\", found \"this is not a setting\"\n",
-    );
-    t.write_config("[profile a]\nduration_seconds = 12\n");
-    t.vault(&["exec", "a", "--json"]).run().fails_with(
-        1,
-        "vault: ~/.aws/config line 2: duration_seconds in [profile a] must be a number of \
-         seconds from 900 to 129600 (15 minutes to 36 hours), found \"12\"\n",
-    );
-}
-
-#[test]
-fn unknown_profile_suggests_a_near_name() {
-    let t = TestEnv::new("err_unknown_profile");
-    t.write_config("[profile production]\n\n[profile staging]\n");
-    t.vault(&["exec", "prodution", "--json"]).run().fails_with(
-        1,
-        "vault: profile \"prodution\" is not in ~/.aws/config; did you mean \"production\"?\n\
-         vault: hint: add a [profile prodution] section to ~/.aws/config, or store keys for it \
-         with `vault add prodution`\n",
-    );
-    t.vault(&["exec", "zzz", "--json"]).run().fails_with(
-        1,
-        "vault: profile \"zzz\" is not in ~/.aws/config; its profiles are production, staging\n\
-         vault: hint: add a [profile zzz] section to ~/.aws/config, or store keys for it \
-         with `vault add zzz`\n",
-    );
-}
-
-#[test]
-fn source_profile_loop_is_reported_not_followed() {
-    let t = TestEnv::new("err_source_loop");
-    let (a, b) = (t.role_arn("a"), t.role_arn("b"));
-    t.write_config(&format!(
-        "[profile a]\nsource_profile = b\nrole_arn = {a}\n\n\
-         [profile b]\nsource_profile = a\nrole_arn = {b}\n"
-    ));
-    t.vault(&["exec", "a", "--json"]).run().fails_with(
-        1,
-        "vault: source_profile loop in ~/.aws/config: a → b → a\n\
-         vault: hint: one profile in the loop must use its own stored keys instead of a \
-         source_profile\n",
-    );
-}
-
-#[test]
-fn an_sso_profile_without_its_role_says_what_is_missing() {
-    let t = TestEnv::new("err_sso");
-    t.write_config(
-        "[profile s]\nsso_session = corp\nsso_account_id = 123456789012\n\n\
-         [sso-session corp]\nsso_start_url = https://example.awsapps.com/start\n\
-         sso_region = us-east-1\n",
-    );
-    t.vault(&["exec", "s", "--json"]).run().fails_with(
-        1,
-        "vault: profile \"s\" is configured for SSO, but it has no sso_role_name\n\
-         vault: hint: an SSO profile needs sso_account_id and sso_role_name, and either \
-         sso_session naming an [sso-session NAME] section with sso_start_url and sso_region, \
-         or sso_start_url and sso_region itself (`aws configure sso` writes them)\n",
-    );
-}
-
-#[test]
-fn unknown_backend_lists_the_choices() {
-    let t = TestEnv::new("err_backend");
-    t.write_config("[profile p]\n");
-    for cmd in [
-        t.vault(&["--backend", "nope", "list"]),
-        t.vault(&["list"]).env("VAULT_BACKEND", "nope"),
-    ] {
-        cmd.run().fails_with(
-            1,
-            "vault: unknown backend \"nope\"\nvault: hint: choose one of: keychain, keyutils, file\n",
-        );
-    }
 }
 
 #[test]
@@ -270,37 +179,6 @@ fn add_without_env_and_without_a_terminal_says_to_use_env() {
 }
 
 #[test]
-fn command_line_mistakes_are_usage_errors() {
-    let t = TestEnv::new("err_usage");
-    t.vault(&["exec", "p", "--json", "--", "true"])
-        .run()
-        .fails_with(
-            2,
-            "error: the argument '--json' cannot be used with '[CMD]...'\n\n\
-         Usage: vault exec --json <PROFILE> [-- <CMD>...]\n\n\
-         For more information, try '--help'.\n",
-        );
-    t.vault(&["exec"]).run().fails_with(
-        2,
-        "error: the following required arguments were not provided:\n  <PROFILE>\n\n\
-         Usage: vault exec <PROFILE> [-- <CMD>...]\n\n\
-         For more information, try '--help'.\n",
-    );
-    t.vault(&["frobnicate"]).run().fails_with(
-        2,
-        "error: unrecognized subcommand 'frobnicate'\n\n\
-         \x20 tip: a similar subcommand exists: 'rotate'\n\n\
-         Usage: vault [OPTIONS] <COMMAND>\n\n\
-         For more information, try '--help'.\n",
-    );
-    t.vault(&["--prompt", "gpg", "list"]).run().fails_with(
-        1,
-        "vault: unknown prompt driver \"gpg\": use one of auto, terminal, pinentry, zenity, \
-         kdialog, osascript (--prompt or VAULT_PROMPT)\n",
-    );
-}
-
-#[test]
 fn enroll_refuses_a_seed_on_the_command_line_before_touching_anything() {
     let t = TestEnv::new("err_seed_in_argv");
     t.write_config("[profile p]\nregion = eu-west-1\n");
@@ -390,19 +268,4 @@ fn output_into_a_pipe_whose_reader_left_ends_quietly() {
         assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
     }
-}
-
-#[test]
-fn exec_without_dashes_before_the_command_says_how() {
-    let t = TestEnv::new("err_exec_dashes");
-    t.write_config("[profile admin]\nregion = eu-west-1\n");
-    t.vault(&["exec", "admin", "aws", "s3", "ls"])
-        .run()
-        .fails_with(
-            2,
-            "error: unexpected argument 'aws' found\n\n\
-         Usage: vault exec [OPTIONS] <PROFILE> [-- <CMD>...]\n\n\
-         For more information, try '--help'.\n\
-         vault: hint: put `--` before the command: vault exec admin -- aws s3 ls\n",
-        );
 }
