@@ -651,8 +651,8 @@ mod tests {
     use super::*;
     use vault_profile::config::ConfigFile;
 
-    const OLD: &str = "AKIAOLDKEY0000000001";
-    const NEW: &str = "AKIANEWKEY0000000002";
+    const OLD: &str = "AKIAOLDKEXAMPLE00001";
+    const NEW: &str = "AKIANEWKEXAMPLE00002";
     const OTHER: &str = "AKIAOTHERKEY00000003";
     const MFA: &str = "arn:aws:iam::111111111111:mfa/p";
 

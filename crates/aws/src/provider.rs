@@ -496,7 +496,7 @@ mod tests {
     /// the session token of temporary ones.
     type Signer = (String, Option<String>);
 
-    const KEY_ID: &str = "AKIAUSERKEY000000001";
+    const KEY_ID: &str = "AKIAUSEREXAMPLE00001";
 
     /// Profile u's stored key, as STS sees it.
     fn long_term() -> Signer {
