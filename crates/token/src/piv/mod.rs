@@ -4,7 +4,7 @@
 //! certificate recording its policies, verify its attestation), and ECDH
 //! for the envelope ([`PivUnwrapper`]).
 //!
-//! Card rules this file keeps:
+//! Card rules this module keeps:
 //! - Open by serial only: `YubiKey::open()` refuses to pick when a backup
 //!   key is plugged in too.
 //! - Never reset the card, except to log out a PIN vault verified itself.
