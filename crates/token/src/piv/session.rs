@@ -456,22 +456,49 @@ impl PivToken {
 
     /// One APDU on a second, shared connection to this key's reader: the
     /// yubikey crate has no public APDU layer, nor DELETE KEY or AES
-    /// management keys. What those need (PIV selected, the management key
-    /// authenticated) is the card's state, not the connection's, and
-    /// nothing here selects another applet. The answer with its status.
+    /// management keys. What those need (the management key authenticated)
+    /// is the card's state, not the connection's. The answer with its
+    /// status.
     fn raw_apdu(&self, apdu: &[u8]) -> Result<Vec<u8>, String> {
+        self.raw_exchange(|send| send(apdu))
+    }
+
+    /// Runs `exchange` on a connection of its own, inside one PC/SC
+    /// transaction, with PIV selected first. Another program (ykman, or a
+    /// vault process looking for its key on every reader) may select
+    /// another applet between two commands outside a transaction, which
+    /// drops a half-done mutual authentication and PIV's security status;
+    /// CI saw AES authentication fail so. Re-selecting PIV keeps the PIN
+    /// and management-key status (SP 800-73-4 3.1.1).
+    fn raw_exchange<T>(
+        &self,
+        exchange: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<Vec<u8>, String>) -> Result<T, String>,
+    ) -> Result<T, String> {
         let ctx = pcsc::Context::establish(pcsc::Scope::User).map_err(|e| e.to_string())?;
         let reader = CString::new(self.reader.as_str()).map_err(|e| e.to_string())?;
-        let card = ctx
+        let mut card = ctx
             .connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
             .map_err(|e| e.to_string())?;
-        let mut buf = [0u8; 258];
-        let answer = card
-            .transmit(apdu, &mut buf)
-            .map_err(|e| e.to_string())?
-            .to_vec();
+        let result = {
+            let tx = card.transaction().map_err(|e| e.to_string())?;
+            let mut send = |apdu: &[u8]| -> Result<Vec<u8>, String> {
+                let mut buf = [0u8; 258];
+                tx.transmit(apdu, &mut buf)
+                    .map(<[u8]>::to_vec)
+                    .map_err(|e| e.to_string())
+            };
+            let aid = crate::apdu::PIV_AID;
+            let mut select = vec![0x00, 0xA4, 0x04, 0x00, aid.len() as u8];
+            select.extend_from_slice(aid);
+            let selected = send(&select)?;
+            if selected.ends_with(&[0x90, 0x00]) {
+                exchange(&mut send)
+            } else {
+                Err(format!("SELECT PIV answered {}", hex::encode(&selected)))
+            }
+        };
         let _ = card.disconnect(pcsc::Disposition::LeaveCard);
-        Ok(answer)
+        result
     }
 
     /// Mutual authentication with the AES-192 factory management key of
@@ -494,31 +521,35 @@ impl PivToken {
             1u8, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8,
         ];
         let aes = aes::Aes192::new_from_slice(&key).map_err(|e| failed(e.to_string()))?;
-        let answer = self
-            .raw_apdu(&[0x00, 0x87, 0x0A, 0x9B, 0x04, 0x7C, 0x02, 0x80, 0x00])
+        // Both steps in one transaction: the card forgets its witness as
+        // soon as any other command reaches it.
+        let ok = self
+            .raw_exchange(|send| {
+                let answer = send(&[0x00, 0x87, 0x0A, 0x9B, 0x04, 0x7C, 0x02, 0x80, 0x00])?;
+                // 7C 12 80 10 <witness> 90 00
+                if answer.len() != 22
+                    || answer[..4] != [0x7C, 0x12, 0x80, 0x10]
+                    || answer[20..] != [0x90, 0x00]
+                {
+                    return Ok(false);
+                }
+                let mut witness = GenericArray::clone_from_slice(&answer[4..20]);
+                aes.decrypt_block(&mut witness);
+                let mut challenge = [0u8; 16];
+                rand::rngs::OsRng.fill_bytes(&mut challenge);
+                let mut apdu = vec![0x00, 0x87, 0x0A, 0x9B, 0x26, 0x7C, 0x24, 0x80, 0x10];
+                apdu.extend_from_slice(&witness);
+                apdu.extend_from_slice(&[0x81, 0x10]);
+                apdu.extend_from_slice(&challenge);
+                let answer = send(&apdu)?;
+                let mut expected = GenericArray::clone_from_slice(&challenge);
+                aes.encrypt_block(&mut expected);
+                Ok(answer.len() == 22
+                    && answer[..4] == [0x7C, 0x12, 0x82, 0x10]
+                    && answer[4..20] == expected[..]
+                    && answer[20..] == [0x90, 0x00])
+            })
             .map_err(failed)?;
-        // 7C 12 80 10 <witness> 90 00
-        if answer.len() != 22
-            || answer[..4] != [0x7C, 0x12, 0x80, 0x10]
-            || answer[20..] != [0x90, 0x00]
-        {
-            return Ok(false);
-        }
-        let mut witness = GenericArray::clone_from_slice(&answer[4..20]);
-        aes.decrypt_block(&mut witness);
-        let mut challenge = [0u8; 16];
-        rand::rngs::OsRng.fill_bytes(&mut challenge);
-        let mut apdu = vec![0x00, 0x87, 0x0A, 0x9B, 0x26, 0x7C, 0x24, 0x80, 0x10];
-        apdu.extend_from_slice(&witness);
-        apdu.extend_from_slice(&[0x81, 0x10]);
-        apdu.extend_from_slice(&challenge);
-        let answer = self.raw_apdu(&apdu).map_err(failed)?;
-        let mut expected = GenericArray::clone_from_slice(&challenge);
-        aes.encrypt_block(&mut expected);
-        let ok = answer.len() == 22
-            && answer[..4] == [0x7C, 0x12, 0x82, 0x10]
-            && answer[4..20] == expected[..]
-            && answer[20..] == [0x90, 0x00];
         if ok {
             self.management_authenticated = true;
         }
