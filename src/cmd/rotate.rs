@@ -653,7 +653,7 @@ mod tests {
 
     const OLD: &str = "AKIAOLDKEXAMPLE00001";
     const NEW: &str = "AKIANEWKEXAMPLE00002";
-    const OTHER: &str = "AKIAOTHERKEY00000003";
+    const OTHER: &str = "AKIAOTHEREXAMPLE0003";
     const MFA: &str = "arn:aws:iam::111111111111:mfa/p";
 
     fn key(id: &str, status: &str) -> KeyInfo {
